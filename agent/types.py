@@ -1,0 +1,192 @@
+"""Plain public types. Coordinates are original-image pixels, xyxy, everywhere."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TargetKind = Literal["object", "text"]
+FindingStatus = Literal["found", "not_found", "failed"]
+
+
+class Box(BaseModel):
+    """An axis-aligned box in original-image pixels (x1, y1) top-left, (x2, y2) bottom-right."""
+
+    model_config = ConfigDict(frozen=True)
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @model_validator(mode="after")
+    def _check_order(self) -> "Box":
+        for name in ("x1", "y1", "x2", "y2"):
+            value = getattr(self, name)
+            if not np.isfinite(value):
+                raise ValueError(f"box coordinate {name}={value} is not a finite number")
+        if self.x2 < self.x1 or self.y2 < self.y1:
+            raise ValueError(
+                f"box must have x2 >= x1 and y2 >= y1, got [{self.x1}, {self.y1}, {self.x2}, {self.y2}]"
+            )
+        return self
+
+    @classmethod
+    def from_list(cls, xyxy: Any) -> "Box":
+        values = list(xyxy)
+        if len(values) != 4:
+            raise ValueError(f"a box needs 4 numbers [x1, y1, x2, y2], got {values!r}")
+        return cls(x1=values[0], y1=values[1], x2=values[2], y2=values[3])
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2)
+
+    def to_list(self, ndigits: int | None = 1) -> list[float]:
+        values = [self.x1, self.y1, self.x2, self.y2]
+        return [round(v, ndigits) for v in values] if ndigits is not None else values
+
+    def shift(self, dx: float, dy: float) -> "Box":
+        """Move by (dx, dy): maps a box found in a patch back to the parent image."""
+        return Box(x1=self.x1 + dx, y1=self.y1 + dy, x2=self.x2 + dx, y2=self.y2 + dy)
+
+    def scale(self, sx: float, sy: float | None = None) -> "Box":
+        sy = sx if sy is None else sy
+        return Box(x1=self.x1 * sx, y1=self.y1 * sy, x2=self.x2 * sx, y2=self.y2 * sy)
+
+    def clip(self, width: float, height: float) -> "Box":
+        return Box(
+            x1=min(max(self.x1, 0.0), width),
+            y1=min(max(self.y1, 0.0), height),
+            x2=min(max(self.x2, 0.0), width),
+            y2=min(max(self.y2, 0.0), height),
+        )
+
+    def expand(self, factor: float, width: float, height: float, min_size: float = 0.0) -> "Box":
+        """Grow around the centre by `factor` (SEAL crops at 1.2x), at least `min_size` a side, clipped."""
+        cx, cy = self.center
+        half_w = max(self.width * factor, min_size) / 2
+        half_h = max(self.height * factor, min_size) / 2
+        return Box(x1=cx - half_w, y1=cy - half_h, x2=cx + half_w, y2=cy + half_h).clip(width, height)
+
+    def iou(self, other: "Box") -> float:
+        ix = max(0.0, min(self.x2, other.x2) - max(self.x1, other.x1))
+        iy = max(0.0, min(self.y2, other.y2) - max(self.y1, other.y1))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+
+class Target(BaseModel):
+    """A visual target the VLM says it is missing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    kind: TargetKind = "object"
+    why: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        value = " ".join(str(value).split())
+        if not value:
+            raise ValueError("target name must not be empty")
+        return value
+
+
+class Finding(BaseModel):
+    """What one tool found (or did not find) for one target.
+
+    `crop` and `mask` are kept in memory for TELL and visualisation but left out of JSON dumps.
+    `search` holds the searcher's record (visited patches, why it stopped) when a search ran.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    target: Target
+    status: FindingStatus
+    box: Box | None = None
+    score: float | None = None
+    crop: Image.Image | None = Field(default=None, exclude=True, repr=False)
+    mask: np.ndarray | None = Field(default=None, exclude=True, repr=False)
+    text: str | None = None
+    tool: str
+    error: str | None = None
+    search: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's finding shape: name, kind, status, box, score, text, tool, error."""
+        return {
+            "name": self.target.name,
+            "kind": self.target.kind,
+            "status": self.status,
+            "box": self.box.to_list() if self.box else None,
+            "score": round(self.score, 4) if self.score is not None else None,
+            "text": self.text,
+            "tool": self.tool,
+            "error": self.error,
+        }
+
+
+class Stats(BaseModel):
+    vlm_calls: int = 0
+    tool_calls: int = 0
+    search_steps: int = 0
+    seconds: float = 0.0
+
+
+class Answer(BaseModel):
+    """The agent's answer. `choice` is the 0-based option index when options were given."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    text: str | None
+    choice: int | None = None
+    findings: list[Finding] = Field(default_factory=list)
+    stats: Stats = Field(default_factory=Stats)
+    parse_path: str | None = None
+    trace_id: str | None = None
+    trace_dir: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "choice": self.choice,
+            "findings": [f.to_json() for f in self.findings],
+            "stats": self.stats.model_dump(),
+            "parse_path": self.parse_path,
+            "trace_id": self.trace_id,
+            "trace_dir": self.trace_dir,
+        }
+
+
+class Detection(BaseModel):
+    """One scored box from a detector or cue model (image pixels of the image it was given)."""
+
+    box: Box
+    score: float
+    label: str | None = None
+
+
+class TextLine(BaseModel):
+    """One line of text read by OCR, with its box and recogniser confidence."""
+
+    box: Box
+    text: str
+    score: float

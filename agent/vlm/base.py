@@ -1,0 +1,52 @@
+"""The one protocol every VLM backend follows.
+
+A backend only has to implement `generate`: chat over messages whose content mixes text and
+images. `yes_probability` and `score_options` are optional: backends that can read token
+likelihoods (TransformersVLM) implement them; the agent checks with `hasattr`/`supports`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, Sequence, Union, runtime_checkable
+
+from PIL import Image
+
+Part = Union[str, Image.Image]
+
+
+@dataclass
+class ChatMessage:
+    """One chat turn. `content` is an ordered list of text strings and PIL images."""
+
+    role: Literal["system", "user", "assistant"]
+    content: list[Part] = field(default_factory=list)
+
+    @property
+    def images(self) -> list[Image.Image]:
+        return [p for p in self.content if isinstance(p, Image.Image)]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(p for p in self.content if isinstance(p, str))
+
+
+@dataclass
+class VLMReply:
+    text: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@runtime_checkable
+class VLM(Protocol):
+    """Chat-generate over (text, images) messages. Greedy/deterministic by default."""
+
+    name: str
+
+    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply: ...
+
+
+def supports(vlm: object, capability: Literal["yes_probability", "score_options"]) -> bool:
+    """True when the backend implements an optional likelihood method."""
+    return callable(getattr(vlm, capability, None))
