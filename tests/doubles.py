@@ -1,0 +1,97 @@
+"""Test doubles (they live only in tests/): a scripted VLM and simple tools."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+from PIL import Image
+
+from lookcloser.types import Box, Finding, Target, TextLine
+from lookcloser.vlm.base import ChatMessage, VLMReply
+
+
+class ScriptedVLM:
+    """Answers from a script: a list of replies consumed in order, or a function of the prompt text.
+
+    Records every call (prompt text and image sizes) so tests can check what the agent sent.
+    """
+
+    def __init__(self, script: Sequence[str] | Callable[[str, list[Image.Image]], str], delay: float = 0.0,
+                 name: str = "scripted") -> None:
+        self.name = name
+        self._script = script if callable(script) else list(script)
+        self.delay = delay
+        self.calls: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "scripted", "model": self.name}
+
+    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
+        text = "\n".join(m.text for m in messages)
+        images = [img for m in messages for img in m.images]
+        if self.delay:
+            time.sleep(self.delay)
+        with self._lock:
+            self.calls.append({"text": text, "image_sizes": [img.size for img in images]})
+            if callable(self._script):
+                reply = self._script(text, images)
+            else:
+                if not self._script:
+                    raise AssertionError(f"ScriptedVLM ran out of replies at call {len(self.calls)}: {text[:200]}")
+                reply = self._script.pop(0)
+        return VLMReply(text=reply, input_tokens=len(text.split()), output_tokens=len(reply.split()))
+
+
+class ScriptedScoringVLM(ScriptedVLM):
+    """Also scores options (likelihood path): fixed scores per option index."""
+
+    def __init__(self, script, scores: Sequence[float], **kwargs: Any) -> None:
+        super().__init__(script, **kwargs)
+        self.scores = list(scores)
+
+    def score_options(self, image: Image.Image, question: str, options: list[str]) -> list[float]:
+        return self.scores[: len(options)]
+
+
+class FixedLocalizer:
+    """Returns a found box for known target names, not_found otherwise; optional delay."""
+
+    def __init__(self, boxes: dict[str, tuple[float, float, float, float]], delay: float = 0.0, name: str = "fixed"):
+        self.name = name
+        self.boxes = boxes
+        self.delay = delay
+        self.threads: list[str] = []
+        self._lock = threading.Lock()
+
+    def locate(self, image: Image.Image, target: Target) -> list[Finding]:
+        with self._lock:
+            self.threads.append(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        if target.name not in self.boxes:
+            return [Finding(target=target, status="not_found", tool=self.name)]
+        box = Box.from_list(self.boxes[target.name])
+        return [Finding(target=target, status="found", box=box, score=0.9, tool=self.name,
+                        crop=image.crop(tuple(int(v) for v in box.to_list())))]
+
+
+class ExplodingLocalizer:
+    name = "exploding"
+
+    def locate(self, image: Image.Image, target: Target) -> list[Finding]:
+        raise RuntimeError("model exploded on purpose")
+
+
+class StaticOCR:
+    """An OCR double returning fixed lines (for routing tests that must not depend on RapidOCR)."""
+
+    name = "static_ocr"
+
+    def __init__(self, lines: list[TextLine]):
+        self.lines = lines
+
+    def read(self, image: Image.Image) -> list[TextLine]:
+        return list(self.lines)

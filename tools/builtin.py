@@ -1,0 +1,38 @@
+"""Registers the built-in tools. Factories import their heavy modules only when called."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lookcloser.tools.registry import registry
+
+
+def _rapidocr(**options: Any):
+    from lookcloser.tools.rapidocr import RapidOCRTool
+
+    return RapidOCRTool(**options)
+
+
+def _whole_image(context: Any = None, **options: Any):
+    from lookcloser.tools.whole_image import create_whole_image_localizer
+
+    return create_whole_image_localizer(context=context, **options)
+
+
+def _vstar(context: Any = None, **options: Any):
+    from lookcloser.tools.vstar.localizer import create_vstar_localizer
+
+    return create_vstar_localizer(context=context, **options)
+
+
+def register_builtins() -> None:
+    registry.register("ocr", "rapidocr", _rapidocr, replace=True)
+    registry.register("localizer", "whole_image", _whole_image, replace=True)
+    registry.register("localizer", "vstar", _vstar, replace=True)
+
+
+register_builtins()
+
+#: The tools an Agent uses when the user names none. No detector/segmenter by default:
+#: they need weights from the hub; name them explicitly when you have them.
+DEFAULT_TOOLS: dict[str, str] = {"localizer": "vstar", "ocr": "rapidocr"}

@@ -1,0 +1,67 @@
+"""The simplest localizer: one pass of a tool over the whole image, no zooming.
+
+Kept as a baseline and for images small enough that zooming adds nothing. Text targets go to the
+configured OCR tool (every line read becomes a finding); object targets go to the configured
+detector. It is *not* a substitute for the V* searcher on large images (small details vanish when
+tools downscale a big photo).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from lookcloser.images import crop
+from lookcloser.types import Finding, Target
+
+
+class WholeImageLocalizer:
+    def __init__(self, ocr: Any = None, detector: Any = None, min_score: float = 0.3, crop_factor: float = 1.2):
+        self.name = "whole_image"
+        self.ocr = ocr
+        self.detector = detector
+        self.min_score = min_score
+        self.crop_factor = crop_factor
+
+    def locate(self, image: Image.Image, target: Target) -> list[Finding]:
+        if target.kind == "text":
+            if self.ocr is None:
+                raise LookupError("whole_image localizer needs an 'ocr' tool for text targets")
+            lines = self.ocr.read(image)
+            found = [
+                Finding(target=target, status="found", box=line.box, score=line.score, text=line.text,
+                        crop=self._crop(image, line.box), tool=f"{self.name}+{self.ocr.name}")
+                for line in lines
+            ]
+            return found or [Finding(target=target, status="not_found", tool=f"{self.name}+{self.ocr.name}")]
+        if self.detector is None:
+            raise LookupError(
+                "whole_image localizer needs a 'detector' tool for object targets; none is configured "
+                "(use the default 'vstar' localizer, or pass tools={'detector': ...})"
+            )
+        detections = [d for d in self.detector.detect(image, [target.name])[0] if d.score >= self.min_score]
+        tool = f"{self.name}+{self.detector.name}"
+        if not detections:
+            return [Finding(target=target, status="not_found", tool=tool)]
+        best = max(detections, key=lambda d: d.score)
+        return [Finding(target=target, status="found", box=best.box, score=best.score,
+                        crop=self._crop(image, best.box), tool=tool)]
+
+    def _crop(self, image: Image.Image, box: Any) -> Image.Image:
+        return crop(image, box.expand(self.crop_factor, image.width, image.height, min_size=32))
+
+
+def create_whole_image_localizer(context: Any = None, **options: Any) -> WholeImageLocalizer:
+    ocr = _optional(context, "ocr")
+    detector = _optional(context, "detector")
+    return WholeImageLocalizer(ocr=ocr, detector=detector, **options)
+
+
+def _optional(context: Any, role: str) -> Any:
+    if context is None:
+        return None
+    try:
+        return context.tool(role)
+    except LookupError:
+        return None
