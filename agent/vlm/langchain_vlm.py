@@ -1,0 +1,98 @@
+"""Wrap any LangChain chat model that accepts images as a lookcloser VLM.
+
+Why: users who already configured a LangChain chat model (ChatOpenAI, ChatAnthropic,
+ChatOllama, ...) can plug it in unchanged. Images are sent as `image_url` content blocks with
+base64 data URLs, the multimodal format LangChain chat integrations accept. Decoding settings
+(temperature etc.) belong to the wrapped model; set temperature=0 there for reproducible runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Sequence
+
+from PIL import Image
+
+from lookcloser.errors import VLMError
+from lookcloser.vlm.base import ChatMessage, VLMReply
+from lookcloser.vlm.openai_vlm import image_to_data_url
+
+
+def _model_label(chat_model: Any) -> str:
+    for attr in ("model_name", "model", "model_id"):
+        value = getattr(chat_model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(chat_model).__name__
+
+
+class LangChainVLM:
+    """A `langchain_core` BaseChatModel seen through the VLM protocol."""
+
+    def __init__(
+        self,
+        chat_model: Any,
+        *,
+        max_image_side: int | None = 2048,
+        image_format: Literal["png", "jpeg"] = "png",
+    ) -> None:
+        from langchain_core.language_models import BaseChatModel
+
+        if not isinstance(chat_model, BaseChatModel):
+            raise TypeError(
+                f"LangChainVLM needs a langchain_core BaseChatModel, got {type(chat_model).__name__}"
+            )
+        self.chat_model = chat_model
+        self.max_image_side = max_image_side
+        self.image_format = image_format
+        self.model_id = _model_label(chat_model)
+        self.name = f"langchain:{type(chat_model).__name__}:{self.model_id}"
+
+    def to_langchain_messages(self, messages: Sequence[ChatMessage]) -> list[Any]:
+        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+        kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+        out = []
+        for message in messages:
+            if message.role not in kinds:
+                raise ValueError(f"unknown chat role {message.role!r}: use system, user or assistant")
+            if not message.images:
+                out.append(kinds[message.role](content=message.text))
+                continue
+            blocks: list[dict[str, Any]] = []
+            for part in message.content:
+                if isinstance(part, Image.Image):
+                    url = image_to_data_url(part, max_side=self.max_image_side, image_format=self.image_format)
+                    blocks.append({"type": "image_url", "image_url": {"url": url}})
+                elif isinstance(part, str):
+                    blocks.append({"type": "text", "text": part})
+                else:
+                    raise TypeError(
+                        f"message content parts must be str or PIL.Image.Image, got {type(part).__name__}"
+                    )
+            out.append(kinds[message.role](content=blocks))
+        return out
+
+    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
+        """Invoke the chat model. `max_new_tokens` is advisory: the wrapped model's own limit applies."""
+        lc_messages = self.to_langchain_messages(messages)
+        try:
+            reply = self.chat_model.invoke(lc_messages)
+        except Exception as exc:  # integrations raise their own error types
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise VLMError(f"{self.name} failed: {type(exc).__name__}: {first}") from exc
+        text = reply.text if isinstance(getattr(reply, "text", None), str) else str(reply.content)
+        usage = getattr(reply, "usage_metadata", None) or {}
+        return VLMReply(
+            text=text.strip(), input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens")
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": "langchain",
+            "model": self.model_id,
+            "device": type(self.chat_model).__name__,
+            "dtype": None,
+        }
+
+    def __repr__(self) -> str:
+        return f"LangChainVLM({type(self.chat_model).__name__}, model={self.model_id!r})"

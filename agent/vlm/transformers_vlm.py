@@ -1,0 +1,328 @@
+"""Local VLM through Hugging Face `transformers` (AutoProcessor + AutoModelForImageTextToText).
+
+Why this backend: it runs any image-text-to-text chat checkpoint (Qwen2.5-VL by default) on the
+user's machine and, unlike an HTTP endpoint, exposes next-token logits. That lets the agent ask
+for calibrated yes/no probabilities and option likelihoods instead of parsing free text.
+
+The model loads lazily on first use, exactly once, under a lock (agents may call from threads).
+torch/transformers are imported inside methods so `import lookcloser` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from PIL import Image
+
+from lookcloser.errors import ModelLoadError, VLMError
+from lookcloser.vlm.base import ChatMessage, VLMReply
+
+DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+#: Default pixel budget per image (1280 Qwen merged patches of 28x28 px): ~1 MP, ~1.3k vision tokens.
+DEFAULT_MAX_IMAGE_PIXELS = 1280 * 28 * 28
+
+_DTYPES = {
+    "float32": "float32", "fp32": "float32", "float": "float32",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "fp16": "float16", "half": "float16",
+}
+_YES_WORDS = ("Yes", "yes", "YES")
+_NO_WORDS = ("No", "no", "NO")
+_FIX_HINT = (
+    "download the model ahead of time and pass its local directory via --vlm transformers:/path/to/model, "
+    "or serve it and use --vlm openai:MODEL@http://host:port/v1"
+)
+
+
+def _short(exc: BaseException, limit: int = 160) -> str:
+    """First line of an exception, shortened: enough to diagnose, no traceback walls."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _looks_like_path(model: str) -> bool:
+    """A hub id is 'name' or 'org/name'; anything else (absolute, ./, ~, deeper) is a local path."""
+    return (
+        model.startswith(("/", ".", "~", "\\"))
+        or model.count("/") > 1
+        or "\\" in model
+        or (len(model) > 1 and model[1] == ":")  # Windows drive letter
+    )
+
+
+def downscale(image: Image.Image, max_pixels: int | None) -> Image.Image:
+    """Shrink `image` (keeping aspect ratio) so width*height <= max_pixels; never upscales."""
+    if max_pixels is None or image.width * image.height <= max_pixels:
+        return image
+    scale = math.sqrt(max_pixels / (image.width * image.height))
+    width = max(1, int(image.width * scale))
+    height = max(1, int(image.height * scale))
+    return image.resize((width, height), Image.Resampling.BICUBIC)
+
+
+class TransformersVLM:
+    """A local `transformers` VLM. `model` is a hub id or a local checkpoint directory."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "auto",
+        dtype: Any = "auto",
+        load_in_8bit: bool = False,
+        load_in_4bit: bool = False,
+        max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+        trust_remote_code: bool = False,
+    ) -> None:
+        if not isinstance(model, (str, Path)) or not str(model).strip():
+            raise ValueError(f"TransformersVLM model must be a hub id or a local directory, got {model!r}")
+        if load_in_8bit and load_in_4bit:
+            raise ValueError("choose one of load_in_8bit and load_in_4bit, not both")
+        if (load_in_8bit or load_in_4bit) and importlib.util.find_spec("bitsandbytes") is None:
+            flag = "load_in_8bit" if load_in_8bit else "load_in_4bit"
+            raise ModelLoadError(
+                f"{flag}=True needs the bitsandbytes package (CUDA only): pip install bitsandbytes"
+            )
+        if max_image_pixels is not None and max_image_pixels < 28 * 28:
+            raise ValueError(f"max_image_pixels must be at least {28 * 28} or None, got {max_image_pixels}")
+        if isinstance(dtype, str) and dtype != "auto" and dtype.lower() not in _DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}: use 'auto' or one of {sorted(set(_DTYPES.values()))}")
+        self.model_id = str(model)
+        self.requested_device = device
+        self.requested_dtype = dtype
+        self.load_in_8bit = load_in_8bit
+        self.load_in_4bit = load_in_4bit
+        self.max_image_pixels = max_image_pixels
+        self.trust_remote_code = trust_remote_code
+        self.name = f"transformers:{self.model_id}"
+        self.model: Any = None
+        self.processor: Any = None
+        self.device: str | None = None
+        self.dtype: Any = None
+        self._lock = threading.Lock()
+        self._yes_no_ids: tuple[list[int], list[int]] | None = None
+
+    # ------------------------------------------------------------------ loading
+    def load(self) -> "TransformersVLM":
+        """Load processor and weights now (otherwise the first call does it). Safe to call twice."""
+        if self.model is not None:
+            return self
+        with self._lock:
+            if self.model is None:
+                self._load_locked()
+        return self
+
+    def _resolve_device(self, torch: Any) -> str:
+        device = str(self.requested_device)
+        if device != "auto":
+            return device
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+
+    def _resolve_dtype(self, torch: Any, device: str) -> Any:
+        dtype = self.requested_dtype
+        if isinstance(dtype, torch.dtype):
+            return dtype
+        if dtype == "auto":
+            if device.startswith("cuda"):
+                return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            if device.startswith("mps"):
+                return torch.float16
+            return torch.float32  # CPU: bf16 matmuls are slow and lossy on most CPUs
+        return getattr(torch, _DTYPES[str(dtype).lower()])
+
+    def _load_locked(self) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        source = self.model_id
+        local = Path(source).expanduser()
+        if local.exists():
+            if not local.is_dir():
+                raise ModelLoadError(f"VLM model path {source} is a file; pass the checkpoint directory")
+            source = str(local)
+        elif _looks_like_path(source):
+            raise ModelLoadError(f"VLM model directory not found: {source}; {_FIX_HINT}")
+
+        device = self._resolve_device(torch)
+        dtype = self._resolve_dtype(torch, device)
+        kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": self.trust_remote_code}
+        quantized = self.load_in_8bit or self.load_in_4bit
+        if quantized:
+            from transformers import BitsAndBytesConfig
+
+            if self.load_in_4bit:
+                kwargs["quantization_config"] = BitsAndBytesConfig(
+                    load_in_4bit=True, bnb_4bit_compute_dtype=dtype, bnb_4bit_quant_type="nf4"
+                )
+            else:
+                kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+            kwargs["device_map"] = "auto" if self.requested_device == "auto" else {"": device}
+        try:
+            processor = AutoProcessor.from_pretrained(source, trust_remote_code=self.trust_remote_code)
+            model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+            if not quantized:
+                model = model.to(device)
+        except Exception as exc:  # hub/network/format errors come in many types
+            where = "local directory" if local.exists() else "Hugging Face hub id"
+            raise ModelLoadError(
+                f"could not load VLM {self.model_id!r} ({where}): {_short(exc)}; {_FIX_HINT}"
+            ) from exc
+        model.eval()
+        self.processor = processor
+        self.device = str(getattr(model, "device", device))
+        self.dtype = getattr(model, "dtype", dtype)
+        self.model = model  # set last: other threads treat a non-None model as "loaded"
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def tokenizer(self) -> Any:
+        self.load()
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    def _encode(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> Any:
+        """Chat template + processor -> model inputs on the model's device."""
+        self.load()
+        chat: list[dict[str, Any]] = []
+        images: list[Image.Image] = []
+        for message in messages:
+            parts: list[dict[str, Any]] = []
+            for part in message.content:
+                if isinstance(part, Image.Image):
+                    images.append(downscale(part.convert("RGB"), self.max_image_pixels))
+                    parts.append({"type": "image"})
+                elif isinstance(part, str):
+                    parts.append({"type": "text", "text": part})
+                else:
+                    raise TypeError(
+                        f"message content parts must be str or PIL.Image.Image, got {type(part).__name__}"
+                    )
+            chat.append({"role": message.role, "content": parts})
+        text = self.processor.apply_chat_template(chat, add_generation_prompt=add_generation_prompt, tokenize=False)
+        inputs = self.processor(text=[text], images=images or None, return_tensors="pt")
+        # Floating tensors (pixel values) follow the model dtype; ids/masks keep theirs.
+        return inputs.to(self.model.device, dtype=self.model.dtype)
+
+    @staticmethod
+    def _question(image: Image.Image | Sequence[Image.Image] | None, prompt: str) -> list[ChatMessage]:
+        if image is None:
+            images: list[Image.Image] = []
+        elif isinstance(image, Image.Image):
+            images = [image]
+        else:
+            images = list(image)
+        return [ChatMessage("user", [*images, prompt])]
+
+    # ------------------------------------------------------------------ protocol
+    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
+        """Greedy chat generation. Token counts include the image tokens of the prompt."""
+        import torch
+
+        inputs = self._encode(messages)
+        prompt_len = int(inputs["input_ids"].shape[1])
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        new_tokens = output[0, prompt_len:]
+        pad_id = getattr(self.tokenizer, "pad_token_id", None)
+        eos_id = getattr(self.tokenizer, "eos_token_id", None)
+        if pad_id is not None and pad_id != eos_id:
+            new_tokens = new_tokens[new_tokens != pad_id]
+        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
+        return VLMReply(text=text.strip(), input_tokens=prompt_len, output_tokens=int(new_tokens.numel()))
+
+    def _yes_no_token_ids(self) -> tuple[list[int], list[int]]:
+        """Single-token spellings of yes/no in this tokenizer (multi-token spellings are skipped)."""
+        if self._yes_no_ids is None:
+            tok = self.tokenizer
+
+            def single(words: Sequence[str]) -> list[int]:
+                ids = set()
+                for word in words:
+                    encoded = tok.encode(word, add_special_tokens=False)
+                    if len(encoded) == 1:
+                        ids.add(int(encoded[0]))
+                return sorted(ids)
+
+            yes, no = single(_YES_WORDS), single(_NO_WORDS)
+            if not yes or not no or set(yes) & set(no):
+                raise VLMError(
+                    f"{self.name}: the tokenizer has no distinct single-token 'Yes'/'No' "
+                    f"(yes ids {yes}, no ids {no}); yes_probability is not available for this model"
+                )
+            self._yes_no_ids = (yes, no)
+        return self._yes_no_ids
+
+    def yes_probability(self, image: Image.Image | Sequence[Image.Image] | None, prompt: str) -> float:
+        """P(yes) from one forward pass: softmax of next-token logits over the Yes/No token ids."""
+        import torch
+
+        yes, no = self._yes_no_token_ids()
+        inputs = self._encode(self._question(image, prompt))
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits[0, -1].float()
+        log_yes = torch.logsumexp(logits[yes], dim=0)
+        log_no = torch.logsumexp(logits[no], dim=0)
+        return float(torch.sigmoid(log_yes - log_no))
+
+    def score_options(
+        self, image: Image.Image | Sequence[Image.Image] | None, question: str, options: Sequence[str]
+    ) -> list[float]:
+        """Mean per-token log-likelihood of each option as the assistant's reply to `question`.
+
+        The prompt is encoded once by the processor; each option's tokens are appended to it
+        (so no tokenizer boundary merges) and scored with one teacher-forced forward pass each.
+        """
+        import torch
+
+        if not options:
+            raise ValueError("score_options needs at least one option")
+        prompt = self._encode(self._question(image, question))
+        ids = prompt["input_ids"]
+        prompt_len = int(ids.shape[1])
+        per_token = [k for k, v in prompt.items() if hasattr(v, "shape") and tuple(v.shape) == tuple(ids.shape)]
+        scores: list[float] = []
+        for option in options:
+            if not isinstance(option, str) or not option:
+                raise ValueError(f"options must be non-empty strings, got {option!r}")
+            option_ids = self.tokenizer.encode(option, add_special_tokens=False)
+            extra = torch.tensor([option_ids], dtype=ids.dtype, device=ids.device)
+            inputs = dict(prompt)
+            for key in per_token:
+                if key == "input_ids":
+                    tail = extra
+                elif key == "attention_mask":
+                    tail = torch.ones_like(extra, dtype=prompt[key].dtype)
+                else:  # token-type style masks: option tokens are plain text (0)
+                    tail = torch.zeros_like(extra, dtype=prompt[key].dtype)
+                inputs[key] = torch.cat([prompt[key], tail], dim=1)
+            with torch.inference_mode():
+                logits = self.model(**inputs).logits[0].float()
+            logprobs = torch.log_softmax(logits[prompt_len - 1 : -1], dim=-1)
+            picked = logprobs.gather(1, extra[0].unsqueeze(1)).squeeze(1)
+            scores.append(float(picked.mean()))
+        return scores
+
+    def describe(self) -> dict[str, Any]:
+        """Backend facts for traces and eval records (device/dtype are resolved once loaded)."""
+        quant = "8bit" if self.load_in_8bit else "4bit" if self.load_in_4bit else None
+        return {
+            "backend": "transformers",
+            "model": self.model_id,
+            "device": self.device or str(self.requested_device),
+            "dtype": str(self.dtype).replace("torch.", "") if self.dtype is not None else str(self.requested_dtype),
+            "quantization": quant,
+            "max_image_pixels": self.max_image_pixels,
+            "loaded": self.model is not None,
+        }
+
+    def __repr__(self) -> str:
+        return f"TransformersVLM({self.model_id!r}, device={self.requested_device!r}, dtype={self.requested_dtype!r})"

@@ -1,0 +1,206 @@
+"""TransformersVLM on a tiny random-weight Qwen2.5-VL loaded from a local directory.
+
+Weights are random, so the text is gibberish; the tests check the real processor -> model
+path: token counts, lazy single load, likelihood math and error messages.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+from PIL import Image
+
+from lookcloser.errors import ModelLoadError
+from lookcloser.vlm import ChatMessage, TransformersVLM, VLMReply, supports
+from lookcloser.vlm.transformers_vlm import downscale
+
+
+@pytest.fixture(scope="module")
+def vlm(tiny_qwen_path):
+    return TransformersVLM(str(tiny_qwen_path), device="cpu", dtype="float32").load()
+
+
+def _image(color=(200, 30, 30), size=(120, 90)):
+    return Image.new("RGB", size, color)
+
+
+def test_generate_returns_text_and_token_counts(vlm):
+    reply = vlm.generate([ChatMessage("user", [_image(), "What color is the sign?"])], max_new_tokens=6)
+    assert isinstance(reply, VLMReply)
+    assert isinstance(reply.text, str) and reply.text
+    assert 1 <= reply.output_tokens <= 6
+    text_only = vlm.generate([ChatMessage("user", ["What color is the sign?"])], max_new_tokens=2)
+    # The image adds vision pad tokens to the prompt.
+    assert reply.input_tokens > text_only.input_tokens > 5
+
+
+def test_generate_is_greedy_and_deterministic(vlm):
+    messages = [ChatMessage("system", ["You are a helpful assistant."]), ChatMessage("user", [_image(), "Is there a dog?"])]
+    assert vlm.generate(messages, max_new_tokens=5).text == vlm.generate(messages, max_new_tokens=5).text
+
+
+def test_multi_image_messages(vlm):
+    one = vlm.generate([ChatMessage("user", [_image(), "Compare."])], max_new_tokens=2)
+    two = vlm.generate(
+        [ChatMessage("user", [_image(), _image((0, 0, 255), (60, 200)), "Compare."])], max_new_tokens=2
+    )
+    assert two.input_tokens > one.input_tokens
+    # Images in several turns are all passed through, in order.
+    turns = [
+        ChatMessage("user", [_image(), "Look at this."]),
+        ChatMessage("assistant", ["I need to look closer."]),
+        ChatMessage("user", [_image((0, 255, 0), (64, 64)), "Here is a crop."]),
+    ]
+    assert vlm.generate(turns, max_new_tokens=2).input_tokens > one.input_tokens
+
+
+def test_loads_once_even_from_threads(tiny_qwen_path, monkeypatch):
+    import transformers
+
+    calls = []
+    original = transformers.AutoModelForImageTextToText.from_pretrained
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForImageTextToText, "from_pretrained", counting)
+    fresh = TransformersVLM(str(tiny_qwen_path), device="cpu")
+    assert fresh.model is None and calls == []  # lazy: constructing loads nothing
+    threads = [threading.Thread(target=fresh.load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    fresh.generate([ChatMessage("user", ["hi"])], max_new_tokens=1)
+    assert calls == [str(tiny_qwen_path)]
+    assert fresh.describe() == {
+        "backend": "transformers",
+        "model": str(tiny_qwen_path),
+        "device": "cpu",
+        "dtype": "float32",
+        "quantization": None,
+        "max_image_pixels": fresh.max_image_pixels,
+        "loaded": True,
+    }
+    assert fresh.name == f"transformers:{tiny_qwen_path}"
+
+
+def test_yes_probability_matches_logits(vlm):
+    import torch
+
+    assert supports(vlm, "yes_probability") and supports(vlm, "score_options")
+    image = _image()
+    p = vlm.yes_probability(image, "Is the sign red? Answer Yes or No.")
+    assert 0.0 <= p <= 1.0
+    # Recompute by hand from the full next-token distribution.
+    tok = vlm.tokenizer
+    yes_ids = {tok.convert_tokens_to_ids(w) for w in ("Yes", "yes")} - {tok.unk_token_id, None}
+    no_ids = {tok.convert_tokens_to_ids(w) for w in ("No", "no")} - {tok.unk_token_id, None}
+    assert yes_ids and no_ids
+    inputs = vlm._encode([ChatMessage("user", [image, "Is the sign red? Answer Yes or No."])])
+    with torch.inference_mode():
+        probs = vlm.model(**inputs).logits[0, -1].float().softmax(-1)
+    p_yes = float(probs[sorted(yes_ids)].sum())
+    p_no = float(probs[sorted(no_ids)].sum())
+    assert p == pytest.approx(p_yes / (p_yes + p_no), rel=1e-4)
+    # A different image changes the answer distribution: the image really reaches the model.
+    assert vlm.yes_probability(_image((0, 0, 255)), "Is the sign red? Answer Yes or No.") != p
+
+
+def test_score_options_single_tokens_follow_next_token_logits(vlm):
+    import torch
+
+    image = _image()
+    question = "Which option?"
+    inputs = vlm._encode([ChatMessage("user", [image, question])])
+    with torch.inference_mode():
+        logprobs = vlm.model(**inputs).logits[0, -1].float().log_softmax(-1)
+    tok = vlm.tokenizer
+    special = set(tok.all_special_ids)
+    # Tokens whose text re-encodes to exactly that token (byte fragments do not), best first.
+    ranked = [
+        i
+        for i in logprobs.argsort(descending=True).tolist()
+        if i not in special and tok.encode(tok.decode([i]), add_special_tokens=False) == [i]
+    ]
+    assert len(ranked) > 50
+    picks = [ranked[0], ranked[1], ranked[len(ranked) // 2], ranked[-1]]
+    options = [tok.decode([i]) for i in picks]
+    scores = vlm.score_options(image, question, options)
+    assert len(scores) == 4
+    # For one-token options the score is that token's next-token log-probability.
+    assert scores == pytest.approx([float(logprobs[i]) for i in picks], abs=1e-4)
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_score_options_multi_token_mean(vlm):
+    image = _image()
+    scores = vlm.score_options(image, "Which color?", ["The sign is red.", "B", "The sign is red."])
+    assert len(scores) == 3
+    assert all(math.isfinite(s) and s <= 0.0 for s in scores)
+    assert scores[0] == pytest.approx(scores[2])  # deterministic
+    assert scores[0] != scores[1]
+
+
+def test_score_options_rejects_empty(vlm):
+    with pytest.raises(ValueError, match="at least one option"):
+        vlm.score_options(_image(), "q", [])
+    with pytest.raises(ValueError, match="non-empty strings"):
+        vlm.score_options(_image(), "q", ["A", ""])
+
+
+def test_max_image_pixels_limits_vision_tokens(tiny_qwen_path, vlm):
+    small = TransformersVLM(str(tiny_qwen_path), device="cpu", max_image_pixels=28 * 28 * 8)
+    big_image = _image(size=(400, 300))
+    messages = [ChatMessage("user", [big_image, "What is it?"])]
+    limited = small.generate(messages, max_new_tokens=1).input_tokens
+    unlimited = vlm.generate(messages, max_new_tokens=1).input_tokens
+    assert limited < unlimited
+
+
+def test_downscale_keeps_aspect_and_budget():
+    image = _image(size=(4032, 3024))
+    out = downscale(image, 1_000_000)
+    assert out.width * out.height <= 1_000_000
+    assert abs(out.width / out.height - 4032 / 3024) < 0.01
+    assert downscale(image, None) is image
+    assert downscale(_image(size=(10, 10)), 1_000_000).size == (10, 10)  # never upscales
+
+
+def test_missing_local_path_gives_one_line_model_load_error(tmp_path):
+    missing = tmp_path / "no-such-model"
+    vlm = TransformersVLM(str(missing), device="cpu")
+    with pytest.raises(ModelLoadError) as info:
+        vlm.generate([ChatMessage("user", ["hi"])])
+    message = str(info.value)
+    assert str(missing) in message
+    assert "--vlm transformers:" in message and "openai:" in message
+    assert "\n" not in message
+
+
+def test_directory_without_checkpoint_gives_model_load_error(tmp_path):
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    with pytest.raises(ModelLoadError) as info:
+        TransformersVLM(str(empty), device="cpu").load()
+    message = str(info.value)
+    assert repr(str(empty)) in message and "\n" not in message and len(message) < 600
+
+
+def test_bad_options_are_rejected_early():
+    with pytest.raises(ValueError, match="dtype"):
+        TransformersVLM("x/y", dtype="float8")
+    with pytest.raises(ValueError, match="not both"):
+        TransformersVLM("x/y", load_in_8bit=True, load_in_4bit=True)
+
+
+def test_quantization_without_bitsandbytes_is_a_clear_error():
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is not None:
+        pytest.skip("bitsandbytes is installed here")
+    with pytest.raises(ModelLoadError, match="pip install bitsandbytes"):
+        TransformersVLM("Qwen/Qwen2.5-VL-3B-Instruct", load_in_4bit=True)
