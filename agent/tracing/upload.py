@@ -1,0 +1,83 @@
+"""Send a saved trace to LangSmith with `langsmith.Client.batch_ingest_runs`.
+
+The trace is validated first (LangSmith needs trace_id and dotted_order, and a broken tree shows
+up badly there). Image references stay relative-path strings. The client reports send failures
+through a warning and a callback rather than an exception, so both are captured here and turned
+into an UploadError.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lookcloser.errors import LookCloserError
+from lookcloser.tracing.store import load_trace, validate_trace
+
+if TYPE_CHECKING:  # pragma: no cover
+    import langsmith
+
+
+class UploadError(LookCloserError, RuntimeError):
+    """LangSmith did not accept the trace; the message carries the client's error."""
+
+
+@dataclass
+class UploadResult:
+    trace_id: str
+    runs: int
+    project_name: str
+
+
+class _FailureLog(logging.Handler):
+    """Collects the langsmith client's 'Failed to ... ingest' warnings during one upload."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "Failed to" in message:
+            self.messages.append(message)
+
+
+def _for_upload(record: dict[str, Any], project_name: str) -> dict[str, Any]:
+    run = {key: value for key, value in record.items() if value is not None}
+    run["session_name"] = project_name
+    return run
+
+
+def upload_trace(trace_dir: str | os.PathLike, client: "langsmith.Client | None" = None,
+                 project_name: str | None = None) -> UploadResult:
+    """Validate the trace in `trace_dir` and batch-ingest all its runs into `project_name`.
+
+    `client=None` makes a `langsmith.Client()` from the environment (LANGSMITH_API_KEY,
+    LANGSMITH_ENDPOINT); `project_name=None` uses LANGSMITH_PROJECT (or "default").
+    """
+    import langsmith  # noqa: PLC0415
+    from langsmith.utils import get_tracer_project  # noqa: PLC0415
+
+    runs = load_trace(trace_dir)
+    validate_trace(runs)
+    project_name = project_name or get_tracer_project()
+    callback_errors: list[BaseException] = []
+    if client is None:
+        client = langsmith.Client(auto_batch_tracing=False, tracing_error_callback=callback_errors.append)
+    failures = _FailureLog()
+    client_logger = logging.getLogger("langsmith.client")
+    client_logger.addHandler(failures)
+    try:
+        client.batch_ingest_runs(create=[_for_upload(r, project_name) for r in runs])
+    except Exception as exc:  # noqa: BLE001  (a user error from the client: say which trace)
+        raise UploadError(f"uploading '{Path(trace_dir)}' to LangSmith failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        client_logger.removeHandler(failures)
+    problems = [f"{type(e).__name__}: {e}" for e in callback_errors] or failures.messages
+    if problems:
+        raise UploadError(f"uploading '{Path(trace_dir)}' to LangSmith failed: {problems[0]}")
+    root = next(r for r in runs if not r.get("parent_run_id"))
+    return UploadResult(trace_id=str(root["id"]), runs=len(runs), project_name=project_name)
