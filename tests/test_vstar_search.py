@@ -1,0 +1,209 @@
+"""The V* search algorithm on synthetic cue models with known optima."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookcloser.tools.vstar.config import SearchConfig
+from lookcloser.tools.vstar.cue import CueOutput
+from lookcloser.tools.vstar.search import dedupe_lines, is_leaf, rect_mass, search, split_box
+from lookcloser.tracing.core import start_trace
+from lookcloser.types import Box, Detection
+from lookcloser.usage import track_usage
+from vstar_fakes import Blob, FakeTextCue, SyntheticCue, Thing, coord_image
+
+CFG = SearchConfig()
+
+
+def boxes(items):
+    return [b.to_list(None) for b in items]
+
+
+def test_split_tall_wide_square_and_remainder():
+    tall = split_box(Box(x1=10, y1=0, x2=110, y2=303), CFG)  # h/w = 3.03 -> 1 col x 4 rows
+    assert boxes(tall) == [[10, 0, 110, 75], [10, 75, 110, 150], [10, 150, 110, 225], [10, 225, 110, 303]]
+    wide = split_box(Box(x1=0, y1=5, x2=403, y2=105), CFG)  # h/w = 0.248 -> 4 cols x 1 row
+    assert boxes(wide) == [[0, 5, 100, 105], [100, 5, 200, 105], [200, 5, 300, 105], [300, 5, 403, 105]]
+    square = split_box(Box(x1=0, y1=0, x2=301, y2=201), CFG)  # 0.67 -> 2 x 2, row-major
+    assert boxes(square) == [[0, 0, 150, 100], [150, 0, 301, 100], [0, 100, 150, 201], [150, 100, 301, 201]]
+    # exactly at the ratios: h/w == 2 is tall, h/w == 0.5 is wide
+    assert len({b.x1 for b in split_box(Box(x1=0, y1=0, x2=100, y2=200), CFG)}) == 1
+    assert len({b.y1 for b in split_box(Box(x1=0, y1=0, x2=200, y2=100), CFG)}) == 1
+    assert split_box(Box(x1=0, y1=0, x2=1, y2=1), CFG) == []
+
+
+def test_min_size_and_leaf_rule():
+    assert CFG.min_patch_size(1000, 800) == 224
+    assert CFG.min_patch_size(4000, 3001) == 751  # ceil(3001 / 4)
+    assert is_leaf(Box(x1=0, y1=0, x2=900, y2=224), 224)  # shorter side at the size: leaf
+    assert not is_leaf(Box(x1=0, y1=0, x2=225, y2=225), 224)
+    # a flat map and no target: every patch is visited down to the leaves, leaves are never split
+    cue = SyntheticCue(blobs=[])
+    result = search(coord_image(896, 896), "thing", cue, CFG)
+    assert result.stop_reason == "exhausted" and not result.found
+    assert [s.level for s in result.steps].count(3) == 16 and len(result.steps) == 21
+    for step in result.steps:
+        assert step.leaf == (min(step.box.width, step.box.height) <= 224)
+        assert (step.children == 0) == step.leaf
+    assert all(s.box.width == 224 and s.box.height == 224 for s in result.steps if s.level == 3)
+
+
+def test_rect_mass_is_exact_for_fractional_cells():
+    heat = np.ones((4, 4))
+    patch = Box(x1=100, y1=100, x2=140, y2=140)  # 10 px per cell
+    assert rect_mass(heat, Box(x1=100, y1=100, x2=120, y2=140), patch) == pytest.approx(8.0)
+    assert rect_mass(heat, Box(x1=105, y1=100, x2=110, y2=110), patch) == pytest.approx(0.5)
+
+
+def test_global_best_first_leaves_a_deep_branch_for_a_better_shallow_sibling():
+    # Root map: a strong blob in the top-left quadrant, a slightly weaker one bottom-right.
+    # Inside the top-left quadrant the blob is wide, so its four children each get only 1/4:
+    # their priorities fall below the bottom-right quadrant, which must be visited next.
+    blobs = [Blob(224, 224, 150, 1.0), Blob(672, 672, 120, 0.9)]
+    cue = SyntheticCue(blobs=blobs)
+    result = search(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=4))
+    order = [(s.level, s.box.to_list(None)) for s in result.steps]
+    assert order[0] == (1, [0, 0, 896, 896])
+    assert order[1] == (2, [0, 0, 448, 448])
+    assert order[2] == (2, [448, 448, 896, 896])  # the shallow sibling beats the deep branch
+    assert result.steps[1].children == 4
+    # priorities are the official ancestor-weighted sums
+    assert result.steps[1].priority > result.steps[2].priority > 0
+
+
+def test_stops_at_confident_hit_and_maps_coordinates_back_through_levels():
+    # 4000x1000 (leaf size 250): 4 columns of 1000 -> 2x2 of 500 -> 2x2 of 250 (leaf); the thing
+    # is only detectable in a level-4 patch.
+    target = Box(x1=1613.5, y1=640.25, x2=1640.0, y2=660.75)
+    cue = SyntheticCue(blobs=[Blob(1626, 650, 40)], things=[Thing(target, 0.8, visible_side=260)])
+    result = search(coord_image(4000, 1000), "thing", cue, CFG)
+    assert result.found and result.stop_reason == "confident"
+    assert result.best.box == target and result.best.score == 0.8
+    final = result.steps[-1]
+    assert final.level == 4 and final.box.to_list(None) == [1500, 500, 1750, 750]
+    assert len(result.steps) == 4  # straight down the hot branch: 1 + 1 + 1 + 1
+    assert cue.seen == [s.box for s in result.steps]  # the cue really got those pixels
+
+
+def test_best_seen_fallback_and_not_found():
+    target = Box(x1=100, y1=100, x2=130, y2=120)
+    fallback = search(coord_image(896, 896), "thing",
+                      SyntheticCue(blobs=[Blob(115, 110, 50)], things=[Thing(target, 0.4, 10_000)]), CFG)
+    assert fallback.found and fallback.stop_reason == "best_seen"
+    assert fallback.best.box == target and len(fallback.steps) == 21  # looked everywhere first
+    missing = search(coord_image(896, 896), "thing",
+                     SyntheticCue(blobs=[Blob(115, 110, 50)], things=[Thing(target, 0.2, 10_000)]), CFG)
+    assert not missing.found and missing.stop_reason == "exhausted"
+    absent = search(coord_image(896, 896), "thing", SyntheticCue(blobs=[Blob(115, 110, 50)]), CFG)
+    assert not absent.found and absent.best is None and absent.summary()["best"] is None
+
+
+def test_deterministic():
+    def run():
+        cue = SyntheticCue(blobs=[Blob(300, 500, 80), Blob(700, 200, 60, 0.7)],
+                           things=[Thing(Box(x1=690, y1=190, x2=710, y2=210), 0.45, 300)])
+        summary = search(coord_image(1000, 800), "thing", cue, CFG).summary()
+        summary.pop("seconds")
+        return json.dumps(summary, sort_keys=True)
+
+    assert run() == run()
+
+
+def test_budget_stops():
+    cue = SyntheticCue(blobs=[])
+    by_steps = search(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=3))
+    assert by_steps.stop_reason == "budget" and len(by_steps.steps) == 3
+    by_time = search(coord_image(896, 896), "thing", cue, CFG.with_options(max_seconds=1e-9))
+    assert by_time.stop_reason == "budget" and len(by_time.steps) == 0
+
+
+def test_context_cue_used_when_weak_skipped_when_absent():
+    weak = [Blob(100, 100, 30, 0.2)]  # peak 0.2 < strong 0.5
+    calls = []
+
+    def prior(patch, phrase):
+        calls.append(patch.size)
+        heat = np.zeros((8, 8))
+        heat[6:, 6:] = 1.0  # "it is usually bottom-right"
+        return heat
+
+    with_ctx = search(coord_image(896, 896), "thing", SyntheticCue(blobs=weak), CFG.with_options(max_steps=2),
+                      context_cue=prior)
+    assert with_ctx.steps[0].context == "used" and with_ctx.context_calls == 2 and calls[0] == (896, 896)
+    assert with_ctx.steps[1].box.to_list(None) == [448, 448, 896, 896]
+    without = search(coord_image(896, 896), "thing", SyntheticCue(blobs=weak), CFG.with_options(max_steps=2))
+    assert without.steps[0].context == "skipped" and without.context_calls == 0
+    assert without.steps[1].box.to_list(None) == [0, 0, 448, 448]
+    nothing = search(coord_image(896, 896), "thing", SyntheticCue(blobs=weak), CFG.with_options(max_steps=1),
+                     context_cue=lambda p, q: None)
+    assert nothing.steps[0].context == "no_prior"
+    strong = search(coord_image(896, 896), "thing", SyntheticCue(blobs=[Blob(100, 100, 30)]),
+                    CFG.with_options(max_steps=1), context_cue=prior)
+    assert strong.steps[0].context == "not_needed" and strong.context_calls == 0
+
+
+def test_read_all_reads_every_line_and_skips_textless_patches():
+    lines = [Thing(Box(x1=40, y1=60, x2=140, y2=80), 0.95, 10_000, "BIG SIGN"),  # legible from the root
+             Thing(Box(x1=700, y1=700, x2=760, y2=714), 0.95, 300, "tiny")]  # needs a close look
+    cue = FakeTextCue(lines)
+    result = search(coord_image(1000, 1000), "text", cue, CFG, mode="read_all")
+    labels = [d.label for d in result.lines]
+    assert labels == ["BIG SIGN", "tiny"] or labels == ["tiny", "BIG SIGN"]
+    assert "?" not in labels  # the poor read of 'tiny' at coarse levels was replaced by the legible one
+    tiny = next(d for d in result.lines if d.label == "tiny")
+    assert tiny.box == lines[1].box
+    assert result.stop_reason == "exhausted" and result.found
+    # only the branch holding the unread line is expanded: root, its quadrant, its sub-quadrant
+    assert len(result.steps) == 3
+    assert all(s.box.x2 >= 700 and s.box.y2 >= 700 for s in result.steps)
+
+
+def test_read_all_with_no_text_is_clean():
+    result = search(coord_image(600, 400), "text", FakeTextCue([]), CFG, mode="read_all")
+    assert not result.found and result.lines == [] and len(result.steps) == 1 and result.best is None
+
+
+def test_dedupe_keeps_most_confident():
+    a = Detection(box=Box(x1=0, y1=0, x2=100, y2=20), score=0.7, label="EX1T")
+    b = Detection(box=Box(x1=2, y1=1, x2=98, y2=21), score=0.97, label="EXIT")
+    c = Detection(box=Box(x1=0, y1=50, x2=100, y2=70), score=0.9, label="OTHER")
+    assert [d.label for d in dedupe_lines([a, b, c], 0.5)] == ["EXIT", "OTHER"]
+
+
+def test_bad_inputs():
+    cue = SyntheticCue(blobs=[])
+    with pytest.raises(ValueError, match="non-empty"):
+        search(coord_image(50, 50), "  ", cue, CFG)
+    with pytest.raises(ValueError, match="mode"):
+        search(coord_image(50, 50), "x", cue, CFG, mode="everything")
+    tiny = search(coord_image(1, 1), "thing", cue, CFG)
+    assert len(tiny.steps) == 1 and tiny.steps[0].leaf and not tiny.found
+
+    class FlatCue:  # coord_image cannot encode 20000 px; this cue needs no coordinates
+        name = "flat"
+        calibration = cue.calibration
+
+        def __call__(self, patch, phrase):
+            return CueOutput(heatmap=np.zeros((4, 4)), peak=0.0)
+
+    strip = search(Image.new("RGB", (20000, 200)), "thing", FlatCue(), CFG)
+    assert len(strip.steps) == 1 and strip.steps[0].leaf and strip.stop_reason == "exhausted"
+    tall = search(Image.new("RGB", (300, 5000)), "thing", FlatCue(), CFG)
+    assert all(min(s.box.width, s.box.height) > 0 for s in tall.steps)
+    # 300x5000 -> 4 rows of 300x1250 -> 4 rows of 300x312 -> 2x2 of 150x156 (leaves): 1 + 4 + 16 + 64
+    assert len(tall.steps) == 85 and all(min(s.box.width, s.box.height) <= 224 for s in tall.steps if s.leaf)
+
+
+def test_counts_usage_and_traces_each_step(tmp_path):
+    cue = SyntheticCue(blobs=[Blob(100, 100, 30)])
+    with track_usage() as usage, start_trace(tmp_path, "test"):
+        result = search(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=5))
+    assert usage.search_steps == len(result.steps) == 5 and usage.tool_calls == result.cue_calls == 5
+    runs = [json.loads(line) for line in next(tmp_path.iterdir()).joinpath("runs.jsonl").read_text().splitlines()]
+    steps = [r for r in runs if r["name"] == "vstar.step"]
+    assert len(steps) == 5 and all(r["run_type"] == "tool" for r in steps)
+    assert steps[0]["inputs"]["box"] == [0, 0, 896, 896] and "peak" in steps[0]["outputs"]

@@ -1,0 +1,107 @@
+"""Every constant of the V* search in one place, each a named, documented default.
+
+The per-cue-model thresholds (stop / accept confidence, what a "strong" heatmap is) live in the
+cue model's `CueCalibration`, because an OWLv2 score is not a SEAL logit. What is here is the
+algorithm itself: how patches split, when a patch is a leaf, how priorities are weighted, the
+read-all policy for text targets, and the budget guards.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Constants of the best-first heatmap search (SEAL / V* defaults unless noted).
+
+    Splitting (official V*): a patch with height/width >= `tall_ratio` splits into 1 column x
+    `split_parts` rows; with height/width <= `wide_ratio` into `split_parts` columns x 1 row;
+    otherwise 2 x 2. The last row/column absorbs the integer remainder.
+
+    Leaf rule: the minimum patch size is max(ceil(min(W, H) / `min_size_divisor`), `min_size_floor`)
+    for the original image W x H. A patch whose SHORTER side is <= that size is a leaf (it is
+    looked at, never split) -- the official code's rule: `min(w, h) <= smallest_size`. A patch that cannot be split into parts at least
+    `min_split_px` wide/high on the split axis is also a leaf (guards 1x1 images and thin strips).
+
+    Priority (official V*): child priority = sum over the child's ancestors, the current node
+    included, of (heatmap mass inside the child / heatmap mass of that node) / `level_weight_base`
+    ** level(node). The root is level 1.
+
+    Find-one mode stops at the first detection >= calibration.stop_confidence, else accepts the best
+    seen >= calibration.accept_confidence when the queue runs dry.
+
+    Read-all mode (text targets): see the `read_*` fields.
+
+    Budget guards: at most `max_steps` visited patches and `max_seconds` wall time; stop reason
+    "budget" when one is hit.
+    """
+
+    # --- splitting and leaves -------------------------------------------------------------
+    tall_ratio: float = 2.0
+    wide_ratio: float = 0.5
+    split_parts: int = 4
+    min_size_divisor: int = 4
+    min_size_floor: int = 224
+    min_split_px: int = 8
+
+    # --- priority ---------------------------------------------------------------------------
+    level_weight_base: float = 4.0
+
+    # --- crops handed to the VLM -------------------------------------------------------------
+    crop_factor: float = 1.2
+    crop_min_size: float = 32.0
+
+    # --- budget -----------------------------------------------------------------------------
+    max_steps: int = 200
+    max_seconds: float = 300.0
+
+    # --- read-all mode (text) -----------------------------------------------------------------
+    #: A line counts as read legibly at or above this recognizer confidence.
+    read_legible_confidence: float = 0.85
+    #: ... and only if its height at the detector's input was at least this many pixels
+    #: (smaller text is detected but too blurred to trust: look closer).
+    read_min_text_px: float = 12.0
+    #: A patch is "resolved" when the detector sees it at >= this scale (detector input px per
+    #: original px). Above it, a child is expanded only where the map shows unread text; below
+    #: it small text may be invisible, so children with any faint text evidence are expanded.
+    read_resolved_scale: float = 0.8
+    #: Map probability that counts as text (the DB binarisation threshold of PP-OCR).
+    read_text_threshold: float = 0.3
+    #: Map probability that counts as faint evidence of text in a not-yet-resolved patch.
+    read_faint_threshold: float = 0.05
+    #: Minimum area (detector-input px) of unread text / faint evidence in a child to expand it.
+    read_min_blob_px: float = 12.0
+    #: Children overlap by this fraction of their size so a line cut by a split is whole in one.
+    read_child_overlap: float = 0.1
+    #: Reads of the same line across levels: boxes with IoU (or overlap of the smaller) above
+    #: this are one line; the most confident read is kept.
+    read_dedupe_overlap: float = 0.5
+
+    def min_patch_size(self, width: int, height: int) -> int:
+        """The leaf size for an original image of width x height."""
+        return max(math.ceil(min(width, height) / self.min_size_divisor), self.min_size_floor)
+
+    def with_options(self, **options: Any) -> "SearchConfig":
+        """A copy with some fields changed; unknown names raise a ValueError listing the known ones."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"unknown SearchConfig option(s) {unknown}; known: {sorted(known)}")
+        return replace(self, **options)
+
+    def __post_init__(self) -> None:
+        if self.split_parts < 2:
+            raise ValueError(f"split_parts must be >= 2, got {self.split_parts}")
+        if not 0 < self.wide_ratio < 1 < self.tall_ratio:
+            raise ValueError(
+                f"need 0 < wide_ratio < 1 < tall_ratio, got wide_ratio={self.wide_ratio}, tall_ratio={self.tall_ratio}"
+            )
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if self.level_weight_base <= 1:
+            raise ValueError(f"level_weight_base must be > 1, got {self.level_weight_base}")
