@@ -191,6 +191,8 @@ def _usage_from(run_type: str, outputs: dict[str, Any], metadata: dict[str, Any]
     """Token counts where LangSmith looks for them (extra.metadata.usage_metadata) for llm runs."""
     if run_type != "llm" or "usage_metadata" in metadata:
         return None
+    if isinstance(outputs.get("usage_metadata"), dict):  # langchain's place; mirror it for LangSmith's
+        return dict(outputs["usage_metadata"])
     found: dict[str, int] = {}
     for source in (metadata, outputs):
         for key, alias in (("input_tokens", "prompt_tokens"), ("output_tokens", "completion_tokens")):
@@ -227,6 +229,7 @@ class Run:
         else:
             self.start_time = max(_now(), earliest) if earliest is not None else _now()
         self.end_time: datetime | None = None
+        self._children_end: datetime | None = None
         self.trace_id = parent.trace_id if parent else self.id
         stamp = f"{_order_stamp(self.start_time)}{self.id}"
         self.dotted_order = f"{parent.dotted_order}.{stamp}" if parent else stamp
@@ -273,14 +276,22 @@ class Run:
         }
 
     def finish(self) -> dict[str, Any]:
-        end = _now()
-        self.end_time = end if end >= self.start_time else self.start_time
+        # never before its start or before a child's end, even when clocks tie or step back
+        end = max(_now(), self.start_time, self._children_end or self.start_time)
+        self.end_time = end
+        parent = self.parent
+        if parent is not None:
+            lock = self.writer._lock if self.writer is not None else _children_lock
+            with lock:
+                if parent._children_end is None or end > parent._children_end:
+                    parent._children_end = end
         record = self.record()
         if self.writer:
             self.writer.write(record)
         return record
 
 
+_children_lock = threading.Lock()
 _current_run: contextvars.ContextVar[Run | None] = contextvars.ContextVar("lookcloser_run", default=None)
 _pending_writer: contextvars.ContextVar[TraceWriter | None] = contextvars.ContextVar(
     "lookcloser_pending_writer", default=None
