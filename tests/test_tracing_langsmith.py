@@ -3,21 +3,16 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import logging
 import os
 import subprocess
 import sys
 import textwrap
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import langsmith
 import pytest
-import zstandard
 
 from lookcloser.tracing import (
     LiveSink,
@@ -31,103 +26,9 @@ from lookcloser.tracing import (
     validate_trace,
 )
 from lookcloser.tracing import live as live_module
+from tracing_helpers import LangSmithStub
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class LangSmithStub:
-    """A tiny LangSmith API: answers /info, records every POST/PATCH, can be told to refuse ingestion."""
-
-    def __init__(self, *, zstd: bool = True, ingest_status: int = 200) -> None:
-        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
-        self.ingest_status = ingest_status
-        stub = self
-        info = {
-            "version": "0.0-stub",
-            "instance_flags": {"zstd_compression_enabled": zstd},
-            "batch_ingest_config": {"use_multipart_endpoint": True, "size_limit": 100, "size_limit_bytes": None,
-                                    "scale_up_qsize_trigger": 1000, "scale_up_nthreads_limit": 1,
-                                    "scale_down_nempty_trigger": 4},
-        }
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-            def _reply(self, status: int, payload: dict) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                stub.requests.append(("GET", self.path, {k.lower(): v for k, v in self.headers.items()}, b""))
-                if self.path.rstrip("/").endswith("/info"):
-                    self._reply(200, info)
-                else:
-                    self._reply(404, {"detail": "not in stub"})
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                stub.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                if stub.ingest_status != 200:
-                    self._reply(stub.ingest_status, {"detail": "stub refuses"})
-                else:
-                    self._reply(200, {})
-
-            do_PATCH = do_POST
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def ingest_requests(self):
-        return [r for r in self.requests if r[0] in ("POST", "PATCH") and "/runs" in r[1]]
-
-    def received_runs(self) -> dict[str, dict]:
-        """Every run the client sent, post and patch merged per id, decoded from whatever format it used."""
-        runs: dict[str, dict] = {}
-
-        def merge(run_id: str, fields: dict) -> None:
-            # like the server: a null in a later patch does not erase what the post set
-            current = runs.setdefault(run_id, {})
-            current.update({k: v for k, v in fields.items() if v is not None or k not in current})
-
-        for method, path, headers, body in self.ingest_requests():
-            if headers.get("content-encoding") == "zstd":
-                body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
-            if path.endswith("/runs/batch"):
-                payload = json.loads(body)
-                for op in ("post", "patch"):
-                    for run in payload.get(op, []):
-                        merge(str(run["id"]), run)
-            elif path.endswith("/runs/multipart"):
-                message = email.message_from_bytes(
-                    b"Content-Type: " + headers["content-type"].encode() + b"\r\n\r\n" + body, policy=email.policy.HTTP
-                )
-                assert message.is_multipart(), "multipart request did not parse"
-                for part in message.iter_parts():
-                    name = part.get_param("name", header="content-disposition")
-                    data = json.loads(part.get_payload(decode=True))
-                    pieces = name.split(".")
-                    if pieces[0] in ("post", "patch") and len(pieces) == 2:
-                        merge(pieces[1], data)
-                    elif pieces[0] in ("post", "patch") and len(pieces) == 3:
-                        merge(pieces[1], {pieces[2]: data})
-            elif method == "POST" and path.endswith("/runs"):
-                run = json.loads(body)
-                merge(str(run["id"]), run)
-            elif method == "PATCH" and "/runs/" in path:
-                merge(path.rsplit("/", 1)[1], json.loads(body))
-        return runs
 
 
 @pytest.fixture()

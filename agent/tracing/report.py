@@ -152,7 +152,7 @@ def _figure(root: dict[str, Any], runs: list[dict[str, Any]], steps: list[dict[s
              'preserveAspectRatio="none"/>']
     for mask, box in _masks(runs, images, (width, height)):
         x1, y1, x2, y2 = box
-        parts.append(f'<image class="mask" href="{_mask_overlay(mask)}" x="{x1}" y="{y1}" width="{max(x2 - x1, 1)}" '
+        parts.append(f'<image class="mask-overlay" href="{_mask_overlay(mask)}" x="{x1}" y="{y1}" width="{max(x2 - x1, 1)}" '
                      f'height="{max(y2 - y1, 1)}" preserveAspectRatio="none"/>')
     for number, step in enumerate(steps, start=1):
         box = _box((step.get("inputs") or {}).get("box") or (step.get("inputs") or {}).get("patch"))
@@ -161,7 +161,7 @@ def _figure(root: dict[str, Any], runs: list[dict[str, Any]], steps: list[dict[s
         x1, y1, x2, y2 = box
         peak = (step.get("outputs") or {}).get("peak")
         title = f"step {number}: box {box}, priority {(step.get('inputs') or {}).get('priority')}, peak {peak}"
-        parts.append(f'<g class="step"><title>{_esc(title)}</title><rect x="{x1}" y="{y1}" width="{x2 - x1}" '
+        parts.append(f'<g class="search-step"><title>{_esc(title)}</title><rect x="{x1}" y="{y1}" width="{x2 - x1}" '
                      f'height="{y2 - y1}" fill="none" stroke="{STEP_COLOR}" stroke-width="{stroke}" '
                      f'stroke-dasharray="{stroke * 4} {stroke * 2}"/><text x="{x1 + stroke * 2}" y="{y1 + font}" '
                      f'font-size="{font}" fill="{STEP_COLOR}" stroke="#000" stroke-width="{font / 12}" '
@@ -177,7 +177,7 @@ def _figure(root: dict[str, Any], runs: list[dict[str, Any]], steps: list[dict[s
         label = finding.get("name") or "finding"
         if finding.get("text"):
             label = f"{label}: {finding['text']}"
-        parts.append(f'<g class="finding"><title>{_esc(json.dumps(finding))}</title><rect x="{x1}" y="{y1}" '
+        parts.append(f'<g class="finding-box"><title>{_esc(json.dumps(finding))}</title><rect x="{x1}" y="{y1}" '
                      f'width="{x2 - x1}" height="{y2 - y1}" fill="none" stroke="{color}" stroke-width="{stroke * 1.5}"/>'
                      f'<text x="{x1}" y="{label_y}" font-size="{font}" fill="{color}" stroke="#000" '
                      f'stroke-width="{font / 12}" paint-order="stroke" font-family="sans-serif" font-weight="700">'
