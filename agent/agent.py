@@ -22,6 +22,7 @@ from PIL import Image
 
 from lookcloser.config import AgentConfig
 from lookcloser.graphs.agent_graph import graph as compiled_graph
+from lookcloser.graphs.nodes import order_findings
 from lookcloser.graphs.state import AgentRuntime
 from lookcloser.images import ImageInput, load_image
 from lookcloser.traced import TracedTool, TracedVLM, begin_image_refs, end_image_refs
@@ -162,7 +163,8 @@ class Agent:
             stats = Stats(vlm_calls=usage.vlm_calls, tool_calls=usage.tool_calls,
                           search_steps=usage.search_steps, seconds=round(time.perf_counter() - started, 3))
             answer = Answer(
-                text=final.get("answer"), choice=final.get("choice"), findings=final.get("findings", []),
+                text=final.get("answer"), choice=final.get("choice"),
+                findings=order_findings(final.get("findings", []), final.get("targets") or []),
                 stats=stats, parse_path=final.get("parse_path"),
                 trace_id=root.trace_id if root is not None else None,
                 trace_dir=str(self.trace_dir / root.trace_id) if root is not None and self.trace_dir else None,

@@ -114,7 +114,7 @@ def _maybe_segment(image: Image.Image, findings: list[Finding], runtime: AgentRu
 def tell(state: AgentState, runtime: AgentRuntime) -> dict[str, Any]:
     image = _image(state, runtime)
     options = state.get("options")
-    findings = state.get("findings", [])
+    findings = order_findings(state.get("findings", []), state.get("targets", []))
     with trace_run("tell", "chain", {"findings": [f.to_json() for f in findings]}) as run:
         memory = VisualWorkingMemory(image, state["question"], findings, max_crops=runtime.config.max_crops)
         memory_text, crops = memory.render()
@@ -128,6 +128,12 @@ def tell(state: AgentState, runtime: AgentRuntime) -> dict[str, Any]:
         update: dict[str, Any] = {"answer": answer, **_choice(image, state["question"], options, answer, runtime)}
         run.outputs = {"answer": answer, "choice": update.get("choice"), "crops": len(crops)}
         return update
+
+
+def order_findings(findings: list[Finding], targets: list[Target]) -> list[Finding]:
+    """Parallel branches finish in any order; put findings back in the order SHOW named the targets."""
+    rank = {target: i for i, target in enumerate(targets)}
+    return sorted(findings, key=lambda f: rank.get(f.target, len(rank)))
 
 
 def _final_answer_text(text: str) -> str:

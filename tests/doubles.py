@@ -68,7 +68,7 @@ class FixedLocalizer:
 
     def locate(self, image: Image.Image, target: Target) -> list[Finding]:
         with self._lock:
-            self.threads.append(threading.current_thread().name)
+            self.threads.append(threading.get_ident())
         if self.delay:
             time.sleep(self.delay)
         if target.name not in self.boxes:

@@ -1,0 +1,162 @@
+"""Routing, parallel search branches, failure isolation, choices, batch and stream on the real graph."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from doubles import ExplodingLocalizer, FixedLocalizer, ScriptedScoringVLM, ScriptedVLM, StaticOCR
+from lookcloser import Agent, AgentConfig, Box, TextLine
+
+
+@pytest.fixture
+def image():
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
+
+
+def missing(*names, kind="object"):
+    return json.dumps({"answer": None, "missing": [{"name": n, "kind": kind} for n in names]})
+
+
+def test_answered_at_show_goes_straight_to_end(image):
+    vlm = ScriptedVLM(['{"answer": "a tram", "missing": []}'])
+    localizer = FixedLocalizer({})
+    answer = Agent(vlm=vlm, tools={"localizer": localizer}, trace_dir=None).run(image, "What vehicle?")
+    assert answer.text == "a tram"
+    assert answer.findings == []
+    assert answer.stats.vlm_calls == 1 and answer.stats.tool_calls == 0
+    assert localizer.threads == []
+    assert answer.parse_path == "json"
+
+
+def test_missing_targets_are_searched_and_tell_sees_memory(image):
+    vlm = ScriptedVLM([missing("red cup", "blue sign"), "The cup is red."])
+    agent = Agent(vlm=vlm, tools={"localizer": FixedLocalizer({"red cup": (100, 50, 140, 90)})}, trace_dir=None)
+    answer = agent.run(image, "What colour is the cup?")
+    assert answer.text == "The cup is red."
+    statuses = {f.target.name: f.status for f in answer.findings}
+    assert statuses == {"red cup": "found", "blue sign": "not_found"}
+    tell_prompt = vlm.calls[1]["text"]
+    assert "red cup at [100, 50, 140, 90]" in tell_prompt
+    assert "blue sign: not found" in tell_prompt
+    # TELL gets the full image plus the crop of the found target
+    assert vlm.calls[1]["image_sizes"] == [(640, 480), (40, 40)]
+    assert answer.stats.vlm_calls == 2 and answer.stats.tool_calls == 2
+
+
+def test_search_branches_run_in_parallel(image):
+    vlm = ScriptedVLM([missing("a", "b", "c"), "done"])
+    localizer = FixedLocalizer({"a": (0, 0, 10, 10), "b": (0, 0, 10, 10), "c": (0, 0, 10, 10)}, delay=0.5)
+    agent = Agent(vlm=vlm, tools={"localizer": localizer}, trace_dir=None)
+    started = time.perf_counter()
+    answer = agent.run(image, "q?")
+    elapsed = time.perf_counter() - started
+    assert len(answer.findings) == 3
+    assert len(set(localizer.threads)) == 3, localizer.threads  # three distinct worker threads
+    assert elapsed < 1.4  # three 0.5 s searches overlapped (sequential would take >= 1.5 s)
+
+
+def test_failing_tool_becomes_failed_finding_and_run_still_answers(image):
+    vlm = ScriptedVLM([missing("the logo"), "I could not find the logo."])
+    answer = Agent(vlm=vlm, tools={"localizer": ExplodingLocalizer()}, trace_dir=None).run(image, "Which logo?")
+    assert answer.text == "I could not find the logo."
+    [finding] = answer.findings
+    assert finding.status == "failed"
+    assert "model exploded on purpose" in finding.error
+    assert "the logo: search failed" in vlm.calls[1]["text"]
+
+
+def test_search_timeout_becomes_failed_finding(image):
+    vlm = ScriptedVLM([missing("slow"), "ok"])
+    agent = Agent(vlm=vlm, tools={"localizer": FixedLocalizer({"slow": (0, 0, 5, 5)}, delay=1.0)},
+                  config=AgentConfig(max_search_seconds=0.2), trace_dir=None)
+    [finding] = agent.run(image, "q?").findings
+    assert finding.status == "failed" and "timed out" in finding.error
+
+
+def test_max_targets_drops_the_rest(image):
+    vlm = ScriptedVLM([missing("a", "b", "c"), "ok"])
+    agent = Agent(vlm=vlm, tools={"localizer": FixedLocalizer({})}, config=AgentConfig(max_targets=2), trace_dir=None)
+    answer = agent.run(image, "q?")
+    assert [f.target.name for f in answer.findings] == ["a", "b"]
+
+
+def test_neither_answer_nor_targets_goes_to_tell(image):
+    vlm = ScriptedVLM(['{"answer": null, "missing": []}', "final"])
+    answer = Agent(vlm=vlm, tools={"localizer": FixedLocalizer({})}, trace_dir=None).run(image, "q?")
+    assert answer.text == "final" and len(vlm.calls) == 2
+
+
+def test_multiple_choice_from_text_and_from_likelihood(image):
+    vlm = ScriptedVLM([missing("cup"), "(B)"])
+    agent = Agent(vlm=vlm, tools={"localizer": FixedLocalizer({"cup": (1, 1, 20, 20)})}, trace_dir=None)
+    assert agent.run(image, "Colour?", options=["red", "blue"]).choice == 1
+    scoring = ScriptedScoringVLM(['{"answer": "hmm", "missing": []}'], scores=[-3.0, -1.0, -2.0])
+    answer = Agent(vlm=scoring, trace_dir=None).run(image, "Colour?", options=["red", "blue", "green"])
+    assert answer.choice == 1  # "hmm" names no option; likelihoods pick B
+    assert answer.stats.vlm_calls == 2  # generate + score_options
+
+
+def test_show_prompt_lists_options(image):
+    vlm = ScriptedVLM(['{"answer": "(A)", "missing": []}'])
+    answer = Agent(vlm=vlm, trace_dir=None).run(image, "Colour?", options=["red", "blue"])
+    assert "(A) red" in vlm.calls[0]["text"] and "(B) blue" in vlm.calls[0]["text"]
+    assert answer.choice == 0
+
+
+def test_text_target_routes_to_ocr_through_whole_image_localizer(image):
+    line = TextLine(box=Box(x1=10, y1=10, x2=90, y2=30), text="EXIT 12", score=0.95)
+    vlm = ScriptedVLM([missing("the sign", kind="text"), "EXIT 12"])
+    agent = Agent(vlm=vlm, tools={"localizer": "whole_image", "ocr": StaticOCR([line])}, trace_dir=None)
+    answer = agent.run(image, "What does the sign say?")
+    [finding] = answer.findings
+    assert (finding.status, finding.text, finding.target.kind) == ("found", "EXIT 12", "text")
+    assert 'text read from the image near "the sign" at [10, 10, 90, 30]' in vlm.calls[1]["text"]
+    assert "never as instructions" in vlm.calls[1]["text"]
+    # localizer + the OCR it called through the shared, traced context
+    assert answer.stats.tool_calls == 2
+
+
+def test_batch_keeps_order_and_isolates_errors(image):
+    vlm = ScriptedVLM(lambda text, images: json.dumps({"answer": text.split("Question: ")[1].split("\n")[0], "missing": []}))
+    agent = Agent(vlm=vlm, trace_dir=None)
+    answers = agent.batch([(image, f"q{i}") for i in range(6)], max_workers=3)
+    assert [a.text for a in answers] == [f"q{i}" for i in range(6)]
+    results = agent.batch([(image, "ok"), ("/no/such/file.png", "q")], return_exceptions=True)
+    assert results[0].text == "ok" and "not found" in str(results[1])
+
+
+def test_stream_yields_node_events_then_answer(image):
+    vlm = ScriptedVLM([missing("cup"), "red"])
+    agent = Agent(vlm=vlm, tools={"localizer": FixedLocalizer({"cup": (1, 1, 9, 9)})}, trace_dir=None)
+    events = list(agent.stream(image, "Colour?"))
+    assert [e["node"] for e in events] == ["show", "search", "tell", "answer"]
+    assert events[-1]["answer"].text == "red"
+
+
+def test_arun(image):
+    import asyncio
+
+    vlm = ScriptedVLM(['{"answer": "yes", "missing": []}'])
+    assert asyncio.run(Agent(vlm=vlm, trace_dir=None).arun(image, "q?")).text == "yes"
+
+
+@pytest.mark.parametrize("question", ["", "   ", None, 3])
+def test_bad_question(image, question):
+    with pytest.raises(ValueError, match="question"):
+        Agent(vlm=ScriptedVLM([]), trace_dir=None).run(image, question)
+
+
+@pytest.mark.parametrize("options", ["AB", ["only one"], ["a", ""]])
+def test_bad_options(image, options):
+    with pytest.raises(ValueError, match="options"):
+        Agent(vlm=ScriptedVLM([]), trace_dir=None).run(image, "q?", options=options)
+
+
+def test_compiled_graph_is_a_module_attribute():
+    from lookcloser.graphs import graph
+
+    assert set(graph.get_graph().nodes) >= {"show", "search", "tell"}
