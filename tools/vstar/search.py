@@ -385,9 +385,10 @@ def _read_all_children(
     """The unread-text map (the guide for priorities) and the children that still show unread text.
 
     Unread map = the heatmap with every line read legibly so far (here or in any earlier patch)
-    blanked out. In a patch the detector saw at < read_resolved_scale, faint evidence counts
-    (small text barely registers there); in a resolved patch only text-level probabilities do.
-    A child is expanded when its unread evidence covers >= read_min_blob_px detector-input px.
+    blanked out. A patch the detector saw at < read_resolved_scale is not "resolved": text smaller
+    than the detector can see leaves no trace there, so every child is expanded. In a resolved
+    patch a child is expanded only when its unread text (map > read_text_threshold) covers
+    >= read_min_blob_px detector-input px.
     """
     h, w = heatmap.shape
     scale = float(output.extra.get("scale", 1.0))  # detector-input px per patch px
@@ -400,8 +401,11 @@ def _read_all_children(
         by2 = int(np.ceil((det.box.y2 - patch.y1) * sy))
         if bx2 > 0 and by2 > 0 and bx1 < w and by1 < h:
             unread[max(by1, 0):by2, max(bx1, 0):bx2] = 0.0
-    threshold = config.read_text_threshold if scale >= config.read_resolved_scale else config.read_faint_threshold
-    evidence = (unread > threshold).astype(np.float64)
+    evidence = (unread > config.read_text_threshold).astype(np.float64)
+    if scale < config.read_resolved_scale:
+        # The detector saw this patch too small: small text leaves no trace in its map, so the
+        # absence of evidence proves nothing. Look at every child (the map still orders them).
+        return unread, None, split_box(core, config)
     px_area = (scale / sx) * (scale / sy)  # detector-input px per heatmap cell
     children = [child for child in split_box(core, config)
                 if rect_mass(evidence, child, patch) * px_area >= config.read_min_blob_px]

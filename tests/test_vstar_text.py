@@ -1,0 +1,82 @@
+"""The real `text` cue (PP-OCRv4 detector map + recognizer) and the read-all helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from lookcloser.tools.vstar.read_all import match_score, normalise, quoted_text, rank_lines
+from lookcloser.tools.vstar.text_cue import TextCue, detector_input_size
+from lookcloser.types import Box, Detection
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TAXI_BOX = Box(x1=536, y1=643, x2=564, y2=657)  # read by eye; whole-image OCR reads 'IXYL'
+
+
+def test_quoted_text_and_matching():
+    assert quoted_text('the sign saying "EXIT"') == "EXIT"
+    assert quoted_text("the label “Café Nord”") == "Café Nord"
+    assert quoted_text("the word EXIT") == "EXIT"
+    assert quoted_text("the text on the black framed board") is None
+    assert quoted_text("the black framed board") is None
+    assert normalise("Caffè, No. 7!") == "caffeno7"
+    assert match_score("EMERGENCY EXIT", "exit") == 1.0
+    assert match_score("EX1T", "EXIT") == pytest.approx(0.75)
+    lines = [Detection(box=Box(x1=0, y1=0, x2=10, y2=5), score=0.99, label="OPEN"),
+             Detection(box=Box(x1=0, y1=20, x2=10, y2=25), score=0.9, label="EXIT")]
+    assert [d.label for d, _ in rank_lines(lines, 'the sign saying "exit"')] == ["EXIT", "OPEN"]
+    assert [m for _, m in rank_lines(lines, "the board")] == [None, None]
+
+
+def test_detector_input_size_rule():
+    assert detector_input_size(1680, 876, 960, 3.0) == (960, 512)  # multiples of 32
+    assert detector_input_size(100, 50, 960, 3.0) == (288, 160)  # at most 3x up
+    assert detector_input_size(1, 1, 960, 3.0) == (32, 32)
+
+
+@pytest.fixture(scope="module")
+def cue():
+    return TextCue()
+
+
+def test_text_cue_reads_synthetic_text_and_counts_calls(cue):
+    image = Image.new("RGB", (400, 120), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((40, 40), "HELLO 42", fill="black", font_size=36)
+    before_det, before_rec = cue.detector_calls, cue.recognizer_calls
+    out = cue(image, "text")
+    assert out.heatmap.ndim == 2 and 0.5 < out.peak <= 1.0
+    assert cue.detector_calls == before_det + 1 and cue.recognizer_calls == before_rec + len(out.detections)
+    assert any("HELLO" in (d.label or "") for d in out.detections)
+    line = next(d for d in out.detections if "HELLO" in (d.label or ""))
+    assert 30 <= line.box.x1 <= 50 and line.box.x2 > 150 and line.score > 0.8
+    blank = cue(Image.new("RGB", (300, 200), "white"), "text")
+    assert blank.detections == [] and blank.peak < 0.3
+    tiny = cue(Image.new("RGB", (1, 1), "gray"), "text")  # padded up to the 32-px minimum, no crash
+    assert tiny.detections == []
+
+
+@pytest.mark.slow
+def test_vstar_reads_small_text_that_whole_image_ocr_misses(cue):
+    from rapidocr_onnxruntime import RapidOCR
+
+    from lookcloser.tools.vstar.localizer import VStarLocalizer
+    from lookcloser.types import Target
+
+    image = Image.open(EXAMPLES / "instrument.webp").convert("RGB")
+    whole, _ = RapidOCR()(np.asarray(image)[:, :, ::-1])
+    whole_texts = [normalise(t) for _, t, _ in (whole or [])]
+    assert not any("taxi" in t for t in whole_texts)  # the gap the search closes
+
+    localizer = VStarLocalizer(text_cue=cue)
+    findings = localizer.locate(image, Target(name='the word "TAXI"', kind="text"))
+    first = findings[0]
+    assert first.status == "found" and normalise(first.text) == "taxi"  # quoted text ranks first
+    assert first.box.iou(TAXI_BOX) > 0.5
+    assert first.crop is not None and first.crop.width >= first.box.width
+    search = first.search
+    assert search["mode"] == "read_all" and search["cue_calls"] <= 12 and search["match"] == 1.0
+    assert all(f.search["steps"] == search["steps"] for f in findings)

@@ -1,0 +1,206 @@
+"""The `text` cue model: PP-OCRv4's text detector as the heatmap, its recognizer as the confidence.
+
+We run the detector ONNX model that ships inside `rapidocr-onnxruntime==1.4.4` directly with
+onnxruntime, because RapidOCR's engine only returns boxes and we need the per-pixel text
+probability map (the heatmap the search follows). Boxes come from RapidOCR's own DB
+post-processing on that map. Each box is cut from the patch at FULL resolution (the patch is a
+crop of the original image; only the detector sees it resized) and read by RapidOCR's
+recognizer; a detection's confidence is the recognizer's confidence.
+
+Preprocessing follows RapidOCR: BGR channel order, (x / 255 - 0.5) / 0.5, both sides rounded to a
+multiple of 32. The detector input size is ours: the patch's longer side is scaled to
+`det_side` (at most `max_upscale` times up), so every patch costs about the same.
+
+One onnxruntime session per model per process (cached), shared by every TextCue.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from lookcloser.errors import ModelLoadError
+from lookcloser.tools.vstar.cue import CueCalibration, CueOutput
+from lookcloser.types import Box, Detection
+
+#: Text cue calibration. The map is a probability: a "strong" map has a pixel above 0.5 at any
+#: level. A line read at >= 0.9 ends a find-one search; >= 0.5 (RapidOCR's own text_score) is kept.
+TEXT_CALIBRATION = CueCalibration(
+    stop_confidence=0.9,
+    accept_confidence=0.5,
+    strong_peak_base=0.5,
+    strong_peak_decay=1.0,
+    strong_peak_floor=0.5,
+)
+
+
+def default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def rapidocr_dir() -> Path:
+    try:
+        import rapidocr_onnxruntime
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ModelLoadError(
+            "the text cue needs rapidocr-onnxruntime==1.4.4 (pip install 'lookcloser[ocr]')"
+        ) from exc
+    return Path(rapidocr_onnxruntime.__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=4)
+def detector_session(threads: int):
+    """The PP-OCRv4 detector session (cached per process and thread count)."""
+    import onnxruntime as ort
+
+    path = rapidocr_dir() / "models" / "ch_PP-OCRv4_det_infer.onnx"
+    if not path.exists():
+        raise ModelLoadError(f"PP-OCRv4 detector model not found at {path}; reinstall rapidocr-onnxruntime==1.4.4")
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+@functools.lru_cache(maxsize=4)
+def recognizer(threads: int):
+    """RapidOCR's TextRecognizer (PP-OCRv4 rec, its own preprocessing and CTC decoding), cached."""
+    from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
+
+    path = rapidocr_dir() / "models" / "ch_PP-OCRv4_rec_infer.onnx"
+    if not path.exists():
+        raise ModelLoadError(f"PP-OCRv4 recognizer model not found at {path}; reinstall rapidocr-onnxruntime==1.4.4")
+    config = {
+        "model_path": str(path), "use_cuda": False, "use_dml": False, "rec_batch_num": 6,
+        "rec_img_shape": [3, 48, 320], "intra_op_num_threads": threads, "inter_op_num_threads": 1,
+    }
+    return TextRecognizer(config)
+
+
+def _db_postprocess():
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
+
+    # RapidOCR 1.4.4's defaults (config.yaml, Det section)
+    return DBPostProcess(thresh=0.3, box_thresh=0.5, max_candidates=1000, unclip_ratio=1.6,
+                         score_mode="fast", use_dilation=True)
+
+
+def detector_input_size(width: int, height: int, det_side: int, max_upscale: float) -> tuple[int, int]:
+    """(w, h) fed to the detector: longer side scaled to det_side (at most max_upscale up), multiples of 32."""
+    ratio = min(det_side / max(width, height), max_upscale)
+    w = max(32, int(round(width * ratio / 32)) * 32)
+    h = max(32, int(round(height * ratio / 32)) * 32)
+    return w, h
+
+
+def _order_quad(points: np.ndarray) -> np.ndarray:
+    """tl, tr, br, bl (RapidOCR's order_points_clockwise)."""
+    xs = points[np.argsort(points[:, 0]), :]
+    left, right = xs[:2], xs[2:]
+    tl, bl = left[np.argsort(left[:, 1])]
+    tr, br = right[np.argsort(right[:, 1])]
+    return np.array([tl, tr, br, bl], dtype=np.float32)
+
+
+def crop_quad(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """Rectify a text quad (RapidOCR's get_rotate_crop_image): perspective warp, rotate tall crops."""
+    import cv2
+
+    width = int(max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[2] - quad[3])))
+    height = int(max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2])))
+    width, height = max(width, 1), max(height, 1)
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
+    crop = cv2.warpPerspective(bgr, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
+    if crop.shape[0] / crop.shape[1] >= 1.5:
+        crop = np.rot90(crop)
+    return np.ascontiguousarray(crop)
+
+
+class TextCue:
+    """Cue model for text: heatmap = PP-OCRv4 text probability map, detections = lines read.
+
+    det_side: longer side of the detector input (px). max_upscale: cap on enlarging small patches.
+    min_box_px: boxes shorter than this at the detector input are not sent to the recognizer
+        (they stay in the map as unread text, so a read-all search looks closer).
+    Counters `detector_calls` and `recognizer_calls` (text crops read) are kept for benchmarks.
+    """
+
+    name = "text"
+
+    def __init__(self, det_side: int = 960, max_upscale: float = 3.0, min_box_px: float = 8.0,
+                 threads: int | None = None, calibration: CueCalibration = TEXT_CALIBRATION) -> None:
+        if det_side < 32:
+            raise ValueError(f"det_side must be >= 32 px, got {det_side}")
+        if max_upscale < 1:
+            raise ValueError(f"max_upscale must be >= 1, got {max_upscale}")
+        self.det_side = int(det_side)
+        self.max_upscale = float(max_upscale)
+        self.min_box_px = float(min_box_px)
+        self.threads = int(threads or default_threads())
+        self.calibration = calibration
+        self.detector_calls = 0
+        self.recognizer_calls = 0
+        self._lock = threading.Lock()
+        self._post = _db_postprocess()
+        # load both models now: a missing model is a clear error at construction, not mid-search
+        self._session = detector_session(self.threads)
+        self._recognizer = recognizer(self.threads)
+
+    def probability_map(self, bgr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """Detector probability map at the detector's input size, and that size (w, h)."""
+        import cv2
+
+        height, width = bgr.shape[:2]
+        size = detector_input_size(width, height, self.det_side, self.max_upscale)
+        resized = cv2.resize(bgr, size)
+        tensor = ((resized.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
+        with self._lock:
+            self.detector_calls += 1
+        output = self._session.run(None, {self._session.get_inputs()[0].name: tensor})[0]
+        return output[0, 0].astype(np.float32), size
+
+    def read(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        if not crops:
+            return []
+        with self._lock:
+            self.recognizer_calls += len(crops)
+        results, _ = self._recognizer(crops)
+        return [(str(text), float(score)) for text, score, *_ in results]
+
+    def __call__(self, patch: Image.Image, phrase: str) -> CueOutput:
+        rgb = np.asarray(patch.convert("RGB"))
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        height, width = bgr.shape[:2]
+        prob, (in_w, in_h) = self.probability_map(bgr)
+        scale = float(np.sqrt((in_w / width) * (in_h / height)))
+        boxes, _scores = self._post(prob[None, None], (height, width))
+        quads, crops, tall = [], [], []
+        for raw in boxes:
+            quad = _order_quad(np.asarray(raw, dtype=np.float32))
+            quad[:, 0] = np.clip(quad[:, 0], 0, width - 1)
+            quad[:, 1] = np.clip(quad[:, 1], 0, height - 1)
+            quad_w = np.linalg.norm(quad[0] - quad[1])
+            quad_h = np.linalg.norm(quad[0] - quad[3])
+            if quad_w <= 3 or quad_h <= 3:  # RapidOCR's filter_tag_det_res
+                continue
+            if min(quad_w, quad_h) * scale < self.min_box_px:
+                continue  # too small to read at this zoom: left in the map as unread text
+            quads.append(quad)
+            crops.append(crop_quad(bgr, quad))
+        reads = self.read(crops)
+        detections = []
+        for quad, (text, score) in zip(quads, reads):
+            x1, y1 = quad.min(axis=0)
+            x2, y2 = quad.max(axis=0)
+            detections.append(Detection(box=Box(x1=float(x1), y1=float(y1), x2=float(x2) + 1, y2=float(y2) + 1)
+                                        .clip(width, height), score=score, label=text.strip() or None))
+        extra: dict[str, Any] = {"scale": scale, "detector_input": [in_w, in_h], "boxes": len(boxes)}
+        return CueOutput(heatmap=prob, peak=float(prob.max()) if prob.size else 0.0, detections=detections, extra=extra)
