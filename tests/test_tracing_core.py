@@ -179,6 +179,17 @@ def test_images_are_files_referenced_by_relative_path_not_base64(tmp_path):
     assert not list((trace_dir / "images").glob("*.tmp"))
 
 
+def test_large_photos_can_be_saved_as_jpeg(tmp_path):
+    picture = Image.new("RGB", (300, 200), (10, 120, 200))
+    with start_trace(tmp_path, "root", {}) as root:
+        path = root.save_image(picture, "input", format="jpeg")
+        with pytest.raises(ValueError, match="'png' or 'jpeg'"):
+            root.save_image(picture, "x", format="gif")
+    assert path.endswith("_input.jpg")
+    with Image.open(tmp_path / root.id / path) as saved:
+        assert saved.format == "JPEG" and saved.size == (300, 200)
+
+
 def test_no_trace_and_no_directory_write_nothing(tmp_path):
     with trace_run("loose", "tool") as run:
         assert run.save_image(Image.new("RGB", (4, 4)), "x") is None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import langsmith
 import pytest
+from PIL import Image
 
 from lookcloser.tracing import (
     LiveSink,
@@ -198,3 +199,18 @@ def test_env_enabled_live_tracing_beside_langgraph_own_tracing(tmp_path, stub):
     _assert_all_arrived(ours, local, "lc-env")
     theirs = [r for k, r in received.items() if k not in ours]
     assert any(r.get("name") == "LangGraph" for r in theirs), sorted({r.get("name") for r in theirs})
+
+
+def test_live_only_trace_without_a_local_directory(tmp_path, stub):
+    client = langsmith.Client(api_url=stub.url, api_key="dummy")
+    sink = LiveSink(client=client, project_name="lc-live-only")
+    with start_trace(None, "lookcloser.run", {"question": "q"}, live=sink) as run:
+        assert run.save_image(Image.new("RGB", (4, 4)), "input") is None
+        with trace_run("tool.ocr.x", "tool"):
+            pass
+    sink.flush()
+    received = stub.received_runs()
+    assert len(received) == 2 and run.id in received
+    assert {r["name"] for r in received.values()} == {"lookcloser.run", "tool.ocr.x"}
+    assert all(r["trace_id"] == run.id and r.get("end_time") for r in received.values())
+    assert list(tmp_path.iterdir()) == []

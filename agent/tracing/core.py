@@ -154,15 +154,23 @@ class TraceWriter:
         meta = {**meta, "runs": self._run_count, "images": self._image_count}
         _write_atomic(self.directory / META_FILE, (json.dumps(_jsonable(meta), indent=2) + "\n").encode("utf-8"))
 
-    def save_image(self, image: Image.Image | np.ndarray, label: str) -> str | None:
-        """Write an image beside the log (temp file + rename); return its path relative to the trace dir."""
+    def save_image(self, image: Image.Image | np.ndarray, label: str, *, format: str = "png") -> str | None:
+        """Write an image beside the log (temp file + rename); return its path relative to the trace dir.
+
+        `format="jpeg"` (quality 90) suits large photos: a full-size PNG of one is slow to write and big.
+        Returns None when this trace keeps no local files.
+        """
         if self.directory is None:
             return None
+        kind = format.lower()
+        if kind not in ("png", "jpeg", "jpg"):
+            raise ValueError(f"save_image format must be 'png' or 'jpeg', got {format!r} for '{label}'")
         with self._lock:
             self._image_count += 1
             index = self._image_count
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in label)[:40] or "image"
-        relative = f"{IMAGES_DIR}/{index:04d}_{safe}.png"
+        suffix = "png" if kind == "png" else "jpg"
+        relative = f"{IMAGES_DIR}/{index:04d}_{safe}.{suffix}"
         if isinstance(image, np.ndarray):
             array = image
             if array.dtype == np.bool_:
@@ -173,10 +181,13 @@ class TraceWriter:
         if not isinstance(image, Image.Image):
             raise TypeError(f"save_image needs a PIL image or numpy array, got {type(image).__name__} for '{label}'")
         target = self.directory / relative
-        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".png.tmp")
+        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".{suffix}.tmp")
         try:
             with os.fdopen(handle, "wb") as out:
-                image.save(out, format="PNG")
+                if suffix == "png":
+                    image.save(out, format="PNG")
+                else:
+                    image.convert("RGB").save(out, format="JPEG", quality=90)
             os.replace(temp, target)
         except BaseException:
             try:
@@ -237,8 +248,9 @@ class Run:
     def add_event(self, name: str, **kwargs: Any) -> None:
         self.events.append({"name": name, "time": _now().isoformat(), "kwargs": _jsonable(kwargs)})
 
-    def save_image(self, image: Image.Image | np.ndarray, label: str) -> str | None:
-        return self.writer.save_image(image, label) if self.writer else None
+    def save_image(self, image: Image.Image | np.ndarray, label: str, *, format: str = "png") -> str | None:
+        """Save an image into this trace; its relative path, or None when the trace keeps no files."""
+        return self.writer.save_image(image, label, format=format) if self.writer else None
 
     def set_usage(self, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
         """Record token counts in LangSmith's place for them (extra.metadata.usage_metadata)."""
