@@ -204,3 +204,40 @@ def test_quantization_without_bitsandbytes_is_a_clear_error():
         pytest.skip("bitsandbytes is installed here")
     with pytest.raises(ModelLoadError, match="pip install bitsandbytes"):
         TransformersVLM("Qwen/Qwen2.5-VL-3B-Instruct", load_in_4bit=True)
+
+
+def test_hub_id_loads_from_local_cache_without_network(tiny_qwen_path, tmp_path):
+    """A cached hub id loads with no hub round trip (offline machines would otherwise wait minutes)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--lookcloser-test--tiny-qwen"
+    shutil.copytree(tiny_qwen_path, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_HUB_CACHE=str(tmp_path / "hub"), HF_ENDPOINT="http://127.0.0.1:9")  # unreachable hub
+    code = (
+        "from lookcloser.vlm import TransformersVLM, ChatMessage\n"
+        "vlm = TransformersVLM('lookcloser-test/tiny-qwen', device='cpu')\n"
+        "print(vlm.generate([ChatMessage('user', ['hi'])], max_new_tokens=2).output_tokens)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] in {"1", "2"}
+
+
+def test_device_and_dtype_resolution(tiny_qwen_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU defaults")
+    auto = TransformersVLM(str(tiny_qwen_path)).load()
+    assert auto.describe()["device"] == "cpu" and auto.describe()["dtype"] == "float32"
+    bf16 = TransformersVLM(str(tiny_qwen_path), device="cpu", dtype="bfloat16")
+    reply = bf16.generate([ChatMessage("user", [_image(), "hi"])], max_new_tokens=2)
+    assert bf16.describe()["dtype"] == "bfloat16" and reply.output_tokens >= 1
+    assert 0.0 <= bf16.yes_probability(_image(), "Red?") <= 1.0

@@ -65,6 +65,20 @@ def downscale(image: Image.Image, max_pixels: int | None) -> Image.Image:
     return image.resize((width, height), Image.Resampling.BICUBIC)
 
 
+def _cache_first(auto_cls: Any, source: str, hub: bool, **kwargs: Any) -> Any:
+    """Load a hub id from the local HF cache without network when it is there, else from the hub.
+
+    Offline machines with a cached model then start at once instead of waiting out the hub
+    client's connection retries (minutes).
+    """
+    if hub:
+        try:
+            return auto_cls.from_pretrained(source, local_files_only=True, **kwargs)
+        except OSError:
+            pass  # not (fully) cached: resolve through the hub below, which reports real errors
+    return auto_cls.from_pretrained(source, **kwargs)
+
+
 class TransformersVLM:
     """A local `transformers` VLM. `model` is a hub id or a local checkpoint directory."""
 
@@ -167,15 +181,22 @@ class TransformersVLM:
             else:
                 kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
             kwargs["device_map"] = "auto" if self.requested_device == "auto" else {"": device}
+        hub = not local.exists()
         try:
-            processor = AutoProcessor.from_pretrained(source, trust_remote_code=self.trust_remote_code)
-            model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+            processor = _cache_first(AutoProcessor, source, hub, trust_remote_code=self.trust_remote_code)
+            model = _cache_first(AutoModelForImageTextToText, source, hub, **kwargs)
             if not quantized:
                 model = model.to(device)
         except Exception as exc:  # hub/network/format errors come in many types
-            where = "local directory" if local.exists() else "Hugging Face hub id"
+            if hub:
+                raise ModelLoadError(
+                    f"could not load VLM {self.model_id!r} from the Hugging Face hub ({_short(exc)}); "
+                    f"{_FIX_HINT} (offline: set HF_HUB_OFFLINE=1 to skip the hub's connection retries)"
+                ) from exc
             raise ModelLoadError(
-                f"could not load VLM {self.model_id!r} ({where}): {_short(exc)}; {_FIX_HINT}"
+                f"could not load VLM {self.model_id!r} from local directory {source} ({_short(exc)}); "
+                "pass a directory saved with save_pretrained (config.json, weights, processor files) "
+                "or use --vlm openai:MODEL@http://host:port/v1"
             ) from exc
         model.eval()
         self.processor = processor

@@ -1,0 +1,187 @@
+"""OpenAIVLM against a local stub OpenAI-compatible server (http.server on 127.0.0.1, port 0)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from PIL import Image
+
+from lookcloser.errors import VLMError
+from lookcloser.vlm import ChatMessage, OpenAIVLM, supports
+
+pytest.importorskip("openai")
+
+
+class StubServer:
+    """Records each request JSON; answers with `self.reply` (a dict) and `self.status`."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.paths: list[str] = []
+        self.headers: list[dict] = []
+        self.status = 200
+        self.reply = completion("stub answer")
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                stub.paths.append(self.path)
+                stub.headers.append({k.lower(): v for k, v in self.headers.items()})
+                stub.requests.append(json.loads(body))
+                payload = json.dumps(stub.reply if stub.status == 200 else {"error": {"message": "boom"}}).encode()
+                self.send_response(stub.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def completion(text, prompt_tokens=42, completion_tokens=3, logprobs=None):
+    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": [{"token": logprobs[0][0], "logprob": logprobs[0][1], "bytes": None,
+                                           "top_logprobs": [{"token": t, "logprob": lp, "bytes": None}
+                                                            for t, lp in logprobs]}]}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "stub",
+        "choices": [choice],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+@pytest.fixture
+def stub():
+    server = StubServer()
+    yield server
+    server.close()
+
+
+def _decode_data_url(url):
+    header, data = url.split(",", 1)
+    assert header.startswith("data:image/") and header.endswith(";base64")
+    return header, Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+def test_request_carries_model_text_and_image(stub):
+    vlm = OpenAIVLM("qwen2.5-vl-7b", base_url=stub.url, api_key="secret", max_retries=0)
+    image = Image.new("RGB", (320, 200), (10, 200, 30))
+    reply = vlm.generate(
+        [ChatMessage("system", ["Be brief."]), ChatMessage("user", ["What color?", image])], max_new_tokens=17
+    )
+    assert reply.text == "stub answer"
+    assert (reply.input_tokens, reply.output_tokens) == (42, 3)
+
+    assert stub.paths == ["/v1/chat/completions"]
+    assert stub.headers[0]["authorization"] == "Bearer secret"
+    request = stub.requests[0]
+    assert request["model"] == "qwen2.5-vl-7b"
+    assert request["temperature"] == 0
+    assert request["max_tokens"] == 17
+    assert request["messages"][0] == {"role": "system", "content": "Be brief."}
+    user = request["messages"][1]
+    assert user["role"] == "user"
+    assert user["content"][0] == {"type": "text", "text": "What color?"}
+    header, decoded = _decode_data_url(user["content"][1]["image_url"]["url"])
+    assert header == "data:image/png;base64"
+    assert decoded.size == (320, 200)
+    assert decoded.convert("RGB").getpixel((5, 5)) == (10, 200, 30)
+
+
+def test_large_images_are_shrunk_to_max_side_as_jpeg(stub):
+    vlm = OpenAIVLM("m", base_url=stub.url, max_image_side=100, image_format="jpeg", max_retries=0)
+    vlm.generate([ChatMessage("user", [Image.new("RGB", (400, 300)), Image.new("RGB", (50, 40)), "two"])])
+    parts = stub.requests[0]["messages"][0]["content"]
+    (h1, first), (h2, second) = (_decode_data_url(p["image_url"]["url"]) for p in parts[:2])
+    assert h1 == h2 == "data:image/jpeg;base64"
+    assert first.size == (100, 75) and second.size == (50, 40)
+    assert parts[2] == {"type": "text", "text": "two"}
+
+
+def test_api_key_defaults(stub, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    OpenAIVLM("m", base_url=stub.url, max_retries=0).generate([ChatMessage("user", ["hi"])])
+    assert stub.headers[-1]["authorization"] == "Bearer EMPTY"
+    monkeypatch.setenv("OPENAI_API_KEY", "from-env")
+    OpenAIVLM("m", base_url=stub.url, max_retries=0).generate([ChatMessage("user", ["hi"])])
+    assert stub.headers[-1]["authorization"] == "Bearer from-env"
+
+
+def test_base_url_from_environment(stub, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+    vlm = OpenAIVLM("envmodel", max_retries=0)
+    assert vlm.base_url == stub.url and vlm.name == f"openai:envmodel@{stub.url}"
+    assert vlm.generate([ChatMessage("user", ["hi"])]).text == "stub answer"
+    assert vlm.describe()["backend"] == "openai" and vlm.describe()["model"] == "envmodel"
+
+
+def test_http_500_gives_vlm_error_naming_url_and_model(stub):
+    stub.status = 500
+    vlm = OpenAIVLM("broken-model", base_url=stub.url, max_retries=0)
+    with pytest.raises(VLMError) as info:
+        vlm.generate([ChatMessage("user", ["hi"])])
+    message = str(info.value)
+    assert stub.url in message and "broken-model" in message and "500" in message
+
+
+def test_connection_refused_gives_vlm_error():
+    with socket.socket() as sock:  # find a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    vlm = OpenAIVLM("m", base_url=url, max_retries=0, timeout=5)
+    with pytest.raises(VLMError) as info:
+        vlm.generate([ChatMessage("user", ["hi"])])
+    assert url in str(info.value) and "'m'" in str(info.value)
+
+
+def test_null_content_is_an_error(stub):
+    stub.reply = completion(None)
+    with pytest.raises(VLMError, match="empty message"):
+        OpenAIVLM("m", base_url=stub.url, max_retries=0).generate([ChatMessage("user", ["hi"])])
+
+
+def test_yes_probability_is_opt_in_and_reads_top_logprobs(stub):
+    assert not supports(OpenAIVLM("m", base_url=stub.url), "yes_probability")
+    vlm = OpenAIVLM("m", base_url=stub.url, max_retries=0, logprobs=True)
+    assert supports(vlm, "yes_probability")
+    stub.reply = completion("Yes", logprobs=[("Yes", -0.2), (" yes", -2.0), ("No", -1.5), ("Maybe", -3.0)])
+    import math
+
+    p = vlm.yes_probability(Image.new("RGB", (20, 20)), "Is it green?")
+    yes, no = math.exp(-0.2) + math.exp(-2.0), math.exp(-1.5)
+    assert p == pytest.approx(yes / (yes + no))
+    request = stub.requests[-1]
+    assert request["logprobs"] is True and request["top_logprobs"] == 20 and request["max_tokens"] == 1
+    stub.reply = completion("Yes")  # server without logprobs support
+    with pytest.raises(VLMError, match="no logprobs"):
+        vlm.yes_probability(None, "Is it green?")
+
+
+def test_images_outside_user_messages_are_rejected(stub):
+    vlm = OpenAIVLM("m", base_url=stub.url, max_retries=0)
+    with pytest.raises(ValueError, match="assistant"):
+        vlm.generate([ChatMessage("assistant", [Image.new("RGB", (4, 4))])])
+    assert stub.requests == []
