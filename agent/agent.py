@@ -217,12 +217,5 @@ class Agent:
 
 
 def _save_input_image(run: Any, picture: Image.Image) -> str | None:
-    """Save the input as JPEG (a full-resolution PNG of a 12 MP photo is slow and large)."""
-    writer = getattr(run, "writer", None)
-    if writer is None:
-        return None
-    relative = "images/input.jpg"
-    target = Path(writer.directory) / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(target, quality=90)
-    return relative
+    """Save the input once, as JPEG (a full-resolution PNG of a 12 MP photo is slow and large)."""
+    return run.save_image(picture, "input", format="jpeg")

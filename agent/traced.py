@@ -127,7 +127,12 @@ class TracedTool:
             with trace_run(f"tool.{self.role}.{self.name}", "tool", inputs, metadata=self.describe()) as run:
                 count("tool_calls")
                 result = call(image, *args, **kwargs)
-                run.outputs = {"result": _summarise(result)}
+                if self.role == "segmenter":  # masks go to files so the report can draw them
+                    boxes = args[0] if args else kwargs.get("boxes", [])
+                    run.outputs = {"masks": [run.save_image(m, "mask") for m in result],
+                                   "boxes": [b.to_list() for b in boxes]}
+                else:
+                    run.outputs = {"result": _summarise(result)}
                 return result
 
         traced.__name__ = method

@@ -160,3 +160,37 @@ def test_compiled_graph_is_a_module_attribute():
     from lookcloser.graphs import graph
 
     assert set(graph.get_graph().nodes) >= {"show", "search", "tell"}
+
+
+class BoxMaskSegmenter:
+    """A segmenter double: fills each box."""
+
+    name = "boxfill"
+
+    def __init__(self):
+        self.calls = 0
+
+    def segment(self, image, boxes):
+        self.calls += 1
+        masks = []
+        for box in boxes:
+            mask = np.zeros((image.height, image.width), bool)
+            x1, y1, x2, y2 = (int(v) for v in box.to_list())
+            mask[y1:y2, x1:x2] = True
+            masks.append(mask)
+        return masks
+
+
+def test_found_boxes_are_refined_into_masks_by_the_segmenter(image, tmp_path):
+    segmenter = BoxMaskSegmenter()
+    vlm = ScriptedVLM([missing("cup", "dog"), "ok"])
+    agent = Agent(vlm=vlm, tools={"localizer": FixedLocalizer({"cup": (10, 20, 30, 40)}), "segmenter": segmenter},
+                  trace_dir=tmp_path)
+    answer = agent.run(image, "q?")
+    cup = next(f for f in answer.findings if f.target.name == "cup")
+    assert cup.mask is not None and cup.mask.shape == (480, 640) and cup.mask.sum() == 20 * 20
+    assert segmenter.calls == 1  # only the found target, in one batched call
+    from lookcloser.tracing import load_trace
+
+    seg_runs = [r for r in load_trace(answer.trace_dir) if r["name"] == "tool.segmenter.boxfill"]
+    assert seg_runs and (tmp_path / answer.trace_id / seg_runs[0]["outputs"]["masks"][0]).exists()
