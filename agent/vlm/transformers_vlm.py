@@ -66,17 +66,14 @@ def downscale(image: Image.Image, max_pixels: int | None) -> Image.Image:
 
 
 def _cache_first(auto_cls: Any, source: str, hub: bool, **kwargs: Any) -> Any:
-    """Load a hub id from the local HF cache without network when it is there, else from the hub.
+    """Local directory as is; a hub id from the local cache without network, else from the hub
+    only when it answers a quick probe (see lookcloser.hub): offline machines fail in seconds,
+    not after minutes of connection retries."""
+    if not hub:
+        return auto_cls.from_pretrained(source, **kwargs)
+    from lookcloser.hub import from_pretrained
 
-    Offline machines with a cached model then start at once instead of waiting out the hub
-    client's connection retries (minutes).
-    """
-    if hub:
-        try:
-            return auto_cls.from_pretrained(source, local_files_only=True, **kwargs)
-        except OSError:
-            pass  # not (fully) cached: resolve through the hub below, which reports real errors
-    return auto_cls.from_pretrained(source, **kwargs)
+    return from_pretrained(auto_cls, source, **kwargs)
 
 
 class TransformersVLM:
@@ -191,7 +188,7 @@ class TransformersVLM:
             if hub:
                 raise ModelLoadError(
                     f"could not load VLM {self.model_id!r} from the Hugging Face hub ({_short(exc)}); "
-                    f"{_FIX_HINT} (offline: set HF_HUB_OFFLINE=1 to skip the hub's connection retries)"
+                    f"{_FIX_HINT}"
                 ) from exc
             raise ModelLoadError(
                 f"could not load VLM {self.model_id!r} from local directory {source} ({_short(exc)}); "

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from lookcloser.errors import ModelLoadError
+from lookcloser.hub import from_pretrained
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput
 from lookcloser.types import Box, Detection
 
@@ -125,8 +126,8 @@ class Owlv2Cue:
             device = _pick_device(self.device_spec, torch)
             dtype = _pick_dtype(self.dtype_spec, device, torch)
             try:
-                processor = Owlv2Processor.from_pretrained(source)
-                model = Owlv2ForObjectDetection.from_pretrained(source, dtype=dtype)
+                processor = from_pretrained(Owlv2Processor, source)
+                model = from_pretrained(Owlv2ForObjectDetection, source, dtype=dtype)
             except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ModelLoadError(
