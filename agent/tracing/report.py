@@ -174,9 +174,8 @@ def _figure(root: dict[str, Any], runs: list[dict[str, Any]], steps: list[dict[s
         color = FOUND_COLOR if finding.get("status") == "found" else MISS_COLOR
         # below the box (step numbers sit at top-left corners), above it when the box touches the bottom
         label_y = y2 + font * 1.05 if y2 + font * 1.1 <= height else max(y1 - stroke * 2, font)
-        label = finding.get("name") or "finding"
-        if finding.get("text"):
-            label = f"{label}: {finding['text']}"
+        # text findings share one target name; the text read is what tells them apart
+        label = f'"{finding["text"]}"' if finding.get("text") else (finding.get("name") or "finding")
         parts.append(f'<g class="finding-box"><title>{_esc(json.dumps(finding))}</title><rect x="{x1}" y="{y1}" '
                      f'width="{x2 - x1}" height="{y2 - y1}" fill="none" stroke="{color}" stroke-width="{stroke * 1.5}"/>'
                      f'<text x="{x1}" y="{label_y}" font-size="{font}" fill="{color}" stroke="#000" '
