@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from lookcloser import Agent, ModelLoadError
-from lookcloser.visualize import draw_findings
 
 HERE = Path(__file__).resolve().parent
 IMAGE = HERE / "vending_machine.jpg"  # SEAL demo photo (MIT, see LICENSE.seal-demo-images.MIT.txt)
@@ -57,10 +56,10 @@ def offline_search(agent: Agent, out: Path) -> int:
         if finding.status != "found":
             print(f"  {finding.target.name}: {finding.status} {finding.error or ''}")
     from lookcloser.images import load_image
+    from lookcloser.tools.vstar.visualize import draw_search
 
-    picture = draw_findings(load_image(IMAGE), found)
-    picture.save(out / "demo_findings.png")
-    print(f"visualisation: {out / 'demo_findings.png'}")
+    draw_search(load_image(IMAGE), findings, out / "demo_search.png")
+    print(f"visualisation of the search (numbered patches, boxes, text): {out / 'demo_search.png'}")
     return 0 if found else 1
 
 
