@@ -23,6 +23,10 @@ err = Console(stderr=True)
 out = Console()
 
 
+#: `lookcloser find IMAGE text` means "read all the text" without needing --kind text.
+TEXT_WORDS = {"text", "all text", "the text", "words", "all the text"}
+
+
 def _fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
@@ -74,7 +78,7 @@ def ask(
 def find(
     image: Path = typer.Argument(..., help="Image file."),
     target: str = typer.Argument(..., help="What to find, e.g. 'the red sign' or 'text'."),
-    kind: str = typer.Option("object", "--kind", help="object (find one) or text (read all text)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="object (find one) or text (read all text); default: text when TARGET is 'text', else object."),
     tool: Optional[list[str]] = typer.Option(None, "--tool", help="ROLE=NAME, e.g. localizer=whole_image (repeat)."),
     as_json: bool = typer.Option(False, "--json", help="Print {\"findings\": [...]} as JSON."),
     save_vis: Optional[Path] = typer.Option(None, "--save-vis", help="Write a PNG of the search and findings."),
@@ -84,6 +88,8 @@ def find(
     from lookcloser.agent import Agent
     from lookcloser.types import Target
 
+    if kind is None:
+        kind = "text" if target.strip().casefold() in TEXT_WORDS else "object"
     if kind not in ("object", "text"):
         _fail(f"--kind must be 'object' or 'text', got '{kind}'")
     try:

@@ -54,3 +54,15 @@ def test_find_text_json_on_real_photo_with_whole_image_pass(tmp_path):
     assert payload["findings"] and {"name", "kind", "status", "box", "score", "text", "tool", "error"} <= set(payload["findings"][0])
     assert all(f["kind"] == "text" for f in payload["findings"])
     assert Image.open(tmp_path / "vis.png").size[0] > 0
+
+
+@pytest.mark.slow
+def test_find_text_on_real_photo_reads_the_small_web_address(tmp_path):
+    """The README's promise: `lookcloser find examples/vending_machine.jpg text --json` reads small text."""
+    result = runner.invoke(app, ["find", str(EXAMPLES / "vending_machine.jpg"), "text", "--json",
+                                 "--trace-dir", str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    texts = [f["text"] for f in payload["findings"]]
+    assert "WWW.TVR.BY" in texts, texts  # 10 px high in a 2250x1500 photo
+    assert all(f["kind"] == "text" and f["tool"] == "vstar" for f in payload["findings"])
