@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import io
 import json
 import os
 import tempfile
@@ -180,21 +181,12 @@ class TraceWriter:
             image = Image.fromarray(array)
         if not isinstance(image, Image.Image):
             raise TypeError(f"save_image needs a PIL image or numpy array, got {type(image).__name__} for '{label}'")
-        target = self.directory / relative
-        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".{suffix}.tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                if suffix == "png":
-                    image.save(out, format="PNG")
-                else:
-                    image.convert("RGB").save(out, format="JPEG", quality=90)
-            os.replace(temp, target)
-        except BaseException:
-            try:
-                os.unlink(temp)
-            except FileNotFoundError:
-                pass
-            raise
+        buffer = io.BytesIO()
+        if suffix == "png":
+            image.save(buffer, format="PNG")
+        else:
+            image.convert("RGB").save(buffer, format="JPEG", quality=90)
+        _write_atomic(self.directory / relative, buffer.getvalue())
         return relative
 
 
