@@ -43,7 +43,7 @@ def test_missing_targets_are_searched_and_tell_sees_memory(image):
     assert "red cup at [100, 50, 140, 90]" in tell_prompt
     assert "blue sign: not found" in tell_prompt
     # TELL gets the full image plus the crop of the found target
-    assert vlm.calls[1]["image_sizes"] == [(640, 480), (40, 40)]
+    assert vlm.calls[1]["image_sizes"] == [(640, 480), (224, 224)]  # 40x40 crop, enlarged
     assert answer.stats.vlm_calls == 2 and answer.stats.tool_calls == 2
 
 

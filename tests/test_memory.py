@@ -12,7 +12,8 @@ def test_render_lines_and_crop_order():
     gone = Finding(target=Target(name="dog"), status="not_found", tool="t")
     broken = Finding(target=Target(name="cat"), status="failed", tool="t", error="boom")
     text, crops = VisualWorkingMemory(image, "q", [cup, sign, gone, broken]).render()
-    assert [c.size for c in crops] == [(40, 10), (29, 38)]  # most confident first
+    # most confident first, small crops enlarged (aspect kept) so the VLM can read them
+    assert [c.size for c in crops] == [(224, 56), (171, 224)]
     assert "cup at [1, 2, 30, 40] (shown enlarged as image 3), confidence 0.40" in text
     assert "text read from the image near \"sign\" at [50, 50, 90, 60] (shown enlarged as image 2): \"say 'hi'\"" in text
     assert "dog: not found" in text and "cat: search failed (t: boom)" in text
