@@ -4,7 +4,9 @@ Protocol: ../shared/data/text_dev/README.md. Every strategy reads all text in ea
 expected string counts as read if some returned text, normalised (casefold, a-z0-9 only),
 contains it or is within edit distance max(1, len/10) of it. Each strategy runs in its own
 subprocess so its peak memory (ru_maxrss: onnxruntime allocates outside Python, so tracemalloc
-would miss it) is its own.
+would miss it) is its own. "Detector Mpx" is the total number of pixels fed to the text detector
+(its input tensors, after each strategy's own resizing): a fairer cost than calls when input sizes
+differ.
 
     .venv/bin/python benchmarks/text_search.py            # all three, prints a markdown table
     .venv/bin/python benchmarks/text_search.py --strategies vstar --verbose
@@ -61,8 +63,16 @@ class CountingEngine:
 
         self.engine = RapidOCR()
         self.detector_calls = 0
+        self.detector_pixels = 0
         self.recognizer_calls = 0
         det, rec = self.engine.text_det, self.engine.text_rec
+        infer = det.infer
+
+        def counted_infer(tensor):
+            self.detector_pixels += int(tensor.shape[-1]) * int(tensor.shape[-2])
+            return infer(tensor)
+
+        det.infer = counted_infer
 
         def counted_det(img):
             self.detector_calls += 1
@@ -80,7 +90,7 @@ class CountingEngine:
         return [text for _box, text, _score in (result or [])]
 
 
-def run_worker(strategy: str, data: Path, verbose: bool) -> dict:
+def run_worker(strategy: str, data: Path, verbose: bool, options: dict | None = None) -> dict:
     from PIL import Image
 
     items = [json.loads(line) for line in (data / "items.jsonl").read_text().splitlines() if line.strip()]
@@ -92,8 +102,13 @@ def run_worker(strategy: str, data: Path, verbose: bool) -> dict:
         from lookcloser.tools.vstar.text_cue import TextCue
         from lookcloser.types import Target
 
-        cue = TextCue()
-        localizer = VStarLocalizer(text_cue=cue)
+        from lookcloser.tools.vstar.config import SearchConfig
+
+        options = dict(options or {})
+        cue_fields = {"det_side", "max_upscale", "min_box_px", "native_max_pixels"}
+        cue = TextCue(**{k: v for k, v in options.items() if k in cue_fields})
+        config = SearchConfig().with_options(**{k: v for k, v in options.items() if k not in cue_fields})
+        localizer = VStarLocalizer(text_cue=cue, config=config)
         counter = cue
     else:
         engine = CountingEngine()
@@ -103,7 +118,7 @@ def run_worker(strategy: str, data: Path, verbose: bool) -> dict:
     for name, expected in by_image.items():
         image = Image.open(data / name).convert("RGB")
         t0 = time.perf_counter()
-        d0, r0 = counter.detector_calls, counter.recognizer_calls
+        d0, r0, p0 = counter.detector_calls, counter.recognizer_calls, counter.detector_pixels
         if strategy == "whole":
             texts = engine.read(np.asarray(image))
         elif strategy == "tiling":
@@ -117,14 +132,16 @@ def run_worker(strategy: str, data: Path, verbose: bool) -> dict:
         read = [is_read(item["text"], texts) for item in expected]
         hits += sum(read)
         row = {"image": name, "read": read, "expected": [i["text"] for i in expected],
-               "det": counter.detector_calls - d0, "rec": counter.recognizer_calls - r0,
+               "det": counter.detector_calls - d0, "det_mpx": round((counter.detector_pixels - p0) / 1e6, 2),
+               "rec": counter.recognizer_calls - r0,
                "seconds": round(time.perf_counter() - t0, 2)}
         per_image.append(row)
         if verbose:
             print(json.dumps(row, ensure_ascii=False), file=sys.stderr, flush=True)
     return {
         "strategy": strategy, "read": hits, "total": len(items),
-        "detector_calls": counter.detector_calls, "recognizer_calls": counter.recognizer_calls,
+        "detector_calls": counter.detector_calls, "detector_mpx": round(counter.detector_pixels / 1e6, 1),
+        "recognizer_calls": counter.recognizer_calls,
         "seconds": round(time.perf_counter() - start, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0),
         "per_image": per_image,
@@ -138,12 +155,21 @@ def main() -> int:
     parser.add_argument("--worker", choices=sorted(STRATEGIES), help=argparse.SUPPRESS)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--vstar-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a TextCue or SearchConfig option for the V* run (repeatable), e.g. read_focus=false")
     args = parser.parse_args()
     if not (args.data / "items.jsonl").exists():
         print(f"no benchmark data at {args.data} (expected items.jsonl); pass --data", file=sys.stderr)
         return 2
+    options = {}
+    for item in args.vstar_option:
+        name, sep, value = item.partition("=")
+        if not sep:
+            print(f"--vstar-option needs NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        options[name.strip()] = json.loads(value) if value.strip() not in ("", "None") else None
     if args.worker:
-        print(json.dumps(run_worker(args.worker, args.data, args.verbose), ensure_ascii=False))
+        print(json.dumps(run_worker(args.worker, args.data, args.verbose, options), ensure_ascii=False))
         return 0
     results = []
     for strategy in [s.strip() for s in args.strategies.split(",") if s.strip()]:
@@ -153,14 +179,15 @@ def main() -> int:
         command = [sys.executable, __file__, "--worker", strategy, "--data", str(args.data)]
         if args.verbose:
             command.append("--verbose")
+        command += [f"--vstar-option={item}" for item in args.vstar_option]
         done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"done: {strategy}", file=sys.stderr, flush=True)
-    print("| strategy | read | detector calls | recognizer calls | seconds | peak memory (RSS) |")
-    print("|---|---|---|---|---|---|")
+    print("| strategy | read | detector calls | detector Mpx | recognizer calls | seconds | peak memory (RSS) |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {STRATEGIES[r['strategy']]} | {r['read']}/{r['total']} | {r['detector_calls']} | "
-              f"{r['recognizer_calls']} | {r['seconds']} | {r['peak_rss_mb']:.0f} MB |")
+              f"{r['detector_mpx']} | {r['recognizer_calls']} | {r['seconds']} | {r['peak_rss_mb']:.0f} MB |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     return 0

@@ -157,9 +157,35 @@ def test_read_all_reads_every_line_and_skips_textless_patches():
     tiny = next(d for d in result.lines if d.label == "tiny")
     assert tiny.box == lines[1].box
     assert result.stop_reason == "exhausted" and result.found
-    # only the branch holding the unread line is expanded: root, its quadrant, its sub-quadrant
-    assert len(result.steps) == 3
-    assert all(s.box.x2 >= 700 and s.box.y2 >= 700 for s in result.steps)
+    # the root (seen at scale 1.0: resolved) read 'tiny' badly; only the quadrant holding it is
+    # expanded, and looked at only around the line (48 px of context), not as a whole quadrant
+    assert len(result.steps) == 2
+    close = result.steps[1]
+    assert close.level == 2 and close.box == Box(x1=652, y1=652, x2=808, y2=762)
+    assert cue.seen[1] == close.box
+
+
+def test_read_all_unresolved_patches_expand_every_child_and_cut_lines_are_not_final():
+    """A patch seen below read_resolved_scale proves nothing about small text: every child is looked
+    at (padded). A line cut by a patch border is read again whole and the whole read wins."""
+    from lookcloser.tools.vstar.search import _cut
+
+    class CoarseCue(FakeTextCue):
+        def __call__(self, patch, phrase):
+            out = super().__call__(patch, phrase)
+            out.extra["scale"] = 0.5 if max(patch.size) > 600 else 1.0
+            return out
+
+    line = Thing(Box(x1=300, y1=400, x2=500, y2=420), 0.95, 10_000, "ACROSS")
+    cue = CoarseCue([line])
+    result = search(coord_image(1000, 1000), "text", cue, CFG, mode="read_all")
+    assert [d.label for d in result.lines] == ["ACROSS"]
+    assert result.steps[0].children == 4 and [s.level for s in result.steps[1:5]] == [2, 2, 2, 2]
+    assert _cut(Box(x1=0, y1=5, x2=50, y2=20), Box(x1=0, y1=0, x2=100, y2=100), 1000, 1000) is False  # image edge
+    assert _cut(Box(x1=60, y1=5, x2=100, y2=20), Box(x1=0, y1=0, x2=100, y2=100), 1000, 1000) is True
+    assert dedupe_lines([Detection(box=Box(x1=0, y1=0, x2=50, y2=20), score=0.99, label="ACR"),
+                         Detection(box=Box(x1=0, y1=0, x2=100, y2=20), score=0.9, label="ACROSS")],
+                        0.5, cut=[True, False])[0].label == "ACROSS"
 
 
 def test_read_all_with_no_text_is_clean():

@@ -35,6 +35,13 @@ def test_detector_input_size_rule():
     assert detector_input_size(1680, 876, 960, 3.0) == (960, 512)  # multiples of 32
     assert detector_input_size(100, 50, 960, 3.0) == (288, 160)  # at most 3x up
     assert detector_input_size(1, 1, 960, 3.0) == (32, 32)
+    native = 2048 * 2048
+    # up to native_max_pixels: native resolution or larger, sides rounded UP (no pixel lost)
+    assert detector_input_size(1680, 876, 960, 3.0, native) == (1696, 896)
+    assert detector_input_size(2250, 1500, 960, 3.0, native) == (2272, 1504)
+    assert detector_input_size(300, 100, 960, 3.0, native) == (928, 320)  # small: enlarged up to 3x
+    # larger patches get a coarse look at det_side
+    assert detector_input_size(5650, 3767, 960, 3.0, native) == (960, 640)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +57,8 @@ def test_text_cue_reads_synthetic_text_and_counts_calls(cue):
     out = cue(image, "text")
     assert out.heatmap.ndim == 2 and 0.5 < out.peak <= 1.0
     assert cue.detector_calls == before_det + 1 and cue.recognizer_calls == before_rec + len(out.detections)
+    assert out.extra["detector_input"] == [800, 256] and out.extra["scale"] >= 2.0  # small: enlarged 2x, sides rounded up
+    assert cue.input_scale(400, 120) == pytest.approx(out.extra["scale"])
     assert any("HELLO" in (d.label or "") for d in out.detections)
     line = next(d for d in out.detections if "HELLO" in (d.label or ""))
     assert 30 <= line.box.x1 <= 50 and line.box.x2 > 150 and line.score > 0.8

@@ -63,19 +63,30 @@ class SearchConfig:
     read_legible_confidence: float = 0.85
     #: ... and only if its height at the detector's input was at least this many pixels
     #: (smaller text is detected but too blurred to trust: look closer).
-    read_min_text_px: float = 12.0
+    read_min_text_px: float = 16.0
     #: A patch is "resolved" when the detector sees it at >= this scale (detector input px per
     #: original px). In a resolved patch a child is expanded only where the map shows unread
-    #: text. Below it, small text leaves no trace in the PP-OCR map (measured: 13-25 px text at
-    #: scale 0.43 gives probability 0.00), so absence of evidence proves nothing and every child
-    #: is expanded.
-    read_resolved_scale: float = 0.6
+    #: text. Below it, small text leaves no trace in the PP-OCR map, so absence of evidence
+    #: proves nothing and every child is expanded. Measured on ../shared/data/text_dev: the
+    #: map inside 13-35 px lines is ~0 at scales 0.4-0.9 for most of them and ~1 at 1.0, so
+    #: only a native-resolution look resolves a region (0.6 and 0.85 were both too low).
+    read_resolved_scale: float = 1.0
     #: Map probability that counts as text (the DB binarisation threshold of PP-OCR).
     read_text_threshold: float = 0.3
     #: Minimum area (detector-input px) of unread text / faint evidence in a child to expand it.
     read_min_blob_px: float = 12.0
-    #: Children overlap by this fraction of their size so a line cut by a split is whole in one.
-    read_child_overlap: float = 0.1
+    #: Children of an unresolved patch overlap by this fraction of their size so a line cut by
+    #: a split is whole in one.
+    read_child_overlap: float = 0.05
+    #: In a resolved patch, look at an expanded child only around its unread text (grown to
+    #: whole blobs, plus `read_focus_margin` original px of context) instead of the whole child:
+    #: an unread line costs a small close look, not a quadrant.
+    read_focus: bool = True
+    read_focus_margin: float = 48.0
+    #: A closer look must enlarge the text by at least this factor at the detector input (the
+    #: cue's `input_scale`, else the size ratio); otherwise the child's own children are queued
+    #: in its place (the same pixels at the same scale show nothing new).
+    read_focus_min_gain: float = 1.25
     #: Reads of the same line across levels: boxes with IoU (or overlap of the smaller) above
     #: this are one line; the most confident read is kept.
     read_dedupe_overlap: float = 0.5

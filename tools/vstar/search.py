@@ -264,8 +264,9 @@ def search(
     queue: list[_Node] = [_Node((0.0, counter), whole, whole, 1, 0.0, None)]
     steps: list[SearchStep] = []
     best: Detection | None = None
-    lines: list[Detection] = []
+    lines: list[tuple[Detection, bool]] = []  # read-all: (line read, cut by the patch border)
     legible: list[Detection] = []  # read-all: lines read legibly so far (original px)
+    looked: list[tuple[Box, float]] = []  # read-all: boxes looked at and the cue's scale there
     cue_calls = context_calls = skipped_read = 0
     stop_reason: StopReason | None = None
 
@@ -274,8 +275,9 @@ def search(
             stop_reason = "budget"
             break
         node = heapq.heappop(queue)
-        if mode == "read_all" and node.parent is not None and not _still_unread(node, legible, config):
-            skipped_read += 1  # everything this child would show was read legibly elsewhere meanwhile
+        if mode == "read_all" and node.parent is not None and (
+                not _still_unread(node, legible, config) or _seen_as_close(node.box, looked, cue, config)):
+            skipped_read += 1  # read legibly elsewhere meanwhile, or already looked at as closely
             continue
         patch_box = node.box
         leaf = is_leaf(node.core, min_size)
@@ -324,10 +326,17 @@ def search(
             else:
                 step.context = "not_used_in_read_all"
                 scale = float(output.extra.get("scale", 1.0))
-                lines.extend(d for d in detections if d.label and d.score >= calibration.accept_confidence)
-                legible.extend(d for d in detections if _legible(d, scale, config))
+                looked.append((patch_box, scale))
+                for det in detections:
+                    cut = _cut(det.box, patch_box, width, height)
+                    if det.label and det.score >= calibration.accept_confidence:
+                        lines.append((det, cut))
+                    if not cut and _legible(det, scale, config):
+                        legible.append(det)
                 if not leaf:
-                    guide, evidence, children = _read_all_children(heatmap, output, patch_box, node.core, legible, config)
+                    guide, evidence, read_children = _read_all_children(
+                        heatmap, scale, patch_box, node.core, legible, config, cue, (width, height), min_size)
+                    children = [core for core, _view, _depth in read_children]
 
             if children:
                 guide = _shrink(_normalise(guide))
@@ -337,11 +346,14 @@ def search(
                     expanded.evidence = evidence
                     expanded.scale = scale
                     expanded.px_area = (scale * patch_box.width / evidence.shape[1]) * (scale * patch_box.height / evidence.shape[0])
-                for child in children:
+                if mode == "read_all":
+                    queued = read_children
+                else:
+                    queued = [(child, child, 1) for child in children]
+                for child, view, depth in queued:
                     counter += 1
                     priority = child_priority(child, expanded, config)
-                    view = _pad(child, config.read_child_overlap, width, height) if mode == "read_all" else child
-                    heapq.heappush(queue, _Node((-priority, counter), child, view, node.level + 1, priority, expanded))
+                    heapq.heappush(queue, _Node((-priority, counter), child, view, node.level + depth, priority, expanded))
             step.children = len(children)
             run.outputs = {"peak": step.peak, "strong": strong, "context": step.context,
                            "detections": [_det_dict(d) for d in detections], "children": len(children)}
@@ -355,13 +367,14 @@ def search(
         if found and stop_reason == "exhausted":
             stop_reason = "best_seen"
     else:
-        lines = dedupe_lines(lines, config.read_dedupe_overlap)
+        lines = dedupe_lines([d for d, _ in lines], config.read_dedupe_overlap, cut=[c for _, c in lines])
         found = bool(lines)
         best = lines[0] if lines else None
     return SearchResult(
         phrase=phrase, mode=mode, cue=cue.name, image_size=(width, height), min_patch_size=min_size,
         best=best if (found or mode == "find") else None, found=found, stop_reason=stop_reason, steps=steps,
-        cue_calls=cue_calls, context_calls=context_calls, seconds=time.perf_counter() - start, lines=lines,
+        cue_calls=cue_calls, context_calls=context_calls, seconds=time.perf_counter() - start,
+        lines=lines if mode == "read_all" else [],
         skipped_read=skipped_read,
     )
 
@@ -380,19 +393,27 @@ def _pad(box: Box, fraction: float, width: int, height: int) -> Box:
 
 
 def _read_all_children(
-    heatmap: np.ndarray, output: CueOutput, patch: Box, core: Box, legible: list[Detection], config: SearchConfig,
-) -> tuple[np.ndarray, np.ndarray, list[Box]]:
-    """The unread-text map (the guide for priorities) and the children that still show unread text.
+    heatmap: np.ndarray, scale: float, patch: Box, core: Box, legible: list[Detection], config: SearchConfig,
+    cue: CueModel, image_size: tuple[int, int], min_size: int,
+) -> tuple[np.ndarray, np.ndarray | None, list[tuple[Box, Box, int]]]:
+    """The unread-text map (the guide for priorities) and the children to look at next, each as
+    (core box of the split tree, box to look at, levels below this node).
 
     Unread map = the heatmap with every line read legibly so far (here or in any earlier patch)
     blanked out. A patch the detector saw at < read_resolved_scale is not "resolved": text smaller
-    than the detector can see leaves no trace there, so every child is expanded. In a resolved
-    patch a child is expanded only when its unread text (map > read_text_threshold) covers
-    >= read_min_blob_px detector-input px.
+    than the detector can see leaves no trace there, so every child is looked at whole (padded by
+    read_child_overlap). In a resolved patch a child is expanded only when its unread text
+    (map > read_text_threshold) covers >= read_min_blob_px detector-input px, and it is looked at
+    only around that text (`_focus`). A focused look the cue would not see any closer than this
+    patch (input scale gain < read_focus_min_gain) shows nothing new: that child's own children
+    are queued in its place, down to the leaf size.
     """
+    width, height = image_size
     h, w = heatmap.shape
-    scale = float(output.extra.get("scale", 1.0))  # detector-input px per patch px
     unread = heatmap.copy()
+    # all text, read or not (map blobs and the larger boxes of lines read): a close look takes
+    # whole lines, so a line read only in part is looked at whole
+    text = heatmap > config.read_text_threshold
     sx, sy = w / patch.width, h / patch.height
     for det in legible:
         bx1 = int(np.floor((det.box.x1 - patch.x1) * sx))
@@ -401,15 +422,102 @@ def _read_all_children(
         by2 = int(np.ceil((det.box.y2 - patch.y1) * sy))
         if bx2 > 0 and by2 > 0 and bx1 < w and by1 < h:
             unread[max(by1, 0):by2, max(bx1, 0):bx2] = 0.0
+            text[max(by1, 0):by2, max(bx1, 0):bx2] = True
     evidence = (unread > config.read_text_threshold).astype(np.float64)
     if scale < config.read_resolved_scale:
         # The detector saw this patch too small: small text leaves no trace in its map, so the
         # absence of evidence proves nothing. Look at every child (the map still orders them).
-        return unread, None, split_box(core, config)
+        return unread, None, [(child, _pad(child, config.read_child_overlap, width, height), 1)
+                              for child in split_box(core, config)]
     px_area = (scale / sx) * (scale / sy)  # detector-input px per heatmap cell
-    children = [child for child in split_box(core, config)
-                if rect_mass(evidence, child, patch) * px_area >= config.read_min_blob_px]
-    return unread, evidence, children
+    input_scale = getattr(cue, "input_scale", None)
+
+    def gain(view: Box) -> float:
+        if input_scale is not None:
+            return float(input_scale(int(view.width), int(view.height))) / max(scale, 1e-9)
+        return max(patch.width, patch.height) / max(view.width, view.height, 1.0)
+
+    queued: list[tuple[Box, Box, int]] = []
+
+    def visit(box: Box, depth: int) -> None:
+        for child in split_box(box, config):
+            if rect_mass(evidence, child, patch) * px_area < config.read_min_blob_px:
+                continue
+            view = _focus(evidence, text, patch, child, config.read_focus_margin, width, height) if config.read_focus \
+                else _pad(child, config.read_child_overlap, width, height)
+            if gain(view) >= config.read_focus_min_gain:
+                queued.append((child, view, depth))
+            elif not is_leaf(child, min_size) and depth < 8:
+                visit(child, depth + 1)  # no closer look here: go one level down
+            # else: a leaf that would show the same pixels at the same scale again: nothing to gain
+
+    visit(core, 1)
+    return unread, evidence, queued
+
+
+def _focus(evidence: np.ndarray, text: np.ndarray, patch: Box, child: Box, margin: float, width: int,
+           height: int) -> Box:
+    """The box to look at for `child`: its unread text, grown over the text map (read or not) to
+    whole blobs -- a line cut by the split, or half read, is taken whole -- but at most a quarter
+    of the child's size beyond it, plus `margin` original px of context, clipped to the image."""
+    h, w = evidence.shape
+    sx, sy = w / patch.width, h / patch.height
+
+    def cells(box: Box) -> tuple[int, int, int, int]:
+        return (max(0, int(np.floor((box.x1 - patch.x1) * sx))), max(0, int(np.floor((box.y1 - patch.y1) * sy))),
+                min(w, int(np.ceil((box.x2 - patch.x1) * sx))), min(h, int(np.ceil((box.y2 - patch.y1) * sy))))
+
+    bbox = _nonzero_bbox(evidence, *cells(child))
+    if bbox is None:
+        return child
+    lx1, ly1, lx2, ly2 = cells(_pad(child, 0.25, width, height))
+    # grow by half a line height per round: joins words and line parts the DB map keeps apart
+    step = max(4, (bbox[3] - bbox[1]) // 2)
+    for _ in range(max(h, w) // step + 1):
+        x1, y1, x2, y2 = bbox
+        grown = _nonzero_bbox(text, max(lx1, x1 - step), max(ly1, y1 - step), min(lx2, x2 + step), min(ly2, y2 + step))
+        if grown is None:
+            break
+        grown = (min(grown[0], x1), min(grown[1], y1), max(grown[2], x2), max(grown[3], y2))
+        if grown == bbox:
+            break
+        bbox = grown
+    x1, y1, x2, y2 = bbox
+    return Box(x1=np.floor(patch.x1 + x1 / sx - margin), y1=np.floor(patch.y1 + y1 / sy - margin),
+               x2=np.ceil(patch.x1 + x2 / sx + margin), y2=np.ceil(patch.y1 + y2 / sy + margin)).clip(width, height)
+
+
+def _nonzero_bbox(mask: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> tuple[int, int, int, int] | None:
+    window = mask[y1:y2, x1:x2]
+    if window.size == 0:
+        return None
+    rows = np.flatnonzero(window.any(axis=1))
+    cols = np.flatnonzero(window.any(axis=0))
+    if rows.size == 0:
+        return None
+    return (x1 + int(cols[0]), y1 + int(rows[0]), x1 + int(cols[-1]) + 1, y1 + int(rows[-1]) + 1)
+
+
+def _seen_as_close(view: Box, looked: list[tuple[Box, float]], cue: CueModel, config: SearchConfig) -> bool:
+    """A view (almost) inside a box already looked at, at a scale the view would not beat by
+    read_focus_min_gain, would show the same pixels again (two siblings grown to one blob)."""
+    input_scale = getattr(cue, "input_scale", None)
+    if input_scale is None or view.area <= 0:
+        return False
+    scale = float(input_scale(int(view.width), int(view.height)))
+    for box, seen_scale in looked:
+        ix = max(0.0, min(view.x2, box.x2) - max(view.x1, box.x1))
+        iy = max(0.0, min(view.y2, box.y2) - max(view.y1, box.y1))
+        if ix * iy >= 0.9 * view.area and scale < seen_scale * config.read_focus_min_gain:
+            return True
+    return False
+
+
+def _cut(box: Box, patch: Box, width: int, height: int, tolerance: float = 2.0) -> bool:
+    """A line touching a border of the patch that is not the image's border was cut by the crop."""
+    return ((patch.x1 > 0 and box.x1 - patch.x1 <= tolerance) or (patch.y1 > 0 and box.y1 - patch.y1 <= tolerance)
+            or (patch.x2 < width and patch.x2 - box.x2 <= tolerance)
+            or (patch.y2 < height and patch.y2 - box.y2 <= tolerance))
 
 
 def _still_unread(node: _Node, legible: list[Detection], config: SearchConfig) -> bool:
@@ -439,11 +547,17 @@ def _touches(a: Box, b: Box) -> bool:
     return a.x1 < b.x2 and b.x1 < a.x2 and a.y1 < b.y2 and b.y1 < a.y2
 
 
-def dedupe_lines(lines: list[Detection], overlap: float) -> list[Detection]:
-    """Keep the most confident read of each line: boxes overlapping by more than `overlap`
-    (IoU, or intersection over the smaller box) are the same line. Sorted by confidence."""
+def dedupe_lines(lines: list[Detection], overlap: float, cut: list[bool] | None = None) -> list[Detection]:
+    """Keep the best read of each line: boxes overlapping by more than `overlap` (IoU, or
+    intersection over the smaller box) are the same line. A whole read beats one cut by a patch
+    border (`cut[i]`), then the most confident wins. Sorted by (cut, -confidence)."""
+    flags = list(cut) if cut is not None else [False] * len(lines)
+    if len(flags) != len(lines):
+        raise ValueError(f"dedupe_lines: {len(lines)} lines but {len(flags)} cut flags")
     kept: list[Detection] = []
-    for line in sorted(lines, key=lambda d: (-d.score, d.box.y1, d.box.x1)):
+    order = sorted(range(len(lines)), key=lambda i: (flags[i], -lines[i].score, lines[i].box.y1, lines[i].box.x1))
+    for i in order:
+        line = lines[i]
         if all(_overlap(line.box, other.box) <= overlap for other in kept):
             kept.append(line)
     return kept

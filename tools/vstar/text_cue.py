@@ -7,9 +7,11 @@ post-processing on that map. Each box is cut from the patch at FULL resolution (
 crop of the original image; only the detector sees it resized) and read by RapidOCR's
 recognizer; a detection's confidence is the recognizer's confidence.
 
-Preprocessing follows RapidOCR: BGR channel order, (x / 255 - 0.5) / 0.5, both sides rounded to a
-multiple of 32. The detector input size is ours: the patch's longer side is scaled to
-`det_side` (at most `max_upscale` times up), so every patch costs about the same.
+Preprocessing follows RapidOCR: BGR channel order, (x / 255 - 0.5) / 0.5, both sides a multiple
+of 32. The detector input size is ours (`detector_input_size`): a patch of at most
+`native_max_pixels` is seen at native resolution (small ones enlarged to `det_side`, at most
+`max_upscale` times), because PP-OCRv4's map misses small text in downscaled photos; a larger
+patch gets a cheap coarse look with its longer side scaled to `det_side`.
 
 One onnxruntime session per model per process (cached), shared by every TextCue.
 """
@@ -17,6 +19,7 @@ One onnxruntime session per model per process (cached), shared by every TextCue.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import threading
 from pathlib import Path
@@ -92,8 +95,19 @@ def _db_postprocess():
                          score_mode="fast", use_dilation=True)
 
 
-def detector_input_size(width: int, height: int, det_side: int, max_upscale: float) -> tuple[int, int]:
-    """(w, h) fed to the detector: longer side scaled to det_side (at most max_upscale up), multiples of 32."""
+def detector_input_size(width: int, height: int, det_side: int, max_upscale: float,
+                        native_max_pixels: float = 0) -> tuple[int, int]:
+    """(w, h) fed to the detector, sides multiples of 32.
+
+    A patch of at most `native_max_pixels` is seen at native resolution or larger: scale
+    max(1, min(det_side / longer side, max_upscale)), sides rounded UP so no pixel is lost.
+    A larger patch (or any patch when native_max_pixels is 0) is a coarse look: longer side
+    scaled to det_side (at most max_upscale up), sides rounded to the nearest multiple of 32.
+    """
+    width, height = max(int(width), 1), max(int(height), 1)
+    if native_max_pixels and width * height <= native_max_pixels:
+        ratio = max(1.0, min(det_side / max(width, height), max_upscale))
+        return max(32, int(math.ceil(width * ratio / 32)) * 32), max(32, int(math.ceil(height * ratio / 32)) * 32)
     ratio = min(det_side / max(width, height), max_upscale)
     w = max(32, int(round(width * ratio / 32)) * 32)
     h = max(32, int(round(height * ratio / 32)) * 32)
@@ -127,7 +141,13 @@ def crop_quad(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
 class TextCue:
     """Cue model for text: heatmap = PP-OCRv4 text probability map, detections = lines read.
 
-    det_side: longer side of the detector input (px). max_upscale: cap on enlarging small patches.
+    det_side: longer side of the detector input for a coarse look (px), and the size small
+        patches are enlarged to. max_upscale: cap on enlarging small patches.
+    native_max_pixels: patches up to this many pixels are seen at native resolution (or enlarged);
+        larger ones get a coarse det_side look. Measured on ../shared/data/text_dev: PP-OCRv4's map
+        for 13-35 px text in these photos is ~0 at scales 0.4-0.9 and ~1 at >= 1.0, so only a
+        native-resolution look can tell that a region holds no small text. Default 2048 x 2048
+        (one 2250x1500 photo in one call, ~1.2 GB peak RSS).
     min_box_px: boxes shorter than this at the detector input are not sent to the recognizer
         (they stay in the map as unread text, so a read-all search looks closer).
     Counters `detector_calls` and `recognizer_calls` (text crops read) are kept for benchmarks.
@@ -135,8 +155,9 @@ class TextCue:
 
     name = "text"
 
-    def __init__(self, det_side: int = 960, max_upscale: float = 3.0, min_box_px: float = 8.0,
-                 threads: int | None = None, calibration: CueCalibration = TEXT_CALIBRATION) -> None:
+    def __init__(self, det_side: int = 960, max_upscale: float = 2.0, min_box_px: float = 8.0,
+                 native_max_pixels: float = 2048 * 2048, threads: int | None = None,
+                 calibration: CueCalibration = TEXT_CALIBRATION) -> None:
         if det_side < 32:
             raise ValueError(f"det_side must be >= 32 px, got {det_side}")
         if max_upscale < 1:
@@ -144,9 +165,13 @@ class TextCue:
         self.det_side = int(det_side)
         self.max_upscale = float(max_upscale)
         self.min_box_px = float(min_box_px)
+        if native_max_pixels < 0:
+            raise ValueError(f"native_max_pixels must be >= 0, got {native_max_pixels}")
+        self.native_max_pixels = float(native_max_pixels)
         self.threads = int(threads or default_threads())
         self.calibration = calibration
         self.detector_calls = 0
+        self.detector_pixels = 0  # total detector input pixels (benchmarks: a fairer cost than calls)
         self.recognizer_calls = 0
         self._lock = threading.Lock()
         self._post = _db_postprocess()
@@ -154,16 +179,27 @@ class TextCue:
         self._session = detector_session(self.threads)
         self._recognizer = recognizer(self.threads)
 
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
+        """The detector input (w, h) for a patch of width x height."""
+        return detector_input_size(width, height, self.det_side, self.max_upscale, self.native_max_pixels)
+
+    def input_scale(self, width: int, height: int) -> float:
+        """Detector input px per patch px for a patch of width x height (the search asks this
+        before queueing a closer look, to skip looks that would not be any closer)."""
+        in_w, in_h = self.input_size(width, height)
+        return float(np.sqrt((in_w / max(width, 1)) * (in_h / max(height, 1))))
+
     def probability_map(self, bgr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """Detector probability map at the detector's input size, and that size (w, h)."""
         import cv2
 
         height, width = bgr.shape[:2]
-        size = detector_input_size(width, height, self.det_side, self.max_upscale)
+        size = self.input_size(width, height)
         resized = cv2.resize(bgr, size)
         tensor = ((resized.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
         with self._lock:
             self.detector_calls += 1
+            self.detector_pixels += size[0] * size[1]
         output = self._session.run(None, {self._session.get_inputs()[0].name: tensor})[0]
         return output[0, 0].astype(np.float32), size
 
