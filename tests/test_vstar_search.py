@@ -233,3 +233,27 @@ def test_counts_usage_and_traces_each_step(tmp_path):
     steps = [r for r in runs if r["name"] == "vstar.step"]
     assert len(steps) == 5 and all(r["run_type"] == "tool" for r in steps)
     assert steps[0]["inputs"]["box"] == [0, 0, 896, 896] and "peak" in steps[0]["outputs"]
+
+
+def test_focus_takes_the_whole_line_and_repeated_looks_are_skipped():
+    """A close look around an unread blob grows over the text next to it (a line read only in part
+    is looked at whole); a look inside a box already seen at least as closely is not repeated."""
+    from lookcloser.tools.vstar.search import _focus, _seen_as_close
+
+    patch = Box(x1=0, y1=0, x2=200, y2=200)
+    evidence = np.zeros((100, 100))  # map cells are 2x2 px
+    evidence[20:23, 20:25] = 1  # unread blob: x 40-50, y 40-46 px
+    text = evidence.astype(bool)
+    text[19:24, 25:40] = True  # the part of the same line that was read: x 50-80 px
+    text[80:90, 80:90] = True  # other text, far away: not taken
+    view = _focus(evidence, text, patch, Box(x1=0, y1=0, x2=100, y2=100), 5, 1000, 1000)
+    assert view == Box(x1=35, y1=33, x2=85, y2=53)
+
+    class ScaledCue:
+        def input_scale(self, width, height):
+            return 2.0 if max(width, height) <= 100 else 1.0
+
+    looked = [(Box(x1=0, y1=0, x2=500, y2=500), 1.0)]
+    assert not _seen_as_close(Box(x1=10, y1=10, x2=60, y2=40), looked, ScaledCue(), CFG)  # 2x closer: look
+    assert _seen_as_close(Box(x1=10, y1=10, x2=310, y2=40), looked, ScaledCue(), CFG)  # same scale: skip
+    assert not _seen_as_close(Box(x1=400, y1=10, x2=700, y2=40), looked, ScaledCue(), CFG)  # mostly outside

@@ -154,7 +154,7 @@ class VStarLocalizer:
 
 def create_vstar_localizer(context: Any = None, **options: Any) -> VStarLocalizer:
     """Registry factory. Options: cue ("owlv2" | "vlm" | "detector"), model, device, use_context,
-    text_options (dict for TextCue: det_side, max_upscale, min_box_px, threads), and any
+    text_options (dict for TextCue: det_side, max_upscale, min_box_px, native_max_pixels, threads), and any
     SearchConfig field (e.g. max_steps=50)."""
     config_fields = set(SearchConfig.__dataclass_fields__)
     config_options = {k: options.pop(k) for k in list(options) if k in config_fields}
