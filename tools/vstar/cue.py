@@ -52,6 +52,17 @@ class CueOutput:
     extra: dict = field(default_factory=dict)
 
 
+def check_cue_input(cue_name: str, patch: Image.Image, phrase: str) -> str:
+    """Shared input check of the object cues: the phrase with white space folded (never empty)
+    and a patch of at least 1x1 pixel; a ValueError names the cue otherwise."""
+    phrase = " ".join(str(phrase).split())
+    if not phrase:
+        raise ValueError(f"the {cue_name} cue needs a non-empty phrase to look for")
+    if patch.width < 1 or patch.height < 1:
+        raise ValueError(f"the {cue_name} cue got an empty patch of size {patch.size}")
+    return phrase
+
+
 @runtime_checkable
 class CueModel(Protocol):
     name: str

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from lookcloser.tools.vstar.cue import CueCalibration, CueOutput
+from lookcloser.tools.vstar.cue import CueCalibration, CueOutput, check_cue_input
 from lookcloser.types import Detection
 
 #: Longer side of the splatted map; the search resizes it to the patch.
@@ -68,12 +68,8 @@ class DetectorCue:
         self.detector_calls = 0
 
     def __call__(self, patch: Image.Image, phrase: str) -> CueOutput:
-        phrase = " ".join(str(phrase).split())
-        if not phrase:
-            raise ValueError("the detector cue needs a non-empty phrase to look for")
+        phrase = check_cue_input("detector", patch, phrase)
         width, height = patch.size
-        if width < 1 or height < 1:
-            raise ValueError(f"the detector cue got an empty patch of size {patch.size}")
         results = self.detector.detect(patch, [phrase])
         self.detector_calls += 1
         if len(results) != 1:

@@ -25,7 +25,7 @@ from PIL import Image
 
 from lookcloser.errors import ModelLoadError
 from lookcloser.hub import from_pretrained
-from lookcloser.tools.vstar.cue import CueCalibration, CueOutput
+from lookcloser.tools.vstar.cue import CueCalibration, CueOutput, check_cue_input
 from lookcloser.types import Box, Detection
 
 DEFAULT_MODEL = "google/owlv2-base-patch16-ensemble"
@@ -189,11 +189,7 @@ class Owlv2Cue:
 
     # ------------------------------------------------------------------- cue
     def __call__(self, patch: Image.Image, phrase: str) -> CueOutput:
-        phrase = " ".join(str(phrase).split())
-        if not phrase:
-            raise ValueError("the owlv2 cue needs a non-empty phrase to look for")
-        if patch.width < 1 or patch.height < 1:
-            raise ValueError(f"the owlv2 cue got an empty patch of size {patch.size}")
+        phrase = check_cue_input("owlv2", patch, phrase)
         import torch
 
         image = self.image_embedding(patch)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lookcloser.tools.vstar.cue import CueCalibration, CueOutput
+from lookcloser.tools.vstar.cue import CueCalibration, CueOutput, check_cue_input
 from lookcloser.types import Box, Detection
 
 DEFAULT_PROMPT = "Is there a {target} in the image? Answer Yes or No."
@@ -102,12 +102,8 @@ class VLMCue:
         self.vlm_calls = 0
 
     def __call__(self, patch: Image.Image, phrase: str) -> CueOutput:
-        phrase = " ".join(str(phrase).split())
-        if not phrase:
-            raise ValueError("the vlm cue needs a non-empty phrase to look for")
+        phrase = check_cue_input("vlm", patch, phrase)
         width, height = patch.size
-        if width < 1 or height < 1:
-            raise ValueError(f"the vlm cue got an empty patch of size {patch.size}")
         cols, rows = grid_shape(width, height, self.grid)
         question = self.prompt.format(target=phrase)
         probabilities = []
