@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -26,7 +27,7 @@ from lookcloser.graphs.nodes import order_findings
 from lookcloser.graphs.state import AgentRuntime
 from lookcloser.images import ImageInput, load_image
 from lookcloser.traced import TracedTool, TracedVLM, begin_image_refs, end_image_refs
-from lookcloser.tracing import start_trace, trace_run
+from lookcloser.tracing import start_trace
 from lookcloser.tools import DEFAULT_TOOLS, ROLES, ToolContext, registry
 from lookcloser.types import Answer, Finding, Stats, Target
 from lookcloser.usage import track_usage
@@ -59,8 +60,8 @@ class Agent:
         for role, spec in self.tool_specs.items():
             if role not in ROLES:
                 raise ValueError(f"unknown tool role '{role}' in tools=; roles are: {', '.join(ROLES)}")
-            if isinstance(spec, str) and spec not in registry.names(role):
-                registry.create(role, spec)  # raises ToolNotFoundError listing the known names
+            if isinstance(spec, str):
+                registry.factory(role, spec)  # fails now, listing the known names, not at first use
         self._tools: dict[tuple[str, bool], Any] = {}
         self._lock = threading.RLock()
         self.runtime = AgentRuntime(vlm=self.vlm, tool=self.tool, config=self.config, has_tool=self.has_tool)
@@ -134,12 +135,13 @@ class Agent:
         """SEARCH only (no VLM): locate `target` with the configured localizer."""
         target = target if isinstance(target, Target) else Target(name=target, kind=kind)
         picture = load_image(image, self.config.max_pixels)
-        with track_usage(), self._trace("lookcloser.find", {"target": target.model_dump()}, picture) as root:
-            localizer = self.tool("localizer", with_vlm=self._vlm_spec is not None)
+        with_vlm = self._vlm_spec is not None
+        metadata = {"vlm": self.vlm.describe()} if with_vlm else None
+        with track_usage(), self._trace("lookcloser.find", {"target": target.model_dump()}, picture, metadata) as root:
+            localizer = self.tool("localizer", with_vlm=with_vlm)
             findings = list(localizer.locate(picture, target)) or [
                 Finding(target=target, status="not_found", tool=localizer.name)]
-            if root is not None:
-                root.outputs = {"findings": [f.to_json() for f in findings]}
+            root.outputs = {"findings": [f.to_json() for f in findings]}
             return findings
 
     # ------------------------------------------------------------------ internals
@@ -150,47 +152,41 @@ class Agent:
         picture = load_image(image, self.config.max_pixels)
         started = time.perf_counter()
         inputs = {"question": question, "options": option_list}
-        with track_usage() as usage, self._trace("lookcloser.run", inputs, picture) as root:
-            state_in = {"image": picture, "question": question, "options": option_list, "findings": []}
-            final: dict[str, Any] = dict(state_in)
-            for chunk in self.graph.stream(state_in, context=self.runtime, stream_mode="updates"):
-                for node, update in chunk.items():
-                    update = update or {}
-                    for key, value in update.items():
-                        final[key] = final.get(key, []) + value if key == "findings" else value
-                    if on_event is not None:
-                        on_event({"node": node, "update": {k: v for k, v in update.items() if k != "image"}})
+        metadata = {"vlm": self.vlm.describe()}
+        with track_usage() as usage, self._trace("lookcloser.run", inputs, picture, metadata) as root:
+            final: dict[str, Any] = {"image": picture, "question": question, "options": option_list, "findings": []}
+            # "values" chunks are the graph's own state (reducers applied); "updates" feed stream()
+            for mode, chunk in self.graph.stream(final, context=self.runtime, stream_mode=["updates", "values"]):
+                if mode == "values":
+                    final = chunk
+                elif on_event is not None:
+                    for node, update in chunk.items():
+                        on_event({"node": node, "update": {k: v for k, v in (update or {}).items() if k != "image"}})
             stats = Stats(vlm_calls=usage.vlm_calls, tool_calls=usage.tool_calls,
                           search_steps=usage.search_steps, seconds=round(time.perf_counter() - started, 3))
             answer = Answer(
                 text=final.get("answer"), choice=final.get("choice"),
                 findings=order_findings(final.get("findings", []), final.get("targets") or []),
                 stats=stats, parse_path=final.get("parse_path"),
-                trace_id=root.trace_id if root is not None else None,
-                trace_dir=str(self.trace_dir / root.trace_id) if root is not None and self.trace_dir else None,
+                trace_id=root.trace_id,
+                trace_dir=str(self.trace_dir / root.trace_id) if self.trace_dir else None,
             )
-            if root is not None:
-                root.outputs = answer.to_json()
+            root.outputs = answer.to_json()
             return answer
 
-    def _trace(self, name: str, inputs: dict[str, Any], picture: Image.Image):
-        """Open the root run; the input image is saved once and every later reference reuses it."""
-        agent = self
-
-        class _Root:
-            def __enter__(self_inner):
-                self_inner.cm = start_trace(agent.trace_dir, name, inputs, metadata={"vlm": agent.vlm.describe()})
-                run = self_inner.cm.__enter__()
-                path = _save_input_image(run, picture)
-                run.inputs["image"] = path
-                self_inner.token = begin_image_refs({id(picture): path} if path else None)
-                return run
-
-            def __exit__(self_inner, *exc):
-                end_image_refs(self_inner.token)
-                return self_inner.cm.__exit__(*exc)
-
-        return _Root()
+    @contextmanager
+    def _trace(self, name: str, inputs: dict[str, Any], picture: Image.Image,
+               metadata: dict[str, Any] | None) -> Iterator[Any]:
+        """Open the root run; the input image is saved once (JPEG: a full-size PNG of a 12 MP photo is
+        slow and large) and every later reference to it reuses that file."""
+        with start_trace(self.trace_dir, name, inputs, metadata=metadata) as root:
+            path = root.save_image(picture, "input", format="jpeg")
+            root.inputs["image"] = path
+            token = begin_image_refs({id(picture): path} if path else None)
+            try:
+                yield root
+            finally:
+                end_image_refs(token)
 
     @staticmethod
     def _check_options(options: Sequence[str] | None) -> list[str] | None:
@@ -215,7 +211,3 @@ class Agent:
             return (item[0], item[1], item[2] if len(item) == 3 else None)
         raise ValueError(f"batch item {index} must be (image, question[, options]) or a dict, got {type(item).__name__}")
 
-
-def _save_input_image(run: Any, picture: Image.Image) -> str | None:
-    """Save the input once, as JPEG (a full-resolution PNG of a 12 MP photo is slow and large)."""
-    return run.save_image(picture, "input", format="jpeg")

@@ -62,15 +62,21 @@ class ToolRegistry:
                 method = [m for m in PROTOCOLS[role].__dict__ if not m.startswith("_") and m != "name"]
                 raise TypeError(f"{type(spec).__name__} does not implement the {role} protocol (needs {method})")
             return spec
-        self._load_entry_points()
-        factory = self._factories[role].get(spec)
-        if factory is None:
-            known = ", ".join(self.names(role)) or "none"
-            raise ToolNotFoundError(f"unknown {role} '{spec}'; known {role}s: {known}")
+        factory = self.factory(role, spec)
         context = context or ToolContext()
         if "context" in inspect.signature(factory).parameters:
             return factory(context=context, **options)
         return factory(**options)
+
+    def factory(self, role: str, name: str) -> Factory:
+        """The factory registered as `name` for `role`; ToolNotFoundError lists the known names."""
+        self._check_role(role)
+        self._load_entry_points()
+        factory = self._factories[role].get(name)
+        if factory is None:
+            known = ", ".join(self.names(role)) or "none"
+            raise ToolNotFoundError(f"unknown {role} '{name}'; known {role}s: {known}")
+        return factory
 
     def _check_role(self, role: str) -> None:
         if role not in self._factories:
