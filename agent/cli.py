@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from lookcloser.errors import LookCloserError
+from lookcloser.tracing.cli import trace_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Answer questions about small details in large images (Show, Search, Tell).")
@@ -93,8 +94,7 @@ def find(
     if kind not in ("object", "text"):
         _fail(f"--kind must be 'object' or 'text', got '{kind}'")
     try:
-        agent = Agent(vlm=_NoVLM(), tools=_parse_tools(tool), trace_dir=trace_dir)
-        agent._vlm_spec = None  # find never gives tools a VLM
+        agent = Agent(tools=_parse_tools(tool), trace_dir=trace_dir)  # no VLM named: find gives tools none
         findings = agent.find(image, Target(name=target, kind=kind))
     except (LookCloserError, ValueError) as exc:
         _fail(str(exc))
@@ -104,18 +104,6 @@ def find(
         print(json.dumps({"findings": [f.to_json() for f in findings]}, ensure_ascii=False))
         return
     _print_findings(findings)
-
-
-class _NoVLM:
-    """`find` needs no VLM; this placeholder fails loudly if anything tries to use one."""
-
-    name = "none"
-
-    def describe(self) -> dict[str, Any]:
-        return {"backend": "none"}
-
-    def generate(self, messages: Any, *, max_new_tokens: int = 256) -> Any:
-        raise LookCloserError("`lookcloser find` runs without a VLM; use `lookcloser ask` for questions")
 
 
 def _print_findings(findings: list) -> None:
@@ -133,29 +121,18 @@ def _save_vis(image_path: Path, findings: list, path: Path) -> None:
     from lookcloser.visualize import draw_findings
 
     image = load_image(image_path)
-    drawn = None
-    if any(f.search for f in findings):
-        try:
-            from lookcloser.tools.vstar.visualize import draw_search
-        except ImportError:
-            draw_search = None
-        if draw_search is not None:
-            drawn = draw_search(image, findings)
-    drawn = drawn or draw_findings(image, findings)
+    if any(f.search for f in findings):  # the V* searcher's record: draw its path too
+        from lookcloser.tools.vstar.visualize import draw_search
+
+        drawn = draw_search(image, findings)
+    else:
+        drawn = draw_findings(image, findings)
     path.parent.mkdir(parents=True, exist_ok=True)
     drawn.save(path)
     err.print(f"[dim]visualisation written to {path}[/]")
 
 
-def _mount_trace_app() -> None:
-    try:
-        from lookcloser.tracing.cli import trace_app
-    except ImportError:
-        return
-    app.add_typer(trace_app, name="trace", help="Show, report on and upload saved traces.")
-
-
-_mount_trace_app()
+app.add_typer(trace_app, name="trace", help="Show, report on and upload saved traces.")
 
 
 def main() -> None:
