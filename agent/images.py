@@ -9,6 +9,7 @@ CMYK and 16-bit images are converted to RGB. The declared size is checked agains
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Union
@@ -19,6 +20,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from lookcloser.errors import ImageError
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+_PILLOW_LIMIT_LOCK = threading.Lock()
 
 #: Default guard: 100 megapixels (a 12000 x 8000 aerial photo still loads).
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -60,8 +63,10 @@ def _from_path(path: Path, max_pixels: int | None) -> Image.Image:
     if path.stat().st_size == 0:
         raise ImageError(f"image file is empty (0 bytes): {path}")
     try:
-        with warnings.catch_warnings():
-            # Our own max_pixels check replaces Pillow's bomb warning/error with a clearer message.
+        # Our own max_pixels check replaces Pillow's bomb warning/error with a clearer message.
+        # Pillow's limit and the warning filters are process-global: the lock keeps concurrent loads
+        # (Agent.batch threads) from restoring each other's values and leaving the limit off.
+        with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             old_limit = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None
