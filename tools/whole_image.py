@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from lookcloser.images import crop
+from lookcloser.images import crop_around
 from lookcloser.types import Finding, Target
 
 
@@ -49,7 +49,7 @@ class WholeImageLocalizer:
                         crop=self._crop(image, best.box), tool=tool)]
 
     def _crop(self, image: Image.Image, box: Any) -> Image.Image:
-        return crop(image, box.expand(self.crop_factor, image.width, image.height, min_size=32))
+        return crop_around(image, box, self.crop_factor)
 
 
 def create_whole_image_localizer(context: Any = None, **options: Any) -> WholeImageLocalizer:

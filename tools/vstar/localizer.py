@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 
 from lookcloser.errors import ModelLoadError
-from lookcloser.images import crop as crop_image
+from lookcloser.images import crop_around
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel
 from lookcloser.tools.vstar.read_all import rank_lines
@@ -148,8 +148,7 @@ class VStarLocalizer:
 
     def _crop(self, image: Image.Image, box: Box) -> Image.Image:
         """SEAL's crop: centred on the box at crop_factor (1.2x) its size, at least crop_min_size a side."""
-        wide = box.expand(self.config.crop_factor, image.width, image.height, min_size=self.config.crop_min_size)
-        return crop_image(image, wide)
+        return crop_around(image, box, self.config.crop_factor, self.config.crop_min_size)
 
 
 def create_vstar_localizer(context: Any = None, **options: Any) -> VStarLocalizer:
