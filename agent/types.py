@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 TargetKind = Literal["object", "text"]
@@ -110,28 +109,77 @@ class Target(BaseModel):
         return value
 
 
-class Finding(BaseModel):
-    """What one tool found (or did not find) for one target.
+class Mask(BaseModel):
+    """A binary mask as run-length counts (row-major, alternating runs starting with 0s).
 
-    `crop` and `mask` are kept in memory for TELL and visualisation but left out of JSON dumps.
-    `search` holds the searcher's record (visited patches, why it stopped) when a search ran.
+    Plain JSON, so findings with masks can sit in LangGraph state and checkpoints.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True)
+
+    height: int = Field(ge=1)
+    width: int = Field(ge=1)
+    counts: list[int]
+
+    @model_validator(mode="after")
+    def _check_counts(self) -> "Mask":
+        if any(c < 0 for c in self.counts) or sum(self.counts) != self.height * self.width:
+            raise ValueError(f"mask counts must be non-negative and sum to {self.height}x{self.width} pixels")
+        return self
+
+    @classmethod
+    def from_array(cls, array: Any) -> "Mask":
+        mask = np.asarray(array).astype(bool)
+        if mask.ndim != 2 or mask.size == 0:
+            raise ValueError(f"a mask must be a non-empty 2-D array, got shape {mask.shape}")
+        flat = mask.ravel()
+        changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+        edges = np.concatenate(([0], changes, [flat.size]))
+        runs = np.diff(edges).tolist()
+        if flat[0]:
+            runs = [0, *runs]
+        return cls(height=mask.shape[0], width=mask.shape[1], counts=[int(r) for r in runs])
+
+    def to_array(self) -> np.ndarray:
+        values = np.zeros(len(self.counts), dtype=bool)
+        values[1::2] = True
+        return np.repeat(values, self.counts).reshape(self.height, self.width)
+
+    @property
+    def area(self) -> int:
+        return int(sum(self.counts[1::2]))
+
+
+class Detection(BaseModel):
+    """One thing a tool saw: a scored box (pixels of the image the tool was given), with an optional
+    label, the text read there (OCR lines are detections too) and an optional mask."""
+
+    box: Box
+    score: float
+    label: str | None = None
+    text: str | None = None
+    mask: Mask | None = None
+
+
+class Finding(BaseModel):
+    """What one tool found (or did not find) for one target: plain JSON, so it can live in graph state.
+
+    Crops are not stored: TELL and the visualisers cut them from the image and `box`.
+    `search` holds the searcher's record (visited patches, why it stopped) when a search ran.
+    """
 
     target: Target
     status: FindingStatus
     box: Box | None = None
     score: float | None = None
-    crop: Image.Image | None = Field(default=None, exclude=True, repr=False)
-    mask: np.ndarray | None = Field(default=None, exclude=True, repr=False)
+    mask: Mask | None = None
     text: str | None = None
     tool: str
     error: str | None = None
     search: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The CLI's finding shape: name, kind, status, box, score, text, tool, error."""
+        """The CLI's finding shape: name, kind, status, box, score, text, tool, error, mask area."""
         return {
             "name": self.target.name,
             "kind": self.target.kind,
@@ -141,23 +189,32 @@ class Finding(BaseModel):
             "text": self.text,
             "tool": self.tool,
             "error": self.error,
+            "mask_area": self.mask.area if self.mask is not None else None,
         }
 
 
 class Stats(BaseModel):
+    """What a run cost. vlm_calls: every VLM request (generate, yes-probability, option scoring);
+    tool_calls: calls of the expert tools (localizer, detector, segmenter, ocr; each a `tool` run in
+    the trace); search_steps: patches the V* search looked at (one cue-model call each)."""
+
     vlm_calls: int = 0
     tool_calls: int = 0
     search_steps: int = 0
     seconds: float = 0.0
 
+    def __add__(self, other: "Stats") -> "Stats":
+        return Stats(vlm_calls=self.vlm_calls + other.vlm_calls, tool_calls=self.tool_calls + other.tool_calls,
+                     search_steps=self.search_steps + other.search_steps, seconds=self.seconds + other.seconds)
+
 
 class Answer(BaseModel):
-    """The agent's answer. `choice` is the 0-based option index when options were given."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    """The agent's answer. `choice` is the 0-based option index when options were given; `choice_path`
+    says how it was picked ("text": named in the answer, "likelihood": option scoring, "unmatched")."""
 
     text: str | None
     choice: int | None = None
+    choice_path: str | None = None
     findings: list[Finding] = Field(default_factory=list)
     stats: Stats = Field(default_factory=Stats)
     parse_path: str | None = None
@@ -168,25 +225,10 @@ class Answer(BaseModel):
         return {
             "answer": self.text,
             "choice": self.choice,
+            "choice_path": self.choice_path,
             "findings": [f.to_json() for f in self.findings],
             "stats": self.stats.model_dump(),
             "parse_path": self.parse_path,
             "trace_id": self.trace_id,
             "trace_dir": self.trace_dir,
         }
-
-
-class Detection(BaseModel):
-    """One scored box from a detector or cue model (image pixels of the image it was given)."""
-
-    box: Box
-    score: float
-    label: str | None = None
-
-
-class TextLine(BaseModel):
-    """One line of text read by OCR, with its box and recogniser confidence."""
-
-    box: Box
-    text: str
-    score: float
