@@ -120,26 +120,85 @@ def _targets(missing: list[MissingTarget]) -> list[Target]:
     return targets
 
 
+#: Capital letters that are also English words: "A blue car." / "I think ..." are words, not options.
+_WORD_LETTERS = frozenset("AI")
+#: After these a bare letter is an option even when words follow ("Option A is right").
+_OPTION_WORDS = re.compile(r"\b(?:option|choice)\s*[:\-]?\s*", re.IGNORECASE)
+#: After these a bare "A"/"a" followed by words is an article ("The answer is a blue car").
+_ANSWER_WORDS = re.compile(
+    r"\banswer\b(?:\s+(?:is|would\s+be|will\s+be|should\s+be))?\s*[:\-]?\s*", re.IGNORECASE)
+_BRACKETED = re.compile(r"(?<![A-Za-z0-9])[(\[]([A-Za-z])[)\]]")
+_DELIMITERS = ".:),;-\u2013\u2014"
+
+
 def parse_choice(text: str | None, options: list[str] | None) -> int | None:
-    """Map a reply to a 0-based option index: '(B)', 'B', 'B.', 'Answer: B' or the option's text."""
+    """Map a reply to a 0-based option index, or None when it names no option clearly.
+
+    Letters first: the reply opening with a letter ("B", "(B)", "B.", "B) a blue car"), a letter
+    after "answer"/"option"/"choice" ("Answer: C", "The answer is (D)", "Option A is right"), or a
+    bracketed letter anywhere ("I'd say (B)"). A capital "A" or "I", or any lowercase letter,
+    followed by words is read as a word, not a letter: "A blue car." is the option text "a blue car".
+    Then option text: the reply equal to one option, else the one option named in it (whole words;
+    when several are named and one contains all the others, e.g. "car" and "blue car", the longer).
+
+    When the reply has both a letter and another option's text ("B) a red truck" with (A) a red
+    truck, (B) a blue car), the letter wins: the prompt lists the options as "(A) ...", the letter is
+    what the model was asked for, and the text is only consulted when no letter is found.
+    """
     if not text or not options:
         return None
-    clean = text.strip()
-    letters = [option_letter(i) for i in range(len(options))]
-    patterns = [
-        r"^\(?([A-Z])\)?(?:[.):\s]|$)",
-        r"\banswer\s*(?:is)?\s*[:\-]?\s*\(?([A-Z])\)?(?:[.):\s]|$)",
-        r"\(([A-Z])\)",
-    ]
-    for pattern in patterns:
-        match = re.search(pattern, clean, re.IGNORECASE if "answer" in pattern else 0)
-        if match and match.group(1).upper() in letters:
-            return letters.index(match.group(1).upper())
-    lowered = clean.casefold().strip(" .")
-    exact = [i for i, o in enumerate(options) if o.casefold().strip(" .") == lowered]
+    clean = re.sub(r"[*`]+", "", text).strip().strip("\"'").strip()
+    letter = _letter_choice(clean, len(options))
+    if letter is not None:
+        return letter
+    return _text_choice(clean, options)
+
+
+def _letter_choice(text: str, count: int) -> int | None:
+    candidates = [_letter_at(text, words_ok=False)]
+    candidates += [_letter_at(text[m.end():], words_ok=False) for m in _ANSWER_WORDS.finditer(text)]
+    candidates += [_letter_at(text[m.end():], words_ok=True) for m in _OPTION_WORDS.finditer(text)]
+    candidates += [m.group(1).upper() for m in _BRACKETED.finditer(text)]
+    for letter in candidates:
+        if letter is not None and ord(letter) - ord("A") < count:
+            return ord(letter) - ord("A")
+    return None
+
+
+def _letter_at(text: str, *, words_ok: bool) -> str | None:
+    """The option letter `text` opens with, or None ("Blue", "A blue car", "I think")."""
+    match = re.match(r"([(\[])?([A-Za-z])([)\]])?", text)
+    if not match:
+        return None
+    opened, letter, closed = match.groups()
+    if closed:  # "(B)", "[B]", "B)"
+        return letter.upper()
+    if opened:  # "(a blue car)"
+        return None
+    rest = text[match.end():]
+    if rest[:1].isalnum() or rest[:1] in ("'", "\u2019"):  # a word ("Blue", "It", "I'm")
+        return None
+    after = rest.lstrip()
+    if not after or after[0] in _DELIMITERS or not any(c.isalnum() for c in after):
+        return letter.upper()  # "B", "B.", "B: blue", "B - blue", "B!"
+    # a letter followed by words: "B blue" is a letter, "A blue car" / "a blue car" an article
+    if letter.isupper() and (words_ok or letter not in _WORD_LETTERS):
+        return letter
+    return None
+
+
+def _norm(value: str) -> str:
+    return " ".join(value.casefold().split()).strip(" .,;:!?\"'")
+
+
+def _text_choice(text: str, options: list[str]) -> int | None:
+    reply = _norm(text)
+    names = [_norm(o) for o in options]
+    exact = [i for i, name in enumerate(names) if name and name == reply]
     if len(exact) == 1:
         return exact[0]
-    contained = [i for i, o in enumerate(options) if o.casefold().strip(" .") and o.casefold().strip(" .") in lowered]
-    if len(contained) == 1:
-        return contained[0]
-    return None
+    named = [i for i, name in enumerate(names)
+             if name and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", reply)]
+    if len(named) > 1:  # "car" inside "blue car": keep the options no other named option contains
+        named = [i for i in named if not any(j != i and names[i] in names[j] for j in named)]
+    return named[0] if len(named) == 1 else None

@@ -63,3 +63,52 @@ def test_unknown_kind_maps_to_object_and_ocr_like_kinds_to_text():
 )
 def test_parse_choice(reply, expected):
     assert parse_choice(reply, ["red", "blue", "green"]) == expected
+
+
+TRUCK_CAR = ["a red truck", "a blue car"]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["A blue car.", "a blue car", "A blue car", "The answer is a blue car.", "The answer is A blue car",
+     "(a blue car)", "It is a blue car.", "an image of a blue car"],
+)
+def test_leading_article_is_not_the_letter_a(reply):
+    assert parse_choice(reply, TRUCK_CAR) == 1
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [("A", 0), ("a", 0), ("(B)", 1), ("[B]", 1), ("B.", 1), ("B)", 1), ("A.", 0), ("A. a red truck", 0),
+     ("A: a red truck", 0), ("Answer: B", 1), ("answer: a", 0), ("The answer is (B)", 1), ("The answer is A.", 0),
+     ("B) a blue car", 1), ("A) a red truck", 0), ("Option A is correct.", 0), ("I think (B).", 1), ("**B**", 1),
+     ('"B"', 1), ("B - a blue car", 1)],
+)
+def test_letter_answers(reply, expected):
+    assert parse_choice(reply, TRUCK_CAR) == expected
+
+
+def test_letter_wins_when_letter_and_option_text_disagree():
+    """Documented rule: an explicit letter beats another option's text in the same reply."""
+    assert parse_choice("B) a red truck", TRUCK_CAR) == 1
+    assert parse_choice("The answer is (A), a blue car.", TRUCK_CAR) == 0
+
+
+def test_letter_outside_the_options_is_ignored():
+    assert parse_choice("E", TRUCK_CAR) is None
+    assert parse_choice("(E) a blue car", TRUCK_CAR) == 1  # no usable letter: the text decides
+
+
+def test_capital_i_is_a_word_not_option_i():
+    options = [f"option {n}" for n in range(10)]  # letters A..J, so "I" is a real option letter
+    assert parse_choice("I", options) == 8
+    assert parse_choice("I think it is (C)", options) == 2
+    assert parse_choice("I'm not sure", options) is None
+
+
+def test_option_text_matching_uses_whole_words_and_prefers_the_longer_option():
+    assert parse_choice("reddish", ["red", "blue"]) is None
+    assert parse_choice("It's a blue car.", ["car", "blue car"]) == 1
+    assert parse_choice("red and blue", ["red", "blue"]) is None
+    assert parse_choice("Blue car", ["car", "blue car"]) == 1
+    assert parse_choice("I cannot answer the question", TRUCK_CAR) is None
