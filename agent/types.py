@@ -218,6 +218,7 @@ class Answer(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     stats: Stats = Field(default_factory=Stats)
     parse_path: str | None = None
+    notes: list[str] = Field(default_factory=list)
     trace_id: str | None = None
     trace_dir: str | None = None
 
@@ -229,6 +230,7 @@ class Answer(BaseModel):
             "findings": [f.to_json() for f in self.findings],
             "stats": self.stats.model_dump(),
             "parse_path": self.parse_path,
+            "notes": self.notes,
             "trace_id": self.trace_id,
             "trace_dir": self.trace_dir,
         }

@@ -1,11 +1,13 @@
 """The Show-Search-Tell state graph.
 
-    START → show ─┬─ answered ───────────────────────────→ END
-                  ├─ missing targets → search × N (Send) → tell → END
-                  └─ neither ──────────────────────────→ tell → END
+    START → read_input ─┬─ image + question / chat → show ─┬─ answered ─────────────→ END
+                        │                                  ├─ targets → search × N (Send) → tell → END
+                        │                                  └─ neither ──────────────────→ tell → END
+                        └─ target (SEARCH only) ─────────→ search → END
 
-`graph` is the compiled graph (LangGraph Studio loads it through langgraph.json). Invoke it with
-`context=AgentRuntime(...)`; without a context (e.g. from Studio) a default `Agent()` supplies one.
+`graph` is the compiled graph that `langgraph.json` serves (`langgraph dev`, LangGraph Studio). Its
+runtime context is `lookcloser.runtime.Context` (plain JSON when served); state is plain JSON, so
+any checkpointer can store it. Compile your own with a checkpointer: `build_graph(checkpointer=...)`.
 """
 
 from __future__ import annotations
@@ -16,56 +18,68 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
+from lookcloser.runtime import Context, services
+
 from lookcloser.graphs import nodes
-from lookcloser.graphs.state import AgentRuntime, AgentState
+from lookcloser.graphs.state import AgentState, InputState, OutputState
 
-_default_runtime: AgentRuntime | None = None
-
-
-def _context(runtime: Runtime[AgentRuntime] | None) -> AgentRuntime:
-    context = getattr(runtime, "context", None)
-    if context is not None:
-        return context
-    global _default_runtime
-    if _default_runtime is None:
-        from lookcloser.agent import Agent  # local import: the agent module imports this one
-
-        _default_runtime = Agent(trace_dir=None).runtime
-    return _default_runtime
+__all__ = ["build_graph", "graph"]
 
 
-def show(state: AgentState, runtime: Runtime[AgentRuntime]) -> dict[str, Any]:
-    return nodes.show(state, _context(runtime))
+def read_input(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    return nodes.read_input(state, services(runtime.context))
 
 
-def search(task: dict[str, Any], runtime: Runtime[AgentRuntime]) -> dict[str, Any]:
-    return nodes.search(task, _context(runtime))
+def show(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    return nodes.show(state, services(runtime.context))
 
 
-def tell(state: AgentState, runtime: Runtime[AgentRuntime]) -> dict[str, Any]:
-    return nodes.tell(state, _context(runtime))
+def search(task: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+    return nodes.search(task, services(runtime.context))
+
+
+def tell(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    return nodes.tell(state, services(runtime.context))
+
+
+def _search_all(state: AgentState, *, with_vlm: bool) -> list[Send]:
+    return [Send("search", {"image": state["image"], "target": target, "mode": state.get("mode", "ask"),
+                            "with_vlm": with_vlm}) for target in state.get("targets") or []]
+
+
+def route_after_input(state: AgentState) -> Any:
+    """SEARCH only for a `target` (tools get the VLM only when the context names one); else SHOW."""
+    if state.get("mode") == "find":
+        return _search_all(state, with_vlm=bool(state.get("search_with_vlm")))
+    return "show"
 
 
 def route_after_show(state: AgentState) -> Any:
     """END when SHOW answered; one parallel `search` branch per target; else straight to `tell`."""
-    targets = state.get("targets") or []
-    if targets:
-        return [Send("search", {"image": state["image"], "target": target}) for target in targets]
+    if state.get("targets"):
+        return _search_all(state, with_vlm=True)
     if state.get("answer") is not None:
         return END
     return "tell"
 
 
-def build_graph() -> Any:
-    builder = StateGraph(AgentState, context_schema=AgentRuntime)
+def route_after_search(state: dict[str, Any]) -> str:
+    return END if state.get("mode") == "find" else "tell"
+
+
+def build_graph(**compile_options: Any) -> Any:
+    """The graph, compiled with `compile_options` (e.g. `checkpointer=InMemorySaver()`)."""
+    builder = StateGraph(AgentState, context_schema=Context, input_schema=InputState, output_schema=OutputState)
+    builder.add_node("read_input", read_input)
     builder.add_node("show", show)
     builder.add_node("search", search)
     builder.add_node("tell", tell)
-    builder.add_edge(START, "show")
+    builder.add_edge(START, "read_input")
+    builder.add_conditional_edges("read_input", route_after_input, ["show", "search"])
     builder.add_conditional_edges("show", route_after_show, ["search", "tell", END])
-    builder.add_edge("search", "tell")
+    builder.add_conditional_edges("search", route_after_search, ["tell", END])
     builder.add_edge("tell", END)
-    return builder.compile(name="lookcloser")
+    return builder.compile(name="lookcloser", **compile_options)
 
 
 graph = build_graph()

@@ -1,4 +1,9 @@
-"""The three nodes: SHOW (ask the VLM), SEARCH (one branch per missing target), TELL (answer with memory)."""
+"""The nodes: read the input, SHOW (ask the VLM), SEARCH (one branch per missing target), TELL.
+
+Each node reads plain state, resolves the image reference, uses the services of the runtime context
+(`lookcloser.runtime`) and returns a plain-JSON update. VLM and tool calls below a node are child
+runs of that node's run (see `lookcloser.tracing.runs`), and their counts come back in `stats`.
+"""
 
 from __future__ import annotations
 
@@ -9,66 +14,151 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.types import Overwrite
 from PIL import Image
 
-from lookcloser.images import load_image
+from lookcloser.counting import counting
+from lookcloser.image_refs import resolve_image
 from lookcloser.memory import VisualWorkingMemory
 from lookcloser.parsing import parse_choice, parse_show
 from lookcloser.prompts import options_block, render_prompt
-from lookcloser.tracing import trace_run
-from lookcloser.types import Finding, Target
+from lookcloser.runtime import Services
+from lookcloser.types import Finding, Mask, Target
 from lookcloser.vlm.base import ChatMessage, supports
 
-from lookcloser.graphs.state import AgentRuntime, AgentState, SearchTask
+from lookcloser.graphs.state import AgentState, SearchTask
+
+__all__ = ["check_options", "order_findings", "read_input", "search", "show", "tell"]
 
 
-def _image(state: AgentState | SearchTask, runtime: AgentRuntime) -> Image.Image:
-    image = state["image"]
-    return image if isinstance(image, Image.Image) else load_image(image, runtime.config.max_pixels)
+def _counts(stats: Any) -> dict[str, int]:
+    return {"vlm_calls": stats.vlm_calls, "tool_calls": stats.tool_calls, "search_steps": stats.search_steps}
 
 
 def _answer_hint(options: list[str] | None) -> str:
     return " as the letter of one option, e.g. (A)" if options else " as a short phrase"
 
 
-def show(state: AgentState, runtime: AgentRuntime) -> dict[str, Any]:
-    image = _image(state, runtime)
+def _chat_reply(state: AgentState, text: str | None) -> dict[str, Any]:
+    """Chat input gets its answer as an AI message appended to `messages`."""
+    return {"messages": [AIMessage(content=text or "")]} if state.get("mode") == "chat" else {}
+
+
+# ----------------------------------------------------------------------------------- input
+def check_options(options: Any) -> list[str] | None:
+    if options is None:
+        return None
+    if isinstance(options, str) or not isinstance(options, (list, tuple)):
+        raise ValueError("options must be a list of strings, not a single string")
+    option_list = [str(o).strip() for o in options]
+    if len(option_list) < 2 or any(not o for o in option_list):
+        raise ValueError(f"options need at least two non-empty strings, got {list(options)!r}")
+    if len(option_list) > 26:
+        raise ValueError(f"at most 26 options (A-Z) are supported, got {len(option_list)}")
+    return option_list
+
+
+def _from_chat(messages: list[Any]) -> tuple[str, str | None]:
+    """(question, image reference or None) from the last user message's text and image parts."""
+    last = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+    if last is None:
+        raise ValueError("chat input needs a user message with a question (and an image)")
+    content = last.content if isinstance(last.content, list) else [{"type": "text", "text": str(last.content)}]
+    texts, image = [], None
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        kind = part.get("type")
+        if kind == "text":
+            texts.append(str(part.get("text", "")))
+        elif kind == "image_url":
+            url = part.get("image_url")
+            image = url.get("url") if isinstance(url, dict) else url
+        elif kind == "image":
+            if part.get("base64"):
+                image = f"data:{part.get('mime_type', 'image/png')};base64,{part['base64']}"
+            else:
+                image = part.get("url") or part.get("data")
+    question = " ".join(t.strip() for t in texts if t.strip())
+    if not question:
+        raise ValueError("the last user message has no text: ask a question about the image")
+    return question, image
+
+
+def read_input(state: AgentState, services: Services) -> dict[str, Any]:
+    """Validate the input and start a fresh turn: image + question (+ options), chat messages, or a
+    SEARCH-only `target`. Per-turn outputs from an earlier turn of the thread are reset."""
+    update: dict[str, Any] = {
+        "answer": None, "choice": None, "choice_path": None, "parse_path": None, "targets": [],
+        "dropped_targets": [], "findings": Overwrite([]), "stats": Overwrite({}), "notes": [],
+    }
+    if state.get("target"):
+        target = Target.model_validate(state["target"])
+        update.update(mode="find", target=None, targets=[target.model_dump(mode="json")],
+                      search_with_vlm=services.vlm_spec is not None)
+    elif state.get("question") and state.get("image") and not _newer_chat_turn(state):
+        update.update(mode="ask", question=str(state["question"]).strip(), options=check_options(state.get("options")))
+    elif state.get("messages"):
+        question, image = _from_chat(state["messages"])
+        image = image or state.get("image")  # a follow-up question may talk about the same image
+        if not image:
+            raise ValueError("the chat message has no image part and the thread has no image yet")
+        update.update(mode="chat", question=question, image=image, options=None)
+    else:
+        raise ValueError("graph input needs 'image' and 'question', chat 'messages', or 'image' and 'target'")
+    image = resolve_image(update.get("image", state.get("image")), services.config)
+    frames = image.info.get("lookcloser_frames")
+    if frames and frames > 1:
+        update["notes"] = [f"the image has {frames} frames or pages; the first one was used"]
+    return update
+
+
+def _newer_chat_turn(state: AgentState) -> bool:
+    """In a chat thread, a new user message after the last answer starts a new turn."""
+    messages = state.get("messages") or []
+    return state.get("mode") == "chat" and bool(messages) and isinstance(messages[-1], HumanMessage)
+
+
+# ------------------------------------------------------------------------------------ show
+def show(state: AgentState, services: Services) -> dict[str, Any]:
+    image = resolve_image(state["image"], services.config)
+    config = services.config
     options = state.get("options")
-    with trace_run("show", "chain", {"question": state["question"], "options": options}) as run:
+    with counting() as stats:
         prompt = render_prompt(
             "show", width=image.width, height=image.height, question=state["question"],
             options_block=options_block(options), answer_hint=_answer_hint(options),
         )
-        reply = runtime.vlm.generate([ChatMessage("user", [image, prompt])], max_new_tokens=runtime.config.max_new_tokens)
+        reply = services.vlm.generate([ChatMessage("user", [image, prompt])], max_new_tokens=config.max_new_tokens)
         parsed = parse_show(reply.text)
-        targets = parsed.targets[: runtime.config.max_targets]
-        dropped = parsed.targets[runtime.config.max_targets :]
+        targets = [t.model_dump(mode="json") for t in parsed.targets[: config.max_targets]]
+        dropped = [t.model_dump(mode="json") for t in parsed.targets[config.max_targets:]]
         update: dict[str, Any] = {
-            "image": image, "show_reply": reply.text, "parse_path": parsed.parse_path,
-            "targets": targets, "dropped_targets": dropped, "answer": parsed.answer,
+            "show_reply": reply.text, "parse_path": parsed.parse_path, "targets": targets,
+            "dropped_targets": dropped, "answer": parsed.answer,
         }
         if parsed.answer is not None and not targets:
-            update.update(_choice(image, state["question"], options, parsed.answer, runtime))
-        run.outputs = {
-            "answer": parsed.answer, "parse_path": parsed.parse_path,
-            "targets": [t.model_dump() for t in targets], "dropped_targets": [t.model_dump() for t in dropped],
-        }
-        return update
+            update.update(_choice(image, state["question"], options, parsed.answer, services))
+            update.update(_chat_reply(state, parsed.answer))
+    update["stats"] = _counts(stats)
+    return update
 
 
-def search(task: SearchTask, runtime: AgentRuntime) -> dict[str, Any]:
+# ---------------------------------------------------------------------------------- search
+def search(task: SearchTask, services: Services) -> dict[str, Any]:
     """Find one target; any exception or time-out becomes a 'failed' finding, never a crashed run."""
-    target: Target = task["target"]
-    image = _image(task, runtime)
-    limit = runtime.config.max_search_seconds
-    with trace_run("search", "chain", {"target": target.model_dump()}) as run:
-        started = time.perf_counter()
-        tool_name = "localizer"
+    target = Target.model_validate(task["target"])
+    image = resolve_image(task["image"], services.config)
+    limit = services.config.max_search_seconds
+    tool_name = "localizer"
+    with counting() as stats:
         try:
-            localizer = runtime.tool("localizer")
+            localizer = services.tool("localizer", with_vlm=task.get("with_vlm", True))
             tool_name = localizer.name
             findings = _call_with_timeout(localizer.locate, image, target, limit)
-            findings = _maybe_segment(image, findings, runtime)
+            findings = _segment(image, findings, services, with_vlm=task.get("with_vlm", True))
         except FutureTimeout:
             findings = [Finding(target=target, status="failed", tool=tool_name,
                                 error=f"timed out after {limit:g} s (max_search_seconds)")]
@@ -76,12 +166,11 @@ def search(task: SearchTask, runtime: AgentRuntime) -> dict[str, Any]:
             findings = [Finding(target=target, status="failed", tool=tool_name, error=f"{type(exc).__name__}: {exc}")]
         if not findings:
             findings = [Finding(target=target, status="not_found", tool=tool_name)]
-        run.outputs = {"findings": [f.to_json() for f in findings], "seconds": round(time.perf_counter() - started, 3)}
-        return {"findings": findings}
+    return {"findings": [f.model_dump(mode="json") for f in findings], "stats": _counts(stats)}
 
 
 def _call_with_timeout(func: Any, image: Image.Image, target: Target, limit: float) -> list[Finding]:
-    """Run `func` in a worker thread (in this context, so tracing nests) and wait at most `limit` s.
+    """Run `func` in a worker thread (in this context, so tracing and counting nest) for at most `limit` s.
 
     A timed-out worker cannot be killed; it finishes in the background and its result is dropped.
     """
@@ -94,46 +183,63 @@ def _call_with_timeout(func: Any, image: Image.Image, target: Target, limit: flo
         executor.shutdown(wait=False)
 
 
-def _maybe_segment(image: Image.Image, findings: list[Finding], runtime: AgentRuntime) -> list[Finding]:
+def _segment(image: Image.Image, findings: list[Finding], services: Services, *, with_vlm: bool) -> list[Finding]:
     """Grounded-SAM style: found object boxes become segmenter prompts (one batched call)."""
-    if not runtime.config.segment_found or not runtime.has_tool("segmenter"):
+    if not services.config.segment_found or not services.has_tool("segmenter"):
         return findings
-    todo = [f for f in findings if f.status == "found" and f.box is not None and f.target.kind == "object"]
+    todo = [i for i, f in enumerate(findings) if f.status == "found" and f.box is not None and f.target.kind == "object"]
     if not todo:
         return findings
-    segmenter = runtime.tool("segmenter")
+    segmenter = services.tool("segmenter", with_vlm=with_vlm)
     try:
-        masks = segmenter.segment(image, [f.box for f in todo])
+        results = segmenter.segment(image, [findings[i].box for i in todo])
     except Exception as exc:
-        return [f.model_copy(update={"error": f"segmenter {segmenter.name} failed: {type(exc).__name__}: {exc}"})
-                if f in todo else f for f in findings]
-    by_id = {id(f): m for f, m in zip(todo, masks)}
-    return [f.model_copy(update={"mask": by_id[id(f)]}) if id(f) in by_id else f for f in findings]
+        note = f"segmenter {segmenter.name} failed: {type(exc).__name__}: {exc}"
+        return [f.model_copy(update={"error": note}) if i in todo else f for i, f in enumerate(findings)]
+    masks = {i: _as_mask(r) for i, r in zip(todo, results)}
+    return [f.model_copy(update={"mask": masks[i]}) if masks.get(i) is not None else f for i, f in enumerate(findings)]
 
 
-def tell(state: AgentState, runtime: AgentRuntime) -> dict[str, Any]:
-    image = _image(state, runtime)
+def _as_mask(result: Any) -> Mask | None:
+    mask = getattr(result, "mask", result)
+    if mask is None or isinstance(mask, Mask):
+        return mask
+    return Mask.from_array(mask)
+
+
+# ------------------------------------------------------------------------------------ tell
+def tell(state: AgentState, services: Services) -> dict[str, Any]:
+    image = resolve_image(state["image"], services.config)
+    config = services.config
     options = state.get("options")
-    findings = order_findings(state.get("findings", []), state.get("targets", []))
-    with trace_run("tell", "chain", {"findings": [f.to_json() for f in findings]}) as run:
-        memory = VisualWorkingMemory(image, state["question"], findings, max_crops=runtime.config.max_crops)
+    findings = order_findings([Finding.model_validate(f) for f in state.get("findings") or []],
+                              state.get("targets") or [])
+    with counting() as stats:
+        memory = VisualWorkingMemory(
+            image, state["question"], findings, max_crops=config.max_crops, crop_factor=config.crop_factor,
+            crop_min_size=config.crop_min_size, max_text_chars=config.max_text_chars,
+            max_text_lines=config.max_text_lines)
         memory_text, crops = memory.render()
         prompt = render_prompt(
             "tell", width=image.width, height=image.height, memory=memory_text, question=state["question"],
             options_block=options_block(options), answer_hint=_answer_hint(options),
         )
-        reply = runtime.vlm.generate([ChatMessage("user", [image, *crops, prompt])],
-                                     max_new_tokens=runtime.config.max_new_tokens)
+        reply = services.vlm.generate([ChatMessage("user", [image, *crops, prompt])],
+                                      max_new_tokens=config.max_new_tokens)
         answer = _final_answer_text(reply.text)
-        update: dict[str, Any] = {"answer": answer, **_choice(image, state["question"], options, answer, runtime)}
-        run.outputs = {"answer": answer, "choice": update.get("choice"), "crops": len(crops)}
-        return update
+        update: dict[str, Any] = {"answer": answer, **_choice(image, state["question"], options, answer, services)}
+    update.update(_chat_reply(state, answer))
+    update["stats"] = _counts(stats)
+    return update
 
 
-def order_findings(findings: list[Finding], targets: list[Target]) -> list[Finding]:
+def order_findings(findings: list[Finding], targets: list[Any]) -> list[Finding]:
     """Parallel branches finish in any order; put findings back in the order SHOW named the targets."""
-    rank = {target: i for i, target in enumerate(targets)}
-    return sorted(findings, key=lambda f: rank.get(f.target, len(rank)))
+    rank: dict[tuple[str, str], int] = {}
+    for i, target in enumerate(targets):
+        t = target if isinstance(target, Target) else Target.model_validate(target)
+        rank.setdefault((t.name, t.kind), i)
+    return sorted(findings, key=lambda f: rank.get((f.target.name, f.target.kind), len(rank)))
 
 
 def _final_answer_text(text: str) -> str:
@@ -152,14 +258,14 @@ def _final_answer_text(text: str) -> str:
 
 
 def _choice(image: Image.Image, question: str, options: list[str] | None, answer: str | None,
-            runtime: AgentRuntime) -> dict[str, Any]:
+            services: Services) -> dict[str, Any]:
     """Option index from the answer text; if it names none and the VLM can score options, use likelihoods."""
     if not options:
         return {"choice": None, "choice_path": None}
     choice = parse_choice(answer, options)
     if choice is not None:
         return {"choice": choice, "choice_path": "text"}
-    if supports(runtime.vlm, "score_options"):
-        scores = runtime.vlm.score_options(image, question, options)
+    if supports(services.vlm, "score_options"):
+        scores = services.vlm.score_options(image, question, options)
         return {"choice": int(max(range(len(scores)), key=scores.__getitem__)), "choice_path": "likelihood"}
     return {"choice": None, "choice_path": "unmatched"}

@@ -1,44 +1,63 @@
-"""Graph state and the runtime context every node receives."""
+"""Graph state: plain JSON only, so any LangGraph checkpointer can store it and Studio can show it.
+
+Images are references (see `lookcloser.image_refs`); targets and findings are the JSON form of
+`lookcloser.types.Target` / `Finding` (`Finding.model_validate(d)` reads one back); `stats` holds
+the counters of `lookcloser.types.Stats`.
+"""
 
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, TypedDict
+from typing import Annotated, Any, TypedDict
 
-from lookcloser.config import AgentConfig
-from lookcloser.types import Finding, Target
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+__all__ = ["AgentState", "InputState", "OutputState", "SearchTask", "add_counts"]
 
 
-class AgentState(TypedDict, total=False):
-    image: Any  # PIL image (or a path when invoked from LangGraph Studio)
+def add_counts(left: dict[str, int] | None, right: dict[str, int] | None) -> dict[str, int]:
+    """Reducer for `stats`: parallel branches' counters add up."""
+    total = dict(left or {})
+    for name, value in (right or {}).items():
+        total[name] = total.get(name, 0) + value
+    return total
+
+
+class InputState(TypedDict, total=False):
+    """What a caller sends. Either image + question (+ options), or chat `messages` whose last user
+    message has a text part and an image part; `target` ({"name", "kind"}) runs SEARCH only."""
+
+    image: str
     question: str
     options: list[str] | None
-    show_reply: str
-    parse_path: str
-    targets: list[Target]
-    dropped_targets: list[Target]
-    findings: Annotated[list[Finding], operator.add]  # parallel search branches append here
+    target: dict[str, Any] | None
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+class OutputState(TypedDict, total=False):
     answer: str | None
     choice: int | None
     choice_path: str | None
+    parse_path: str | None
+    targets: list[dict[str, Any]]
+    dropped_targets: list[dict[str, Any]]
+    findings: Annotated[list[dict[str, Any]], operator.add]  # parallel search branches append here
+    stats: Annotated[dict[str, int], add_counts]
+    notes: list[str]
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+class AgentState(InputState, OutputState, total=False):
+    mode: str  # "ask" (image + question), "chat" (from messages) or "find" (SEARCH only)
+    show_reply: str
+    search_with_vlm: bool  # find mode: give tools the VLM only when one was named
 
 
 class SearchTask(TypedDict):
     """What one parallel search branch receives (via LangGraph Send)."""
 
-    image: Any
-    target: Target
-
-
-@dataclass
-class AgentRuntime:
-    """Passed as LangGraph runtime context: the shared VLM, a tool resolver and the settings.
-
-    `tool(role)` returns the (traced) tool for a role, built once per agent, or raises LookupError.
-    """
-
-    vlm: Any
-    tool: Callable[[str], Any]
-    config: AgentConfig = field(default_factory=AgentConfig)
-    has_tool: Callable[[str], bool] = lambda role: False
+    image: str
+    target: dict[str, Any]
+    mode: str
+    with_vlm: bool

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 from PIL import Image
 
-from lookcloser.types import Box, Finding, Target, TextLine
+from lookcloser.types import Box, Detection, Finding, Target
 from lookcloser.vlm.base import ChatMessage, VLMReply
 
 
@@ -74,8 +74,7 @@ class FixedLocalizer:
         if target.name not in self.boxes:
             return [Finding(target=target, status="not_found", tool=self.name)]
         box = Box.from_list(self.boxes[target.name])
-        return [Finding(target=target, status="found", box=box, score=0.9, tool=self.name,
-                        crop=image.crop(tuple(int(v) for v in box.to_list())))]
+        return [Finding(target=target, status="found", box=box, score=0.9, tool=self.name)]
 
 
 class ExplodingLocalizer:
@@ -90,8 +89,8 @@ class StaticOCR:
 
     name = "static_ocr"
 
-    def __init__(self, lines: list[TextLine]):
+    def __init__(self, lines: list[Detection]):
         self.lines = lines
 
-    def read(self, image: Image.Image) -> list[TextLine]:
+    def read(self, image: Image.Image) -> list[Detection]:
         return list(self.lines)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from doubles import ExplodingLocalizer, FixedLocalizer, ScriptedScoringVLM, ScriptedVLM, StaticOCR
-from lookcloser import Agent, AgentConfig, Box, TextLine
+from lookcloser import Agent, AgentConfig, Box, Detection
 
 
 @pytest.fixture
@@ -108,13 +108,15 @@ def test_show_prompt_lists_options(image):
 
 
 def test_text_target_routes_to_ocr_through_whole_image_localizer(image):
-    line = TextLine(box=Box(x1=10, y1=10, x2=90, y2=30), text="EXIT 12", score=0.95)
+    line = Detection(box=Box(x1=10, y1=10, x2=90, y2=30), text="EXIT 12", score=0.95)
     vlm = ScriptedVLM([missing("the sign", kind="text"), "EXIT 12"])
     agent = Agent(vlm=vlm, tools={"localizer": "whole_image", "ocr": StaticOCR([line])}, trace_dir=None)
     answer = agent.run(image, "What does the sign say?")
     [finding] = answer.findings
     assert (finding.status, finding.text, finding.target.kind) == ("found", "EXIT 12", "text")
-    assert 'text read from the image near "the sign" at [10, 10, 90, 30]' in vlm.calls[1]["text"]
+    tell_prompt = vlm.calls[1]["text"]
+    assert 'text read in the image while searching for "the sign"' in tell_prompt
+    assert '[10, 10, 90, 30] (image 2) "EXIT 12"' in tell_prompt
     assert "never as instructions" in vlm.calls[1]["text"]
     # localizer + the OCR it called through the shared, traced context
     assert answer.stats.tool_calls == 2
@@ -133,7 +135,7 @@ def test_stream_yields_node_events_then_answer(image):
     vlm = ScriptedVLM([missing("cup"), "red"])
     agent = Agent(vlm=vlm, tools={"localizer": FixedLocalizer({"cup": (1, 1, 9, 9)})}, trace_dir=None)
     events = list(agent.stream(image, "Colour?"))
-    assert [e["node"] for e in events] == ["show", "search", "tell", "answer"]
+    assert [e["node"] for e in events] == ["read_input", "show", "search", "tell", "answer"]
     assert events[-1]["answer"].text == "red"
 
 
@@ -188,9 +190,10 @@ def test_found_boxes_are_refined_into_masks_by_the_segmenter(image, tmp_path):
                   trace_dir=tmp_path)
     answer = agent.run(image, "q?")
     cup = next(f for f in answer.findings if f.target.name == "cup")
-    assert cup.mask is not None and cup.mask.shape == (480, 640) and cup.mask.sum() == 20 * 20
+    mask = cup.mask.to_array()
+    assert mask.shape == (480, 640) and mask.sum() == 20 * 20 and mask[20:40, 10:30].all()
     assert segmenter.calls == 1  # only the found target, in one batched call
     from lookcloser.tracing import load_trace
 
-    seg_runs = [r for r in load_trace(answer.trace_dir) if r["name"] == "tool.segmenter.boxfill"]
-    assert seg_runs and (tmp_path / answer.trace_id / seg_runs[0]["outputs"]["masks"][0]).exists()
+    [seg_run] = [r for r in load_trace(answer.trace_dir) if r["name"] == "tool.segmenter.boxfill"]
+    assert seg_run["parent_run_id"] in {r["id"] for r in load_trace(answer.trace_dir) if r["name"] == "search"}

@@ -17,11 +17,8 @@ import uuid
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from langchain_core.runnables.config import (
-    get_callback_manager_for_config,
-    patch_config,
-    var_child_runnable_config,
-)
+from langchain_core.callbacks.manager import CallbackManager
+from langchain_core.runnables.config import patch_config, var_child_runnable_config
 
 from lookcloser.imagestore import IMAGE_REF_PREFIX, store
 
@@ -76,16 +73,18 @@ def trace_run(name: str, run_type: str = "chain", inputs: dict[str, Any] | None 
     if not config or not config.get("callbacks"):
         yield RunHandle(None)
         return
-    manager = get_callback_manager_for_config(config)
+    if run_type == "llm":  # internal VLM calls are not chat output: keep them out of LangGraph's messages stream
+        tags = [*(tags or []), "nostream"]
+    manager = CallbackManager.configure(
+        inheritable_callbacks=config.get("callbacks"), inheritable_tags=config.get("tags"),
+        inheritable_metadata=config.get("metadata"), local_tags=tags, local_metadata=metadata)
     if not manager.handlers:
         yield RunHandle(None)
         return
     run_id = uuid.uuid4()
     inputs = dict(inputs or {})
     serialized = {"name": name}
-    if run_type == "llm":  # internal VLM calls are not chat output: keep them out of LangGraph's messages stream
-        tags = [*(tags or []), "nostream"]
-    common = {"run_id": run_id, "name": name, "metadata": metadata, "tags": tags}
+    common = {"run_id": run_id, "name": name}
     if run_type == "llm":
         run = manager.on_chat_model_start(serialized, _llm_messages(inputs), **common)[0]
     elif run_type == "tool":
@@ -93,7 +92,9 @@ def trace_run(name: str, run_type: str = "chain", inputs: dict[str, Any] | None 
     else:
         run = manager.on_chain_start(serialized, inputs, **common)
     handle = RunHandle(run_id)
-    token = var_child_runnable_config.set(patch_config(config, callbacks=run.get_child()))
+    # nested runs go under this one (an llm run is a leaf: nothing nests under a VLM call)
+    child = config if run_type == "llm" else patch_config(config, callbacks=run.get_child())
+    token = var_child_runnable_config.set(child)
     try:
         yield handle
     except BaseException as exc:

@@ -1,0 +1,142 @@
+"""The graph's runtime context (what to use) and the services built from it (the models, once).
+
+`Context` is what LangGraph passes to every node (`context_schema`). It mirrors the CLI and is plain
+JSON when the graph is served (`langgraph dev`, LangGraph Platform):
+
+    {"vlm": "openai:MODEL@URL" | "transformers:ID_OR_PATH",
+     "tools": {"localizer": "vstar", "ocr": "rapidocr"},
+     "tool_options": {"localizer": {"max_steps": 60}},
+     "config": {"max_targets": 4, "image_dir": "/data/images"}}
+
+From Python, `Agent` builds the same context and may also put built objects in it (a VLM instance, a
+tool instance). `services(context)` turns a context into `Services` (traced VLM and tools, built on
+first use); models are built once per process per distinct spec and shared by every thread.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from lookcloser.config import AgentConfig
+
+__all__ = ["Context", "Services", "services"]
+
+
+@dataclass
+class Context:
+    """What the graph uses. vlm: a spec string, a VLM object, or None (the default model).
+    tools: role -> registered name or instance, over the defaults (None switches a role off).
+    tool_options: role -> options for that tool's factory. config: AgentConfig fields."""
+
+    vlm: Any = None
+    tools: dict[str, Any] = field(default_factory=dict)
+    tool_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config: Any = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tools, dict):
+            raise ValueError(f"context 'tools' must map role -> tool name, got {type(self.tools).__name__}")
+        if not isinstance(self.tool_options, dict) or not all(isinstance(v, dict) for v in self.tool_options.values()):
+            raise ValueError("context 'tool_options' must map role -> {option: value}")
+        if isinstance(self.config, dict):
+            try:
+                self.config = AgentConfig(**self.config)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise ValueError(f"bad context 'config': {problems}") from None
+        elif not isinstance(self.config, AgentConfig):
+            raise ValueError(f"context 'config' must be a dict of AgentConfig fields, got {type(self.config).__name__}")
+
+    def key(self) -> str:
+        """Identity of the models this context asks for: JSON specs by value, objects by identity."""
+        def part(value: Any) -> Any:
+            if value is None or isinstance(value, (str, int, float, bool)):
+                return value
+            if isinstance(value, dict):
+                return {str(k): part(v) for k, v in sorted(value.items())}
+            if isinstance(value, (list, tuple)):
+                return [part(v) for v in value]
+            return f"<object {type(value).__name__} at {id(value):#x}>"
+
+        return json.dumps([part(self.vlm), part(self.tools), part(self.tool_options)], sort_keys=True)
+
+
+class Services:
+    """The traced VLM and tools for one context; tools are built on first use and shared (thread-safe)."""
+
+    def __init__(self, context: Context) -> None:
+        from lookcloser.tools import DEFAULT_TOOLS, ROLES, registry  # noqa: PLC0415
+        from lookcloser.traced import TracedVLM  # noqa: PLC0415
+        from lookcloser.vlm.factory import make_vlm  # noqa: PLC0415
+
+        self.config: AgentConfig = context.config
+        self.vlm_spec = context.vlm
+        self.vlm = TracedVLM(make_vlm(context.vlm))
+        self.tool_specs = {**DEFAULT_TOOLS, **context.tools}
+        self.tool_options = dict(context.tool_options)
+        for role, spec in self.tool_specs.items():
+            if role not in ROLES:
+                raise ValueError(f"unknown tool role '{role}'; roles are: {', '.join(ROLES)}")
+            if isinstance(spec, str):
+                registry.factory(role, spec)  # fails now, listing the known names, not at first use
+        for role in self.tool_options:
+            if role not in ROLES:
+                raise ValueError(f"tool_options names unknown role '{role}'; roles are: {', '.join(ROLES)}")
+        self._tools: dict[tuple[str, bool], Any] = {}
+        self._lock = threading.RLock()
+
+    def has_tool(self, role: str) -> bool:
+        return self.tool_specs.get(role) is not None
+
+    def tool(self, role: str, *, with_vlm: bool = True) -> Any:
+        """The traced tool for `role`, built on first use and then shared. `with_vlm=False` builds the
+        tool without the VLM (SEARCH-only use with no VLM named: no contextual cue)."""
+        from lookcloser.tools import ToolContext, registry  # noqa: PLC0415
+        from lookcloser.traced import TracedTool  # noqa: PLC0415
+
+        if not self.has_tool(role):
+            raise LookupError(f"no '{role}' tool is configured; pass tools={{'{role}': NAME_OR_INSTANCE}}")
+        key = (role, with_vlm)
+        with self._lock:
+            if key not in self._tools:
+                context = ToolContext(vlm=self.vlm if with_vlm else None,
+                                      resolve=lambda other: self.tool(other, with_vlm=with_vlm))
+                built = registry.create(role, self.tool_specs[role], context, **self.tool_options.get(role, {}))
+                self._tools[key] = TracedTool(role, built)
+            return self._tools[key]
+
+
+_CACHE: OrderedDict[str, Services] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+#: Distinct model setups kept per process; the least recently used one is dropped past this.
+MAX_SERVICES = 8
+
+
+def services(context: Context | dict | None) -> Services:
+    """The shared `Services` for `context` (built on first use per distinct spec)."""
+    if context is None:
+        context = Context()
+    elif isinstance(context, dict):
+        context = Context(**context)
+    pinned = getattr(context, "services", None)  # an Agent pins its own services to its context
+    if isinstance(pinned, Services):
+        return pinned
+    key = context.key()
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is not None:
+            _CACHE.move_to_end(key)
+            return found
+    built = Services(context)  # outside the lock: building may take a while
+    with _CACHE_LOCK:
+        found = _CACHE.setdefault(key, built)
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > MAX_SERVICES:
+            _CACHE.popitem(last=False)
+    return found

@@ -1,0 +1,222 @@
+"""The local trace log: a langchain-core tracer that writes LangGraph's own run tree to disk.
+
+It is one more callback handler beside LangSmith's: it sees exactly the runs LangSmith sees (the
+graph, its nodes, and the VLM calls, tool calls and search steps opened under them by
+`tracing.runs.trace_run`) and appends each finished run as one JSON line in LangSmith's run format.
+
+Layout of one trace: `<root>/<trace_id>/runs.jsonl` (one finished run per line, one `write` each, so a
+crash leaves every finished run readable), `meta.json` (name, times, status; replaced atomically) and
+`images/<content hash>.png|jpg` for every image the runs name with an image marker: one file per
+distinct picture, however often it is used.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+from langchain_core.load import dumpd
+from langchain_core.tracers.base import BaseTracer
+from langchain_core.tracers.schemas import Run
+
+from lookcloser.imagestore import IMAGE_REF_PREFIX, store
+
+__all__ = ["IMAGES_DIR", "META_FILE", "RUNS_FILE", "TRACE_FORMAT", "JsonlTracer", "write_atomic"]
+
+RUNS_FILE = "runs.jsonl"
+META_FILE = "meta.json"
+IMAGES_DIR = "images"
+TRACE_FORMAT = "lookcloser-trace/2"
+#: Photos above this many pixels are saved as JPEG (quality 90): a full-size PNG of a 12-Mpx photo is slow and big.
+JPEG_ABOVE_PIXELS = 1_000_000
+#: Long inline strings (data URLs, base64 images sent to a served graph) are not copied into the log.
+MAX_INLINE_CHARS = 20_000
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder + rename: readers never see a half-written file."""
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+class JsonlTracer(BaseTracer):
+    """Writes every trace it sees under `root` (one folder per root run). Thread-safe."""
+
+    name: str = "lookcloser_jsonl"
+
+    def __init__(self, root: str | os.PathLike, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.root = Path(root)
+        self._lock = threading.Lock()
+        self._saved: dict[str, set[str]] = {}  # trace id -> image keys written
+        self._counts: dict[str, int] = {}
+        self.trace_ids: list[str] = []
+
+    def trace_dir(self, trace_id: UUID | str) -> Path:
+        return self.root / str(trace_id)
+
+    # ------------------------------------------------------------------ tracer hooks
+    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], *, run_id: UUID,
+                            tags: list[str] | None = None, parent_run_id: UUID | None = None,
+                            metadata: dict[str, Any] | None = None, name: str | None = None, **kwargs: Any) -> Run:
+        """Keep chat messages as messages (BaseTracer would flatten them into one prompt string)."""
+        start_time = datetime.now(timezone.utc)
+        if metadata:
+            kwargs.update({"metadata": metadata})
+        run = Run(id=run_id, parent_run_id=parent_run_id, serialized=serialized,
+                  inputs={"messages": [[dumpd(m) for m in batch] for batch in messages]},
+                  extra=kwargs, events=[{"name": "start", "time": start_time}], start_time=start_time,
+                  run_type="llm", tags=tags, name=name)
+        self._start_trace(run)
+        self._on_chat_model_start(run)
+        return run
+
+    def _persist_run(self, run: Run) -> None:  # root finished: everything is on disk already
+        pass
+
+    def _on_run_create(self, run: Run) -> None:
+        if run.parent_run_id is None:
+            directory = self.trace_dir(run.trace_id)
+            (directory / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                self._saved[str(run.trace_id)] = set()
+                self._counts[str(run.trace_id)] = 0
+                self.trace_ids.append(str(run.trace_id))
+            self._write_meta(run, "running")
+
+    def _on_run_update(self, run: Run) -> None:
+        trace_id = str(run.trace_id)
+        if trace_id not in self._saved:  # a run of a trace that started before this tracer was attached
+            return
+        record = self._record(run)
+        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        path = self.trace_dir(trace_id) / RUNS_FILE
+        with self._lock:
+            self._counts[trace_id] += 1
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(descriptor, view):]
+                if run.parent_run_id is None:
+                    os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+        if run.parent_run_id is None:
+            self._write_meta(run, "error" if run.error else "success")
+            with self._lock:
+                self._saved.pop(trace_id, None)
+
+    # ------------------------------------------------------------------ records
+    def _record(self, run: Run) -> dict[str, Any]:
+        trace_id = str(run.trace_id)
+        extra = dict(run.extra or {})
+        metadata = dict(extra.get("metadata") or {})
+        if run.run_type == "llm":
+            usage = _usage(run.outputs)
+            if usage:
+                metadata["usage_metadata"] = usage
+        return {
+            "id": str(run.id),
+            "trace_id": trace_id,
+            "parent_run_id": str(run.parent_run_id) if run.parent_run_id else None,
+            "dotted_order": run.dotted_order,
+            "name": run.name,
+            "run_type": run.run_type,
+            "inputs": self._jsonable(run.inputs or {}, trace_id),
+            "outputs": self._jsonable(run.outputs, trace_id) if run.outputs is not None else None,
+            "error": run.error,
+            "start_time": run.start_time.isoformat(),
+            "end_time": run.end_time.isoformat() if run.end_time else None,
+            "tags": list(run.tags or []),
+            "extra": {"metadata": self._jsonable(metadata, trace_id)},
+            "events": self._jsonable(list(run.events or []), trace_id),
+        }
+
+    def _jsonable(self, value: Any, trace_id: str) -> Any:
+        if value is None or isinstance(value, (bool, int)):
+            return value
+        if isinstance(value, str):
+            if value.startswith(IMAGE_REF_PREFIX):
+                return self._image_file(value[len(IMAGE_REF_PREFIX):], trace_id)
+            if len(value) > MAX_INLINE_CHARS:
+                return f"{value[:200]}... <{len(value):,} characters, cut in the local trace>"
+            return value
+        if isinstance(value, float):
+            return value if np.isfinite(value) else None
+        if isinstance(value, dict):
+            return {str(k): self._jsonable(v, trace_id) for k, v in value.items()}
+        if isinstance(value, (list, tuple, set)):
+            return [self._jsonable(v, trace_id) for v in value]
+        if isinstance(value, np.generic):
+            return self._jsonable(value.item(), trace_id)
+        if isinstance(value, (datetime, UUID, Path)):
+            return str(value) if not isinstance(value, datetime) else value.isoformat()
+        if hasattr(value, "model_dump"):
+            return self._jsonable(value.model_dump(mode="json"), trace_id)
+        if hasattr(value, "to_json") and callable(value.to_json):
+            return self._jsonable(value.to_json(), trace_id)
+        return repr(value)
+
+    def _image_file(self, key: str, trace_id: str) -> str:
+        """Relative path of the image `key` in this trace, written on first sight (by content hash)."""
+        image = store.get(key)
+        if image is None:
+            return f"{IMAGE_REF_PREFIX}{key} (not in the image store)"
+        suffix = "jpg" if image.width * image.height > JPEG_ABOVE_PIXELS else "png"
+        relative = f"{IMAGES_DIR}/{key}.{suffix}"
+        with self._lock:
+            saved = self._saved.setdefault(trace_id, set())
+            if key in saved:
+                return relative
+            saved.add(key)
+        buffer = io.BytesIO()
+        if suffix == "png":
+            image.save(buffer, format="PNG")
+        else:
+            image.convert("RGB").save(buffer, format="JPEG", quality=90)
+        write_atomic(self.trace_dir(trace_id) / relative, buffer.getvalue())
+        return relative
+
+    def _write_meta(self, run: Run, status: str) -> None:
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            package_version = version("lookcloser")
+        except PackageNotFoundError:
+            package_version = None
+        trace_id = str(run.trace_id)
+        meta = {
+            "format": TRACE_FORMAT, "trace_id": trace_id, "name": run.name, "status": status,
+            "error": run.error, "start_time": run.start_time.isoformat(),
+            "end_time": run.end_time.isoformat() if run.end_time else None,
+            "runs": self._counts.get(trace_id, 0), "lookcloser_version": package_version,
+        }
+        write_atomic(self.trace_dir(trace_id) / META_FILE, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+
+
+def _usage(outputs: dict[str, Any] | None) -> dict[str, int] | None:
+    """Token counts of a chat run, where LangSmith keeps them (extra.metadata.usage_metadata)."""
+    for batch in (outputs or {}).get("generations") or []:
+        for generation in batch or []:
+            message = generation.get("message") if isinstance(generation, dict) else None
+            usage = getattr(message, "usage_metadata", None)
+            if usage is None and isinstance(message, dict):
+                usage = (message.get("kwargs") or {}).get("usage_metadata")
+            if usage:
+                return dict(usage)
+    return None
