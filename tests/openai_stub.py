@@ -1,0 +1,71 @@
+"""A scripted OpenAI-compatible chat server on 127.0.0.1 (port 0) for tests: records requests,
+answers with `reply` (a dict), or with `script(request) -> text` when one is set."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class StubServer:
+    """Records each request JSON; answers with `self.reply` (a dict) and `self.status`."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.paths: list[str] = []
+        self.headers: list[dict] = []
+        self.status = 200
+        self.reply = completion("stub answer")
+        self.script = None  # optional: request dict -> reply text
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                stub.paths.append(self.path)
+                stub.headers.append({k.lower(): v for k, v in self.headers.items()})
+                stub.requests.append(json.loads(body))
+                request = stub.requests[-1]
+                reply = completion(stub.script(request)) if stub.script is not None else stub.reply
+                payload = json.dumps(reply if stub.status == 200 else {"error": {"message": "boom"}}).encode()
+                self.send_response(stub.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def __enter__(self) -> "StubServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def completion(text, prompt_tokens=42, completion_tokens=3, logprobs=None):
+    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": [{"token": logprobs[0][0], "logprob": logprobs[0][1], "bytes": None,
+                                           "top_logprobs": [{"token": t, "logprob": lp, "bytes": None}
+                                                            for t, lp in logprobs]}]}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "stub",
+        "choices": [choice],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
