@@ -1,4 +1,8 @@
+import sys
 import textwrap
+import types
+import warnings
+from importlib import metadata
 
 import pytest
 from PIL import Image
@@ -80,14 +84,119 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
     assert tool.name == "plugin"
 
 
-def test_badly_named_entry_point_is_a_clear_error(tmp_path, monkeypatch):
+def test_badly_named_entry_point_is_reported_and_skipped(tmp_path, monkeypatch):
     dist = tmp_path / "bad_plugin-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: bad-plugin\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[lookcloser.tools]\njustaname = os:getcwd\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(ValueError, match="must be named 'ROLE:NAME'"):
-        ToolRegistry().names("ocr")
+    reg = ToolRegistry()
+    reg.register("ocr", "mine", lambda: "ocr tool")
+    with pytest.warns(RuntimeWarning, match=r"entry point 'justaname = os:getcwd from bad-plugin' .* 'ROLE:NAME'"):
+        assert reg.names("ocr") == ["mine"]
+    assert reg.create("ocr", "mine") == "ocr tool"
+
+
+# Fake entry points: the registry calls importlib.metadata.entry_points(group=...), patched here.
+
+def _fake_entry_points(monkeypatch, *lines):
+    entries = [metadata.EntryPoint(name=name, value=value, group="lookcloser.tools") for name, value in lines]
+    calls = []
+
+    def entry_points(**params):
+        calls.append(params)
+        return [e for e in entries if e.group == params.get("group")]
+
+    monkeypatch.setattr(metadata, "entry_points", entry_points)
+    return calls
+
+
+@pytest.fixture
+def plugin_module(monkeypatch):
+    module = types.ModuleType("fake_lookcloser_plugin")
+
+    class PluginOCR:
+        name = "good_ocr"
+
+        def read(self, image):
+            return []
+
+    def make(context=None, **options):
+        return PluginOCR()
+
+    module.make = make
+    module.not_a_factory = 42
+    monkeypatch.setitem(sys.modules, "fake_lookcloser_plugin", module)
+    return module
+
+
+def test_malformed_entry_point_warns_once_and_others_stay_usable(monkeypatch, plugin_module):
+    calls = _fake_entry_points(monkeypatch, ("no_role_here", "fake_lookcloser_plugin:make"),
+                               ("painter:brush", "fake_lookcloser_plugin:make"),
+                               ("ocr:good", "fake_lookcloser_plugin:make"))
+    reg = ToolRegistry()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert reg.names("ocr") == ["good"]
+        assert reg.names("localizer") == []
+        assert reg.create("ocr", "good").name == "good_ocr"
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2 and len(calls) == 1  # read once, each bad entry reported once
+    assert "'no_role_here = fake_lookcloser_plugin:make'" in messages[0] and "ROLE:NAME" in messages[0]
+    assert "'painter:brush = fake_lookcloser_plugin:make'" in messages[1]
+    with pytest.raises(ToolNotFoundError, match="'no_role_here = fake_lookcloser_plugin:make' .* is skipped"):
+        reg.factory("ocr", "no_role_here")
+
+
+def test_entry_point_whose_import_fails_is_skipped_with_its_error(monkeypatch, plugin_module):
+    _fake_entry_points(monkeypatch, ("ocr:broken", "no_such_module_for_lookcloser:make"),
+                       ("ocr:good", "fake_lookcloser_plugin:make"))
+    reg = ToolRegistry()
+    assert reg.names("ocr") == ["broken", "good"]  # not imported until asked for
+    assert reg.create("ocr", "good").name == "good_ocr"  # the broken one does not get in the way
+    with pytest.warns(RuntimeWarning, match=r"skipping ocr 'broken': entry point 'ocr:broken = "
+                                            r"no_such_module_for_lookcloser:make' failed to load: ModuleNotFoundError"):
+        with pytest.raises(ToolNotFoundError) as caught:
+            reg.factory("ocr", "broken")
+    message = str(caught.value)
+    assert message.startswith("ocr 'broken' is not available: entry point 'ocr:broken = no_such_module_for_lookcloser:make'")
+    assert "ModuleNotFoundError" in message and "no_such_module_for_lookcloser" in message
+    assert reg.names("ocr") == ["good"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asking again raises the same error, without a second warning
+        with pytest.raises(ToolNotFoundError, match="ocr 'broken' is not available: .*ModuleNotFoundError"):
+            reg.create("ocr", "broken")
+    assert reg.create("ocr", "good").name == "good_ocr"
+
+
+def test_entry_point_raising_import_error_or_pointing_at_a_non_factory(monkeypatch, plugin_module):
+    class Exploding(metadata.EntryPoint):
+        def load(self):
+            raise ImportError("libfoo.so: cannot open shared object file")
+
+    entries = [Exploding(name="detector:exploding", value="fake_lookcloser_plugin:make", group="lookcloser.tools"),
+               metadata.EntryPoint(name="ocr:number", value="fake_lookcloser_plugin:not_a_factory",
+                                   group="lookcloser.tools")]
+    monkeypatch.setattr(metadata, "entry_points", lambda **params: entries)
+    reg = ToolRegistry()
+    with pytest.warns(RuntimeWarning, match="ImportError: libfoo.so"):
+        with pytest.raises(ToolNotFoundError, match="detector 'exploding' is not available: .*ImportError: libfoo.so"):
+            reg.factory("detector", "exploding")
+    with pytest.warns(RuntimeWarning, match="not a factory"):
+        with pytest.raises(ToolNotFoundError, match="ocr 'number' is not available: .*points at an object of type int, not a factory"):
+            reg.create("ocr", "number")
+
+
+def test_unreadable_entry_point_metadata_leaves_builtins_usable(monkeypatch):
+    def entry_points(**params):
+        raise ValueError("corrupt entry_points.txt")
+
+    monkeypatch.setattr(metadata, "entry_points", entry_points)
+    reg = ToolRegistry()
+    reg.register("localizer", "mine", lambda: "loc")
+    with pytest.warns(RuntimeWarning, match="could not read the 'lookcloser.tools' entry points.*corrupt"):
+        assert reg.names("localizer") == ["mine"]
+    assert reg.create("localizer", "mine") == "loc"
 
 
 def test_unconfigured_role_is_a_lookup_error():

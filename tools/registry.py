@@ -1,11 +1,19 @@
 """Name → factory, per role. Built-ins register here; third parties use the entry-point group
 `lookcloser.tools` (an entry point named `ROLE:NAME` pointing at a factory; the factory is called
 with a ToolContext and the user's options and returns the tool).
+
+Entry points are read once, on the first lookup, and each is imported only when its tool is asked
+for, so one plugin cannot slow down or break the others. A broken entry point is reported once with
+`warnings.warn` (naming it and the error) and skipped: a malformed name when the entry points are
+read, an import error (or a non-callable target) when its tool is first asked for. Asking for a
+broken tool by name raises ToolNotFoundError carrying the entry point's error.
 """
 
 from __future__ import annotations
 
 import inspect
+import threading
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable
@@ -38,16 +46,23 @@ class ToolContext:
 
 class ToolRegistry:
     def __init__(self) -> None:
-        self._factories: dict[str, dict[str, Factory]] = {role: {} for role in ROLES}
+        self._factories: dict[str, dict[str, Factory | _EntryPoint]] = {role: {} for role in ROLES}
         self._entry_points_loaded = False
+        self._lock = threading.RLock()
+        #: (role, name) -> why that tool's entry point is unusable; a tool name -> why its entry point
+        #: was skipped before a role could be read from it (malformed name).
+        self._broken: dict[tuple[str, str], str] = {}
+        self._skipped: dict[str, str] = {}
 
     def register(self, role: str, name: str, factory: Factory, *, replace: bool = False) -> None:
         self._check_role(role)
         if name in self._factories[role] and not replace:
             raise ValueError(f"a {role} named '{name}' is already registered (pass replace=True)")
         self._factories[role][name] = factory
+        self._broken.pop((role, name), None)
 
     def names(self, role: str) -> list[str]:
+        """Registered names for `role` (plugins not imported yet included; broken ones left out)."""
         self._check_role(role)
         self._load_entry_points()
         return sorted(self._factories[role])
@@ -69,11 +84,20 @@ class ToolRegistry:
         return factory(**options)
 
     def factory(self, role: str, name: str) -> Factory:
-        """The factory registered as `name` for `role`; ToolNotFoundError lists the known names."""
+        """The factory registered as `name` for `role` (a plugin's entry point is imported now).
+
+        ToolNotFoundError lists the known names, or carries the error of the name's broken entry point.
+        """
         self._check_role(role)
         self._load_entry_points()
-        factory = self._factories[role].get(name)
+        with self._lock:
+            factory = self._factories[role].get(name)
+            if isinstance(factory, _EntryPoint):
+                factory = self._load(role, name, factory)
         if factory is None:
+            broken = self._broken.get((role, name)) or self._skipped.get(name)
+            if broken:
+                raise ToolNotFoundError(f"{role} '{name}' is not available: {broken}")
             known = ", ".join(self.names(role)) or "none"
             raise ToolNotFoundError(f"unknown {role} '{name}'; known {role}s: {known}")
         return factory
@@ -83,28 +107,57 @@ class ToolRegistry:
             raise ToolNotFoundError(f"unknown tool role '{role}'; roles are: {', '.join(ROLES)}")
 
     def _load_entry_points(self) -> None:
-        if self._entry_points_loaded:
-            return
-        self._entry_points_loaded = True
-        for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            role, _, name = entry.name.partition(":")
-            if role not in self._factories or not name:
-                raise ValueError(
-                    f"entry point '{entry.name}' in group {ENTRY_POINT_GROUP} must be named 'ROLE:NAME' "
-                    f"with ROLE one of {', '.join(ROLES)}"
-                )
-            self._factories[role].setdefault(name, _lazy(entry))
+        with self._lock:
+            if self._entry_points_loaded:
+                return
+            self._entry_points_loaded = True
+            try:
+                entries = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+            except Exception as exc:  # noqa: BLE001 - a broken installed distribution must not stop built-ins
+                _warn(f"could not read the '{ENTRY_POINT_GROUP}' entry points, so no plugin tools are available: "
+                      f"{type(exc).__name__}: {exc}")
+                return
+            for entry in entries:
+                role, _, name = (part.strip() for part in entry.name.partition(":"))
+                if role not in self._factories or not name:
+                    why = (f"entry point '{_describe(entry)}' in group {ENTRY_POINT_GROUP} is skipped: it must be "
+                           f"named 'ROLE:NAME' with ROLE one of {', '.join(ROLES)}")
+                    self._skipped[name or role] = why
+                    _warn(why)
+                    continue
+                self._factories[role].setdefault(name, _EntryPoint(entry))
+
+    def _load(self, role: str, name: str, pending: _EntryPoint) -> Factory | None:
+        """Import a plugin's factory; on failure warn once, forget the name and remember why."""
+        try:
+            target = pending.entry.load()
+            if not callable(target):
+                raise TypeError(f"it points at an object of type {type(target).__name__}, not a factory")
+        except Exception as exc:  # noqa: BLE001 - any error inside a third-party import is reported, not raised
+            why = f"entry point '{_describe(pending.entry)}' failed to load: {type(exc).__name__}: {exc}"
+            self._broken[(role, name)] = why
+            del self._factories[role][name]
+            _warn(f"skipping {role} '{name}': {why}")
+            return None
+        self._factories[role][name] = target
+        return target
 
 
-def _lazy(entry: metadata.EntryPoint) -> Factory:
-    def factory(context: ToolContext | None = None, **options: Any) -> Any:
-        target = entry.load()
-        if "context" in inspect.signature(target).parameters:
-            return target(context=context, **options)
-        return target(**options)
+class _EntryPoint:
+    """A plugin's factory before its module is imported."""
 
-    factory.__name__ = f"entry_point_{entry.name}"
-    return factory
+    def __init__(self, entry: metadata.EntryPoint) -> None:
+        self.entry = entry
+
+
+def _describe(entry: metadata.EntryPoint) -> str:
+    dist = getattr(entry, "dist", None)
+    origin = f" from {dist.name}" if dist is not None and getattr(dist, "name", None) else ""
+    return f"{entry.name} = {entry.value}{origin}"
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 registry = ToolRegistry()
