@@ -1,4 +1,8 @@
-"""Draw findings (boxes, labels, masks, read text) over the image: `lookcloser ask --save-vis`."""
+"""Draw findings (boxes, labels, masks, read text) over the image: `lookcloser ask --save-vis`.
+
+Masks come from `Finding.mask` (run-length `Mask`, in original-image pixels; a mask of another size
+is not drawn). Findings carry no crops: everything is drawn from the image and the boxes.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,10 @@ COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30
 
 
 def draw_findings(image: Image.Image, findings: list[Finding], max_side: int = 2048) -> Image.Image:
-    """Return a copy of `image` (shrunk to `max_side`) with every found box, mask and label drawn."""
+    """Return a copy of `image` (shrunk to `max_side`) with every found box, mask and label drawn.
+
+    `image` is the original image the findings' boxes and masks refer to.
+    """
     scale = min(1.0, max_side / max(image.size))
     canvas = image.convert("RGB").resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
     overlay = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
@@ -20,8 +27,8 @@ def draw_findings(image: Image.Image, findings: list[Finding], max_side: int = 2
     line_width = max(2, canvas.width // 400)
     for index, finding in enumerate(f for f in findings if f.box is not None):
         colour = COLOURS[index % len(COLOURS)]
-        if finding.mask is not None and finding.mask.shape[:2] == (image.height, image.width):
-            mask = Image.fromarray(finding.mask.astype(np.uint8) * 110).resize(canvas.size)
+        if finding.mask is not None and (finding.mask.height, finding.mask.width) == (image.height, image.width):
+            mask = Image.fromarray(finding.mask.to_array().astype(np.uint8) * 110).resize(canvas.size)
             overlay.paste((*colour, 110), (0, 0), mask)
         box = [v * scale for v in finding.box.to_list(None)]
         draw.rectangle(box, outline=(*colour, 255), width=line_width)
