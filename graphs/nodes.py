@@ -136,9 +136,12 @@ def show(state: AgentState, services: Services) -> dict[str, Any]:
         targets = [t.model_dump(mode="json") for t in parsed.targets[: config.max_targets]]
         dropped = [t.model_dump(mode="json") for t in parsed.targets[config.max_targets:]]
         update: dict[str, Any] = {
-            "show_reply": reply.text, "parse_path": parsed.parse_path, "targets": targets,
-            "dropped_targets": dropped, "answer": parsed.answer,
+            "parse_path": parsed.parse_path, "targets": targets, "dropped_targets": dropped, "answer": parsed.answer,
         }
+        if dropped:
+            names = ", ".join(t["name"] for t in dropped)
+            update["notes"] = [*state.get("notes", []), f"SHOW named {len(dropped)} target(s) past max_targets="
+                                                        f"{config.max_targets}, not searched: {names}"]
         if parsed.answer is not None and not targets:
             update.update(_choice(image, state["question"], options, parsed.answer, services))
             update.update(_chat_reply(state, parsed.answer))

@@ -50,7 +50,6 @@ class OutputState(TypedDict, total=False):
 
 class AgentState(InputState, OutputState, total=False):
     mode: str  # "ask" (image + question), "chat" (from messages) or "find" (SEARCH only)
-    show_reply: str
     search_with_vlm: bool  # find mode: give tools the VLM only when one was named
 
 
