@@ -1,38 +1,55 @@
-"""Tracing: LangSmith-format run records written locally (core.py), read back and validated
-(store.py), sent live (live.py) or uploaded (upload.py) to LangSmith, shown and reported (cli.py,
-report.py)."""
+"""Tracing on LangGraph's own run tree.
 
-from lookcloser.tracing.core import (
-    IMAGES_DIR,
-    META_FILE,
-    RUNS_FILE,
-    Run,
-    TraceWriter,
-    current_run,
-    start_trace,
-    trace_run,
-)
-from lookcloser.tracing.live import LiveSink, langsmith_tracing_enabled
-from lookcloser.tracing.store import TraceError, build_tree, list_traces, load_trace, validate_trace
-from lookcloser.tracing.upload import UploadError, UploadResult, upload_trace
+- `runs`: `trace_run` opens a child run (VLM call, tool call, search step) of the current graph node;
+  `image_ref` names an image by content hash.
+- `jsonl`: `JsonlTracer`, the local exporter of that tree (`<root>/<trace_id>/runs.jsonl`, `meta.json`,
+  `images/`); LangSmith gets the same tree from langchain-core's own tracer (LANGSMITH_TRACING=true).
+- `store`: read saved traces back, validate them against langsmith's run schema, list them, build the tree.
+- `report`: one self-contained HTML page per trace. `upload`: send a saved trace to LangSmith.
 
-__all__ = [
-    "IMAGES_DIR",
-    "META_FILE",
-    "RUNS_FILE",
-    "LiveSink",
-    "Run",
-    "TraceError",
-    "TraceWriter",
-    "UploadError",
-    "UploadResult",
-    "build_tree",
-    "current_run",
-    "langsmith_tracing_enabled",
-    "list_traces",
-    "load_trace",
-    "start_trace",
-    "trace_run",
-    "upload_trace",
-    "validate_trace",
-]
+Names are imported on first use (PEP 562): `import lookcloser.tracing` loads neither LangGraph,
+langchain-core nor Pillow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RunHandle": "lookcloser.tracing.runs",
+    "image_ref": "lookcloser.tracing.runs",
+    "trace_run": "lookcloser.tracing.runs",
+    "JsonlTracer": "lookcloser.tracing.jsonl",
+    "IMAGES_DIR": "lookcloser.tracing.store",
+    "META_FILE": "lookcloser.tracing.store",
+    "RUNS_FILE": "lookcloser.tracing.store",
+    "TRACE_FORMAT": "lookcloser.tracing.store",
+    "RunNode": "lookcloser.tracing.store",
+    "TraceError": "lookcloser.tracing.store",
+    "TraceSummary": "lookcloser.tracing.store",
+    "build_tree": "lookcloser.tracing.store",
+    "list_traces": "lookcloser.tracing.store",
+    "load_trace": "lookcloser.tracing.store",
+    "validate_trace": "lookcloser.tracing.store",
+    "render_report": "lookcloser.tracing.report",
+    "write_report": "lookcloser.tracing.report",
+    "UploadError": "lookcloser.tracing.upload",
+    "UploadResult": "lookcloser.tracing.upload",
+    "upload_trace": "lookcloser.tracing.upload",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lookcloser.tracing' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

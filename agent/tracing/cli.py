@@ -17,7 +17,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from lookcloser.errors import LookCloserError
-from lookcloser.tracing.core import RUNS_FILE
+from lookcloser.tracing.store import RUNS_FILE
 from lookcloser.tracing.store import RunNode, TraceError, build_tree, list_traces, load_trace, run_seconds, validate_trace
 
 trace_app = typer.Typer(help="Read, check, report and upload saved traces.", no_args_is_help=True,

@@ -1,9 +1,13 @@
 """Reading saved traces back: load, validate against langsmith's run schema, list, build the tree.
 
+A trace is what `tracing.jsonl.JsonlTracer` writes: `<root>/<trace_id>/runs.jsonl` (one finished run
+per line, LangSmith's run format), `meta.json` and `images/`. This module only reads, and imports
+neither LangGraph nor langchain-core (the `lookcloser trace` commands start fast).
+
 `validate_trace` is what makes "LangSmith can ingest this" checkable offline: every record must
 parse as `langsmith.schemas.Run` with no unknown fields, and the runs must form one consistent
-tree (trace_id is the root id, parent links resolve, dotted_order is prefix-consistent and sorts
-in execution order).
+tree (trace_id is the root id, parent links resolve, each dotted_order is its parent's plus the
+run's own `<start_time>Z<id>` segment).
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from lookcloser.errors import LookCloserError
-from lookcloser.tracing.core import META_FILE, RUNS_FILE
+
+__all__ = ["IMAGES_DIR", "META_FILE", "RUNS_FILE", "TRACE_FORMAT", "RunNode", "TraceError", "TraceSummary",
+           "build_tree", "list_traces", "load_trace", "read_meta", "root_run", "run_seconds", "summarize",
+           "trace_file", "validate_trace"]
+
+#: The trace layout `tracing.jsonl` writes (the same names; kept here so reading needs no langchain-core).
+RUNS_FILE = "runs.jsonl"
+META_FILE = "meta.json"
+IMAGES_DIR = "images"
+TRACE_FORMAT = "lookcloser-trace/2"
 
 logger = logging.getLogger("lookcloser.tracing")
 
