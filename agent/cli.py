@@ -1,112 +1,288 @@
 """The `lookcloser` command: ask, find, trace.
 
-Errors a user can fix (missing file, unreadable image, unknown tool, model that cannot load)
-print one clear line and exit with status 2, never a traceback.
+Start-up is kept to typer and rich: the agent (LangGraph, transformers, torch), Pillow and the
+`trace` commands are imported only inside the commands that use them, so `lookcloser --help` and
+mistakes in the arguments answer at once. Everything a command can check without a model is
+checked first: the image file, empty arguments, --tool, --kind, --save-vis and --trace-dir.
+
+Errors a user can fix (missing file, unreadable image, unknown tool, model that cannot load, a
+file option that cannot be written) print one line `error: ...` on stderr and exit with status 2,
+never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
 from lookcloser.errors import LookCloserError
-from lookcloser.tracing.cli import trace_app
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Answer questions about small details in large images (Show, Search, Tell).")
-err = Console(stderr=True)
-out = Console()
+TRACE_HELP = "Show, report on and upload saved traces."
 
+#: Extensions --save-vis can write (Pillow picks the format from the extension).
+VIS_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+#: Virtual file systems: writable-looking for root, but no place for files.
+VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"))
 
 #: `lookcloser find IMAGE text` means "read all the text" without needing --kind text.
 TEXT_WORDS = {"text", "all text", "the text", "words", "all the text"}
 
 
+class _TraceStub(TyperGroup):
+    """Stands for `lookcloser trace` in the command list; the real group is imported when used."""
+
+
+def _trace_group() -> Any:
+    from lookcloser.tracing.cli import trace_app
+
+    group = typer.main.get_command(trace_app)
+    group.name = "trace"
+    return group
+
+
+class _MainGroup(TyperGroup):
+    """The top-level group: `trace` is listed from a stub and loaded only when it is invoked."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.commands.setdefault("trace", _TraceStub(name="trace", help=TRACE_HELP, no_args_is_help=True))
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if isinstance(command, _TraceStub):
+            command = _trace_group()
+        return name, command, rest
+
+
+app = typer.Typer(cls=_MainGroup, add_completion=False, no_args_is_help=True,
+                  help="Answer questions about small details in large images (Show, Search, Tell).")
+err = Console(stderr=True)
+out = Console()
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error:", "bold red"), " ", _one_line(message)), soft_wrap=True)
     raise typer.Exit(2)
+
+
+def _note(message: str) -> None:
+    err.print(Text(_one_line(message), style="dim"), soft_wrap=True)
+
+
+# ------------------------------------------------------------------------ checks before any work
+def _check_image(value: str) -> Path:
+    """The image argument as a readable, non-empty file; the same messages load_image gives."""
+    if not value.strip():
+        _fail("IMAGE must not be empty: give the path of an image file")
+    if value[:8].lower().startswith(("http://", "https://")):
+        _fail(f"{value}: image URLs are not fetched; download the image and pass the file's path")
+    path = Path(value)
+    try:
+        if not path.exists():
+            _fail(f"image file not found: {path}")
+        if path.is_dir():
+            _fail(f"image path is a directory, not a file: {path}")
+        with open(path, "rb"):
+            pass
+        if path.stat().st_size == 0:
+            _fail(f"image file is empty (0 bytes): {path}")
+    except PermissionError:
+        _fail(f"permission denied: cannot read image file {path}")
+    except OSError as exc:
+        _fail(f"cannot read image file {path}: {exc.strerror or exc}")
+    return path
+
+
+def _virtual_root(path: Path) -> Path | None:
+    return next((root for root in VIRTUAL_ROOTS if path == root or root in path.parents), None)
+
+
+def _writable(path: Path) -> bool:
+    """Files can be written in (or to) `path` (read-only file systems say no, even to root)."""
+    return os.access(path, os.W_OK | os.X_OK) if path.is_dir() else os.access(path, os.W_OK)
+
+
+def _directory_problem(path: Path) -> str | None:
+    """Why files cannot be written in directory `path` (existing or to be created), or None."""
+    path = path.expanduser().resolve()
+    root = _virtual_root(path)
+    if root is not None:
+        return f"{path} is a virtual file system" if path == root else f"{path} is under {root}, a virtual file system"
+    if path.exists():
+        if not path.is_dir():
+            return f"{path} exists and is not a directory"
+        if not _writable(path):
+            return f"directory {path} is not writable (permission denied)"
+        return None
+    ancestor = next(p for p in path.parents if p.exists())
+    if not ancestor.is_dir():
+        return f"{path} cannot be created: {ancestor} is not a directory"
+    if not _writable(ancestor):
+        return f"{path} cannot be created: {ancestor} is not writable (permission denied)"
+    return None
+
+
+def _check_save_vis(value: str) -> Path:
+    """--save-vis as a writable image file path with a known extension."""
+    if not value.strip():
+        _fail("--save-vis must not be empty: give a file name such as findings.png")
+    path = Path(value)
+    if value.endswith(("/", os.sep)):
+        _fail(f"--save-vis {value} names a directory; give a file name such as {path / 'findings.png'}")
+    extension = path.suffix.lower()
+    if extension not in VIS_EXTENSIONS:
+        _fail(f"--save-vis {path}: unknown image extension '{extension or '(none)'}'; "
+              f"use one of {', '.join(VIS_EXTENSIONS)}")
+    resolved = path.expanduser().resolve()
+    if resolved.is_dir():
+        _fail(f"--save-vis {path} is a directory; give a file name such as {path / 'findings.png'}")
+    problem = _directory_problem(resolved.parent)
+    if problem is None and resolved.exists() and not _writable(resolved):
+        problem = f"{resolved} is not writable (permission denied)"
+    if problem:
+        _fail(f"--save-vis {path} cannot be written: {problem}")
+    return path
+
+
+def _check_trace_dir(path: Path) -> None:
+    problem = _directory_problem(path)
+    if problem:
+        _fail(f"--trace-dir {path} cannot hold traces: {problem}")
 
 
 def _parse_tools(values: list[str] | None) -> dict[str, str]:
     tools: dict[str, str] = {}
     for value in values or []:
         role, sep, name = value.partition("=")
-        if not sep or not role or not name:
+        if not sep or not role.strip() or not name.strip():
             _fail(f"--tool expects ROLE=NAME (e.g. --tool localizer=whole_image), got '{value}'")
         tools[role.strip()] = name.strip()
     return tools
 
 
+def _agent_error(exc: BaseException) -> None:
+    """One line for errors while building or running the agent."""
+    if isinstance(exc, ModuleNotFoundError):
+        _fail(f"{exc}: a package lookcloser needs for this is not installed (see the README's install extras)")
+    _fail(str(exc) or type(exc).__name__)
+
+
+def _missing_dependency(exc: ImportError) -> bool:
+    """A third-party package is missing (not a broken lookcloser module, which should show its traceback)."""
+    name = getattr(exc, "name", None) or ""
+    return isinstance(exc, ModuleNotFoundError) and bool(name) and not name.startswith("lookcloser")
+
+
+# ------------------------------------------------------------------------------------- commands
 @app.command()
 def ask(
-    image: Path = typer.Argument(..., help="Image file."),
+    image: str = typer.Argument(..., help="Image file."),
     question: str = typer.Argument(..., help="Question about the image."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="A multiple-choice option (repeat)."),
     vlm: Optional[str] = typer.Option(None, "--vlm", help="transformers:ID_OR_PATH or openai:MODEL@URL (default: transformers:Qwen/Qwen2.5-VL-3B-Instruct)."),
     tool: Optional[list[str]] = typer.Option(None, "--tool", help="ROLE=NAME, e.g. localizer=whole_image (repeat)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    save_vis: Optional[Path] = typer.Option(None, "--save-vis", help="Write a PNG with the findings drawn."),
+    save_vis: Optional[str] = typer.Option(None, "--save-vis", help=f"Write an image with the findings drawn ({', '.join(VIS_EXTENSIONS)})."),
     trace_dir: Path = typer.Option(Path("traces"), "--trace-dir", help="Where the run's trace is written."),
 ) -> None:
     """Ask QUESTION about IMAGE: the VLM answers, searching for missing details first when it needs to."""
-    from lookcloser.agent import Agent
+    path = _check_image(image)
+    if not question.strip():
+        _fail("QUESTION must not be empty")
+    if option and any(not o.strip() for o in option):
+        _fail("--option must not be empty")
+    tools = _parse_tools(tool)
+    vis_path = _check_save_vis(save_vis) if save_vis is not None else None
+    _check_trace_dir(trace_dir)
 
     try:
-        agent = Agent(vlm=vlm, tools=_parse_tools(tool), trace_dir=trace_dir)
-        answer = agent.run(image, question, options=option or None)
+        from lookcloser.agent import Agent
+
+        agent = Agent(vlm=vlm, tools=tools, trace_dir=trace_dir)
+        answer = agent.run(path, question, options=option or None)
     except (LookCloserError, ValueError) as exc:
-        _fail(str(exc))
-    if save_vis is not None:
-        _save_vis(image, answer.findings, save_vis)
+        _agent_error(exc)
+    except ImportError as exc:
+        if not _missing_dependency(exc):
+            raise
+        _agent_error(exc)
+    vis_error = _save_vis(path, answer.findings, vis_path) if vis_path is not None else None
     if as_json:
-        print(json.dumps(answer.to_json(), ensure_ascii=False))
-        return
-    out.print(f"[bold]answer:[/] {answer.text}" + (f"  (option {chr(65 + answer.choice)})" if answer.choice is not None else ""))
-    if answer.findings:
-        _print_findings(answer.findings)
-    stats = answer.stats
-    out.print(f"[dim]{stats.vlm_calls} VLM calls, {stats.tool_calls} tool calls, {stats.search_steps} search steps, "
-              f"{stats.seconds:.1f} s; trace: {answer.trace_dir}[/]")
+        print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        _note(f"trace: {answer.trace_dir}" if answer.trace_dir else "no trace written")
+    else:
+        choice = f"  (option {chr(65 + answer.choice)})" if answer.choice is not None else ""
+        out.print(Text.assemble(("answer:", "bold"), f" {answer.text}{choice}"))
+        if answer.findings:
+            _print_findings(answer.findings)
+        stats = answer.stats
+        out.print(f"[dim]{stats.vlm_calls} VLM calls, {stats.tool_calls} tool calls, {stats.search_steps} search "
+                  f"steps, {stats.seconds:.1f} s; trace: {answer.trace_dir or 'none written'}[/]", highlight=False)
+    if vis_error:
+        _fail(vis_error)
 
 
 @app.command()
 def find(
-    image: Path = typer.Argument(..., help="Image file."),
+    image: str = typer.Argument(..., help="Image file."),
     target: str = typer.Argument(..., help="What to find, e.g. 'the red sign' or 'text'."),
     kind: Optional[str] = typer.Option(None, "--kind", help="object (find one) or text (read all text); default: text when TARGET is 'text', else object."),
     tool: Optional[list[str]] = typer.Option(None, "--tool", help="ROLE=NAME, e.g. localizer=whole_image (repeat)."),
     as_json: bool = typer.Option(False, "--json", help="Print {\"findings\": [...]} as JSON."),
-    save_vis: Optional[Path] = typer.Option(None, "--save-vis", help="Write a PNG of the search and findings."),
+    save_vis: Optional[str] = typer.Option(None, "--save-vis", help=f"Write an image of the search and findings ({', '.join(VIS_EXTENSIONS)})."),
     trace_dir: Path = typer.Option(Path("traces"), "--trace-dir", help="Where the search's trace is written."),
 ) -> None:
     """SEARCH only (no VLM): locate TARGET in IMAGE; with --kind text, read every line of text."""
-    from lookcloser.agent import Agent
-    from lookcloser.types import Target
-
+    path = _check_image(image)
+    name = " ".join(target.split())
+    if not name:
+        _fail("TARGET must not be empty: say what to find, e.g. 'the red sign' or 'text'")
     if kind is None:
-        kind = "text" if target.strip().casefold() in TEXT_WORDS else "object"
+        kind = "text" if name.casefold() in TEXT_WORDS else "object"
     if kind not in ("object", "text"):
         _fail(f"--kind must be 'object' or 'text', got '{kind}'")
+    tools = _parse_tools(tool)
+    vis_path = _check_save_vis(save_vis) if save_vis is not None else None
+    _check_trace_dir(trace_dir)
+
     try:
-        agent = Agent(tools=_parse_tools(tool), trace_dir=trace_dir)  # no VLM named: find gives tools none
-        findings = agent.find(image, Target(name=target, kind=kind))
+        from lookcloser.agent import Agent
+        from lookcloser.types import Target
+
+        agent = Agent(tools=tools, trace_dir=trace_dir)  # no VLM named: find gives tools none
+        findings = agent.find(path, Target(name=name, kind=kind))
     except (LookCloserError, ValueError) as exc:
-        _fail(str(exc))
-    if save_vis is not None:
-        _save_vis(image, findings, save_vis)
+        _agent_error(exc)
+    except ImportError as exc:
+        if not _missing_dependency(exc):
+            raise
+        _agent_error(exc)
+    vis_error = _save_vis(path, findings, vis_path) if vis_path is not None else None
     if as_json:
-        print(json.dumps({"findings": [f.to_json() for f in findings]}, ensure_ascii=False))
-        return
-    _print_findings(findings)
+        print(json.dumps({"findings": [f.to_json() for f in findings]}, ensure_ascii=False), flush=True)
+    else:
+        _print_findings(findings)
+    _note(f"trace written under {trace_dir}")
+    if vis_error:
+        _fail(vis_error)
 
 
 def _print_findings(findings: list) -> None:
+    from rich.table import Table
+
     table = Table("name", "kind", "status", "box", "score", "text", "tool", title="findings")
     for f in findings:
         row = f.to_json()
@@ -116,30 +292,32 @@ def _print_findings(findings: list) -> None:
     out.print(table)
 
 
-def _save_vis(image_path: Path, findings: list, path: Path) -> None:
-    from lookcloser.images import load_image
-    from lookcloser.visualize import draw_findings
+def _save_vis(image_path: Path, findings: list, path: Path) -> str | None:
+    """Draw and write the visualisation; the error message when that fails (the result still prints)."""
+    try:
+        from lookcloser.images import load_image
+        from lookcloser.visualize import draw_findings
 
-    image = load_image(image_path)
-    if any(f.search for f in findings):  # the V* searcher's record: draw its path too
-        from lookcloser.tools.vstar.visualize import draw_search
+        image = load_image(image_path)
+        if any(f.search for f in findings):  # the V* searcher's record: draw its path too
+            from lookcloser.tools.vstar.visualize import draw_search
 
-        drawn = draw_search(image, findings)
-    else:
-        drawn = draw_findings(image, findings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    drawn.save(path)
-    err.print(f"[dim]visualisation written to {path}[/]")
-
-
-app.add_typer(trace_app, name="trace", help="Show, report on and upload saved traces.")
+            drawn = draw_search(image, findings)
+        else:
+            drawn = draw_findings(image, findings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        drawn.save(path)
+    except (LookCloserError, OSError, ValueError) as exc:
+        return f"could not write the visualisation to {path}: {exc}"
+    _note(f"visualisation written to {path}")
+    return None
 
 
 def main() -> None:
     try:
         app()
     except LookCloserError as exc:  # anything that slipped past a command's own handling
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(Text.assemble(("error:", "bold red"), " ", _one_line(str(exc))), soft_wrap=True)
         sys.exit(2)
 
 
