@@ -117,7 +117,13 @@ def _writable(path: Path) -> bool:
 
 def _directory_problem(path: Path) -> str | None:
     """Why files cannot be written in directory `path` (existing or to be created), or None."""
-    path = path.expanduser().resolve()
+    try:
+        return _directory_problem_of(path.expanduser().resolve())
+    except (OSError, RuntimeError) as exc:  # unsearchable parent, symlink loop
+        return f"cannot check {path}: {getattr(exc, 'strerror', None) or exc}"
+
+
+def _directory_problem_of(path: Path) -> str | None:
     root = _virtual_root(path)
     if root is not None:
         return f"{path} is a virtual file system" if path == root else f"{path} is under {root}, a virtual file system"
@@ -146,7 +152,11 @@ def _check_save_vis(value: str) -> Path:
     if extension not in VIS_EXTENSIONS:
         _fail(f"--save-vis {path}: unknown image extension '{extension or '(none)'}'; "
               f"use one of {', '.join(VIS_EXTENSIONS)}")
-    resolved = path.expanduser().resolve()
+    path = path.expanduser()
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as exc:
+        _fail(f"--save-vis {path} cannot be checked: {getattr(exc, 'strerror', None) or exc}")
     if resolved.is_dir():
         _fail(f"--save-vis {path} is a directory; give a file name such as {path / 'findings.png'}")
     problem = _directory_problem(resolved.parent)
