@@ -323,12 +323,22 @@ def _save_vis(image_path: Path, findings: list, path: Path) -> str | None:
     return None
 
 
+def _flush_langsmith() -> None:
+    """Runs queued for LangSmith (LANGSMITH_TRACING=true) are sent in the background: wait for them before
+    the process exits, or the last ones are lost. Only when a command loaded LangChain's tracer."""
+    tracers = sys.modules.get("langchain_core.tracers.langchain")
+    if tracers is not None:
+        tracers.wait_for_all_tracers()
+
+
 def main() -> None:
     try:
         app()
     except LookCloserError as exc:  # anything that slipped past a command's own handling
         err.print(Text.assemble(("error:", "bold red"), " ", _one_line(str(exc))), soft_wrap=True)
         sys.exit(2)
+    finally:
+        _flush_langsmith()
 
 
 if __name__ == "__main__":
