@@ -1,36 +1,91 @@
 """`lookcloser trace ...`: show a trace (or list traces), validate it, write its HTML report, upload it.
 
 Mounted by the main CLI as `lookcloser trace`; usable alone as `python -m lookcloser.tracing.cli`.
-Every failure is one line on stderr and exit status 1.
+Every failure (a missing folder, a file given for a folder, a broken line, a LangSmith refusal, a
+mistyped argument) is one line `error: ...` on stderr and exit status 2, never a traceback.
+Imports stay light (typer, rich, the trace reader): no LangGraph or langchain-core.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from lookcloser.errors import LookCloserError
-from lookcloser.tracing.store import RUNS_FILE
-from lookcloser.tracing.store import RunNode, TraceError, build_tree, list_traces, load_trace, run_seconds, validate_trace
+from lookcloser.tracing.store import (
+    RUNS_FILE,
+    RunNode,
+    TraceError,
+    build_tree,
+    list_traces,
+    load_trace,
+    run_seconds,
+    validate_trace,
+)
 
-trace_app = typer.Typer(help="Read, check, report and upload saved traces.", no_args_is_help=True,
-                        add_completion=False)
+#: Exit status of every failure (the same as the main `lookcloser` command).
+EXIT_ERROR = 2
+
 console = Console()
 errors = Console(stderr=True)
 
 TYPE_STYLE = {"chain": "cyan", "llm": "magenta", "tool": "yellow"}
 
 
+def _error_line(message: str) -> None:
+    errors.print(Text.assemble(("error:", "bold red"), " ", " ".join(str(message).split())), soft_wrap=True)
+
+
 def _fail(message: str) -> None:
-    errors.print(Text(f"error: {message}", style="bold red"))
-    raise typer.Exit(1)
+    _error_line(message)
+    raise typer.Exit(EXIT_ERROR)
+
+
+class _TraceGroup(TyperGroup):
+    """Turns click's multi-line usage errors of the trace commands into one `error:` line."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TyperException as exc:  # click's UsageError / BadParameter, as typer ships them
+            context = getattr(exc, "ctx", None)
+            hint = f" (see '{context.command_path} --help')" if context is not None else ""
+            _error_line(exc.format_message() + hint)
+            raise typer.Exit(EXIT_ERROR) from None
+
+
+trace_app = typer.Typer(cls=_TraceGroup, help="Read, check, report and upload saved traces.", no_args_is_help=True,
+                        add_completion=False, pretty_exceptions_enable=False)
+
+
+def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """Any failure inside a command becomes one `error:` line and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, TyperException):
+            raise
+        except LookCloserError as exc:
+            _fail(str(exc))
+        except OSError as exc:
+            where = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
+            _fail(f"cannot access{where}: {exc.strerror or exc}")
+        except Exception as exc:  # noqa: BLE001  (one line, never a traceback)
+            _fail(f"{type(exc).__name__}: {exc}")
+
+    return wrapper
 
 
 def _short(value: Any, limit: int = 70) -> str:
@@ -43,7 +98,14 @@ def _key_outputs(run: dict[str, Any]) -> str:
     outputs = run.get("outputs") or {}
     if not isinstance(outputs, dict) or not outputs:
         return ""
-    preferred = ("answer", "choice", "text", "peak", "findings", "result", "status")
+    if set(outputs) == {"output"}:  # a tool's return value (or a routing decision) as langchain-core wraps it
+        outputs = outputs["output"] if isinstance(outputs["output"], dict) else {"output": outputs["output"]}
+    if run.get("run_type") == "llm" and isinstance(outputs.get("generations"), list):
+        try:
+            return _short(f"reply={outputs['generations'][0][0]['text']!r}", 110)
+        except (IndexError, KeyError, TypeError):
+            return ""
+    preferred = ("answer", "choice", "text", "peak", "findings", "result", "targets", "status", "output")
     keys = [k for k in preferred if k in outputs] or [k for k in outputs if k != "usage_metadata"]
     parts = []
     for key in keys[:3]:
@@ -108,58 +170,57 @@ def _show_root(root: Path) -> None:
 
 
 @trace_app.command("show")
+@_one_line_errors
 def show(trace_dir: Path = typer.Argument(..., help="A trace folder, or the traces root to list its traces.")) -> None:
-    """Print the run tree with run types, timings, statuses and key outputs."""
-    try:
-        if not trace_dir.exists():
-            _fail(f"'{trace_dir}' does not exist")
-        if trace_dir.is_dir() and not (trace_dir / RUNS_FILE).exists():
-            _show_root(trace_dir)
-        else:
-            _show_trace(trace_dir)
-    except LookCloserError as exc:
-        _fail(str(exc))
+    """Print the run tree with run types, timings, statuses and key outputs (or list the traces in a folder)."""
+    if not trace_dir.exists():
+        _fail(f"'{trace_dir}' does not exist")
+    if trace_dir.is_dir() and not (trace_dir / RUNS_FILE).exists():
+        _show_root(trace_dir)
+    else:
+        _show_trace(trace_dir)
 
 
 @trace_app.command("validate")
-def validate(trace_dir: Path = typer.Argument(..., help="A trace folder (holding runs.jsonl).")) -> None:
-    """Check every run against langsmith's run schema and the tree for consistency."""
-    try:
-        runs = load_trace(trace_dir)
-        validate_trace(runs)
-    except LookCloserError as exc:
-        _fail(str(exc))
-    console.print(f"{trace_dir}: {len(runs)} runs, valid")
+@_one_line_errors
+def validate(trace_dir: Path = typer.Argument(..., help="A trace folder (holding runs.jsonl)."),
+             partial: bool = typer.Option(False, "--partial",
+                                          help="Accept a trace cut short (no root run, parents missing).")) -> None:
+    """Check every run against langsmith's run schema (no unknown fields) and the runs for one consistent tree."""
+    runs = load_trace(trace_dir)
+    validate_trace(runs, complete=not partial)
+    console.print(f"{trace_dir}: {len(runs)} runs, valid{' (partial)' if partial else ''}")
 
 
 @trace_app.command("report")
+@_one_line_errors
 def report(trace_dir: Path = typer.Argument(..., help="A trace folder (holding runs.jsonl)."),
            output: Path = typer.Option(Path("report.html"), "--output", "-o", help="Where to write the HTML page.")) -> None:
-    """Write one self-contained HTML page: image with search path, crops, prompts, answers, timings."""
-    from lookcloser.tracing.report import write_report  # noqa: PLC0415  (Pillow/numpy only when needed)
+    """Write one self-contained HTML page: answer, image with search path, boxes and masks, VLM calls, timings."""
+    from lookcloser.tracing.report import render_report  # noqa: PLC0415  (Pillow/numpy only when needed)
 
-    try:
-        path = write_report(trace_dir, output)
-    except LookCloserError as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"could not write '{output}': {exc.strerror or exc}")
-    console.print(f"wrote {path}")
+    if output.is_dir():
+        _fail(f"--output '{output}' is a folder; name the HTML file to write")
+    page = render_report(trace_dir)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(page, encoding="utf-8")
+    console.print(f"wrote {output}")
 
 
 @trace_app.command("upload")
+@_one_line_errors
 def upload(trace_dir: Path = typer.Argument(..., help="A trace folder (holding runs.jsonl)."),
            project: Optional[str] = typer.Option(None, "--project", help="LangSmith project (default: LANGSMITH_PROJECT).")) -> None:
-    """Send a saved trace to LangSmith (uses LANGSMITH_API_KEY and LANGSMITH_ENDPOINT)."""
+    """Send a saved trace to LangSmith (LANGSMITH_API_KEY, LANGSMITH_ENDPOINT) with Client.batch_ingest_runs.
+
+    The trace is validated first. Images are not uploaded: runs name them by their path in the trace
+    folder (images/<hash>.png|jpg), and those paths stay plain strings in LangSmith.
+    """
     from lookcloser.tracing.upload import upload_trace  # noqa: PLC0415
 
-    try:
-        result = upload_trace(trace_dir, project_name=project)
-    except LookCloserError as exc:
-        _fail(str(exc))
-    except Exception as exc:  # noqa: BLE001  (a client set-up problem, e.g. no API key: one line, not a traceback)
-        _fail(f"uploading '{trace_dir}' failed: {type(exc).__name__}: {exc}")
-    console.print(f"uploaded {result.runs} runs of trace {result.trace_id} to project '{result.project_name}'")
+    result = upload_trace(trace_dir, project_name=project)
+    console.print(f"uploaded {result.runs} runs of trace {result.trace_id} to project '{result.project_name}' "
+                  "(images not uploaded)")
 
 
 if __name__ == "__main__":  # pragma: no cover

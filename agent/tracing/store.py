@@ -70,7 +70,12 @@ def load_trace(trace_dir: str | os.PathLike) -> list[dict[str, Any]]:
     warning; any other bad line raises TraceError naming the line.
     """
     path = trace_file(trace_dir)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{path}: not UTF-8 text (byte {exc.start}): not a trace log") from exc
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     lines = text.split("\n")
     runs: list[dict[str, Any]] = []
     for number, line in enumerate(lines, start=1):
@@ -118,8 +123,8 @@ def _check_schema(record: dict[str, Any], complete: bool) -> None:
     if record["run_type"] not in allowed_types:
         raise TraceError(f"{label}: run_type {record['run_type']!r} is not one of {sorted(allowed_types)}")
     extra = record.get("extra")
-    if extra is not None and not isinstance(extra.get("metadata", {}), dict):
-        raise TraceError(f"{label}: extra.metadata must be an object")
+    if extra is not None and not (isinstance(extra, dict) and isinstance(extra.get("metadata", {}), dict)):
+        raise TraceError(f"{label}: extra must be an object and extra.metadata an object")
     try:
         schemas.Run(**record)
     except ValidationError as exc:
@@ -165,7 +170,6 @@ def validate_trace(runs: Iterable[dict[str, Any]], *, complete: bool = True) -> 
         if str(root["id"]) != trace_id:
             raise TraceError(f"{_run_label(root)}: root run id differs from trace_id {trace_id}")
 
-    children: dict[str, list[dict[str, Any]]] = {}
     for record in runs:
         label = _run_label(record)
         segments = str(record["dotted_order"]).split(".")
@@ -178,7 +182,7 @@ def validate_trace(runs: Iterable[dict[str, Any]], *, complete: bool = True) -> 
             raise TraceError(f"{label}: dotted_order time {stamp} differs from start_time {record['start_time']}")
         if end is not None and end < start:
             raise TraceError(f"{label}: end_time {record['end_time']} is before start_time {record['start_time']}")
-        first_stamp, first_id = _segment_of(record, segments[0])
+        _, first_id = _segment_of(record, segments[0])
         if first_id != trace_id:
             raise TraceError(f"{label}: dotted_order starts at {first_id}, not at the trace root {trace_id}")
         parent_id = record.get("parent_run_id")
@@ -195,21 +199,9 @@ def validate_trace(runs: Iterable[dict[str, Any]], *, complete: bool = True) -> 
             continue
         if str(record["dotted_order"]) != f"{parent['dotted_order']}.{segments[-1]}":
             raise TraceError(f"{label}: dotted_order is not its parent's dotted_order plus its own segment")
-        parent_start = _parse_time(parent, "start_time")
-        parent_end = _parse_time(parent, "end_time")
-        if start < parent_start:
+        if start < _parse_time(parent, "start_time"):
             raise TraceError(f"{label}: starts before its parent {_run_label(parent)}")
-        if end is not None and parent_end is not None and end > parent_end:
-            raise TraceError(f"{label}: ends after its parent {_run_label(parent)} ended")
-        children.setdefault(str(parent_id), []).append(record)
-
-    for parent_id, kids in children.items():
-        kids.sort(key=lambda r: str(r["dotted_order"]))
-        for before, after in zip(kids, kids[1:]):
-            if _parse_time(after, "start_time") <= _parse_time(before, "start_time"):
-                raise TraceError(
-                    f"{_run_label(after)}: dotted_order puts it after {_run_label(before)} but it did not start later"
-                )
+        # A child may end after its parent: a tool call that outlived its node's time limit does.
 
 
 @dataclass
@@ -236,6 +228,11 @@ def build_tree(runs: list[dict[str, Any]]) -> list[RunNode]:
     return roots
 
 
+def root_run(runs: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The run without a parent (the graph run); None for a trace whose root never finished."""
+    return next((r for r in runs if not r.get("parent_run_id")), None)
+
+
 def run_seconds(record: dict[str, Any]) -> float | None:
     start, end = _parse_time(record, "start_time"), _parse_time(record, "end_time")
     return (end - start).total_seconds() if start and end else None
@@ -253,39 +250,62 @@ class TraceSummary:
 
 
 def read_meta(trace_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """meta.json of a trace as a dict; None when there is none."""
     path = Path(trace_dir) / META_FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TraceError(f"{path}: unreadable ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise TraceError(f"{path}: expected a JSON object, found a {type(meta).__name__}")
+    return meta
+
+
+def _meta_time(meta: dict[str, Any], key: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(meta[key])) if meta.get(key) else None
+    except ValueError:
+        return None
 
 
 def summarize(trace_dir: str | os.PathLike) -> TraceSummary:
-    """One line's worth about a trace: from meta.json, or from runs.jsonl when meta.json is absent."""
+    """One line's worth about a trace: from meta.json, counting runs.jsonl while a trace is (or was
+    left) running; from runs.jsonl alone when meta.json is absent."""
     directory = Path(trace_dir)
     meta = read_meta(directory)
     if meta is not None:
-        start = datetime.fromisoformat(meta["start_time"]) if meta.get("start_time") else None
-        end = datetime.fromisoformat(meta["end_time"]) if meta.get("end_time") else None
-        return TraceSummary(directory, meta.get("trace_id", directory.name), meta.get("name"),
-                            meta.get("status", "?"), start, end, meta.get("runs"))
+        count = meta.get("runs")
+        if meta.get("status") == "running" and (directory / RUNS_FILE).is_file():
+            count = len(load_trace(directory))  # still running, or killed: meta.json only knows the start
+        return TraceSummary(directory, str(meta.get("trace_id", directory.name)), meta.get("name"),
+                            str(meta.get("status", "?")), _meta_time(meta, "start_time"),
+                            _meta_time(meta, "end_time"), count)
     runs = load_trace(directory)
-    root = next((r for r in runs if not r.get("parent_run_id")), None)
-    first = runs[0] if runs else None
+    root = root_run(runs)
+    first = root or (runs[0] if runs else None)
     status = "running?" if root is None else ("error" if root.get("error") else "success")
-    return TraceSummary(directory, str((root or first or {}).get("trace_id", directory.name)),
-                        (root or {}).get("name"), status,
-                        _parse_time(root or first, "start_time") if (root or first) else None,
+    return TraceSummary(directory, str((first or {}).get("trace_id", directory.name)), (root or {}).get("name"),
+                        status, _parse_time(first, "start_time") if first else None,
                         _parse_time(root, "end_time") if root else None, len(runs))
 
 
 def list_traces(root: str | os.PathLike) -> list[TraceSummary]:
-    """Every trace directory directly under `root`, newest first."""
+    """Every trace directory directly under `root` (holding runs.jsonl or meta.json), newest first.
+    A trace that cannot be read is listed with status `unreadable: <reason>`."""
     root = Path(root)
-    if not root.is_dir():
+    if not root.exists():
         raise TraceError(f"traces folder '{root}' does not exist")
-    found = [summarize(d) for d in sorted(root.iterdir()) if d.is_dir() and (d / RUNS_FILE).is_file()]
+    if not root.is_dir():
+        raise TraceError(f"'{root}' is not a folder")
+    found: list[TraceSummary] = []
+    for directory in sorted(root.iterdir()):
+        if not directory.is_dir() or not any((directory / name).is_file() for name in (RUNS_FILE, META_FILE)):
+            continue
+        try:
+            found.append(summarize(directory))
+        except TraceError as exc:
+            found.append(TraceSummary(directory, directory.name, None, f"unreadable: {exc}", None, None, None))
     found.sort(key=lambda s: s.start_time.timestamp() if s.start_time else 0.0, reverse=True)
     return found

@@ -1,7 +1,9 @@
 """Send a saved trace to LangSmith with `langsmith.Client.batch_ingest_runs`.
 
-The trace is validated first (LangSmith needs trace_id and dotted_order, and a broken tree shows
-up badly there). Image references stay relative-path strings. The client reports send failures
+For a trace written without LangSmith tracing on (LANGSMITH_TRACING=true sends the same run tree
+live). The trace is validated first (LangSmith needs trace_id and dotted_order, and a broken tree
+shows up badly there). Images are not uploaded: the runs name them by their path in the trace folder
+(`images/<content hash>.png|jpg`) and those stay plain strings. The client reports send failures
 through a warning and a callback rather than an exception, so both are captured here and turned
 into an UploadError.
 """
@@ -19,6 +21,9 @@ from lookcloser.tracing.store import load_trace, validate_trace
 
 if TYPE_CHECKING:  # pragma: no cover
     import langsmith
+
+
+__all__ = ["UploadError", "UploadResult", "upload_trace"]
 
 
 class UploadError(LookCloserError, RuntimeError):
