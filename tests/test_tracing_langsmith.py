@@ -1,10 +1,11 @@
-"""LangSmith upload and live sending, against a local stub server that records what the real
-`langsmith` client sends (JSON batch, multipart, zstd-compressed multipart: whatever it picks)."""
+"""LangSmith: with LANGSMITH_TRACING=true an Agent run arrives as ONE trace (LangGraph's graph run with
+our VLM and tool runs under its node runs), the local runs.jsonl holds the very same runs, and a saved
+trace can be uploaded later. All against a local stub of the LangSmith API that records what the real
+`langsmith` client sends (JSON batch, multipart, zstd-compressed multipart)."""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -13,23 +14,30 @@ from pathlib import Path
 
 import langsmith
 import pytest
-from PIL import Image
 
-from lookcloser.tracing import (
-    LiveSink,
-    TraceError,
-    UploadError,
-    langsmith_tracing_enabled,
-    load_trace,
-    start_trace,
-    trace_run,
-    upload_trace,
-    validate_trace,
+from lookcloser.tracing import TraceError, UploadError, load_trace, upload_trace, validate_trace
+from tracing_helpers import ANSWER, LangSmithStub, agent_trace
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+
+AGENT_RUN = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    from langchain_core.tracers.langchain import wait_for_all_tracers
+    from doubles import FixedLocalizer, ScriptedVLM
+    from tracing_helpers import ANSWER, missing, scene
+    from lookcloser import Agent
+
+    trace_dir = sys.argv[2] if len(sys.argv) > 2 else None
+    vlm = ScriptedVLM([missing("sign", "cup"), ANSWER])
+    agent = Agent(vlm=vlm, tools={"localizer": FixedLocalizer({"sign": (420, 260, 500, 310)})}, trace_dir=trace_dir)
+    answer = agent.run(scene(), "What does the sign say?")
+    wait_for_all_tracers()
+    print(json.dumps({"trace_id": answer.trace_id, "trace_dir": answer.trace_dir, "answer": answer.text}))
+    """
 )
-from lookcloser.tracing import live as live_module
-from tracing_helpers import LangSmithStub
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
@@ -39,59 +47,95 @@ def stub():
     server.close()
 
 
-def _make_trace(root: Path) -> tuple[Path, str]:
-    """A small nested trace with a failing tool call."""
-    with start_trace(root, "lookcloser.run", {"question": "what colour?"}, live=False) as run:
-        with trace_run("show", "chain"):
-            with trace_run("vlm.generate", "llm", {"prompt": "look"}) as call:
-                call.outputs = {"text": "I need to look closer", "input_tokens": 12, "output_tokens": 5}
-        with trace_run("search", "chain"):
-            try:
-                with trace_run("tool.ocr.broken", "tool", {"target": "sign"}):
-                    raise RuntimeError("ocr crashed")
-            except RuntimeError:
-                pass
-        run.outputs = {"answer": "red"}
-    return root / run.id, run.id
+def _langsmith_env(stub: LangSmithStub, project: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGSMITH_", "LANGCHAIN_", "LOOKCLOSER_"))}
+    env.update(LANGSMITH_TRACING="true", LANGSMITH_ENDPOINT=stub.url, LANGSMITH_API_KEY="x", LANGSMITH_PROJECT=project)
+    return env
 
 
-def _assert_all_arrived(received: dict[str, dict], local: list[dict], project: str) -> None:
+def _id_path(dotted_order: str) -> list[str]:
+    return [segment.split("Z", 1)[1] for segment in dotted_order.split(".")]
+
+
+def _run_agent(stub: LangSmithStub, cwd: Path, *trace_dir: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", AGENT_RUN, str(TESTS), *map(str, trace_dir)],
+                          env=_langsmith_env(stub, "lc-live"), capture_output=True, text=True, timeout=180, cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_langsmith_gets_one_tree_and_the_local_file_holds_the_same_runs(tmp_path, stub):
+    result = _run_agent(stub, tmp_path, tmp_path / "traces")
+    assert result["answer"] == ANSWER
+    received = stub.received_runs()
+    assert received, f"nothing reached the stub; requests: {[r[:2] for r in stub.requests]}"
+    assert {run["trace_id"] for run in received.values()} == {result["trace_id"]}  # ONE trace
+    root = received[result["trace_id"]]
+    assert root["name"] == "lookcloser" and root.get("parent_run_id") is None
+    assert root["outputs"]["answer"] == ANSWER
+    names = {run_id: run["name"] for run_id, run in received.items()}
+    calls = {run["name"]: names[run["parent_run_id"]] for run in received.values() if run["run_type"] in ("llm", "tool")}
+    assert calls == {"vlm.generate": "tell", "tool.localizer.fixed": "search"}
+    show_calls = [r for r in received.values() if r["run_type"] == "llm" and names[r["parent_run_id"]] == "show"]
+    assert len(show_calls) == 1
+    assert {names[r["parent_run_id"]] for r in received.values() if r["run_type"] == "llm"} == {"show", "tell"}
+    assert all(run.get("session_name") == "lc-live" for run in received.values() if "session_name" in run)
+    assert all(run.get("end_time") for run in received.values())
+
+    # the local trace is an exporter of the same tree: same run ids, names and parents (each tracer
+    # stamps its own start/end times, so dotted_order agrees on the chain of ids, not to the microsecond)
+    local = load_trace(result["trace_dir"])
+    validate_trace(local)
+    assert {r["id"] for r in local} == set(received)
+    for record in local:
+        sent = received[record["id"]]
+        assert (sent["name"], sent.get("parent_run_id"), _id_path(sent["dotted_order"])) == (
+            record["name"], record["parent_run_id"], _id_path(record["dotted_order"]))
+    # images: a content-hash marker in LangSmith, the file named by that hash locally
+    tell_local = [r for r in local if r["run_type"] == "llm"][-1]
+    local_blocks = tell_local["inputs"]["messages"][0][0]["kwargs"]["content"]
+    sent_blocks = received[tell_local["id"]]["inputs"]["messages"][0][0]["kwargs"]["content"]
+    for here, there in zip(local_blocks, sent_blocks):
+        if here["type"] == "image":
+            assert there["url"] == "lookcloser-image:" + Path(here["url"]).stem
+            assert (Path(result["trace_dir"]) / here["url"]).is_file()
+
+
+def test_langsmith_tracing_alone_writes_no_local_files(tmp_path, stub):
+    result = _run_agent(stub, tmp_path)
+    assert result["trace_dir"] is None
+    assert list(tmp_path.iterdir()) == []
+    received = stub.received_runs()
+    assert {run["trace_id"] for run in received.values()} == {result["trace_id"]}
+    assert {"lookcloser", "show", "search", "tell", "vlm.generate", "tool.localizer.fixed"} <= {
+        run["name"] for run in received.values()}
+
+
+def test_upload_sends_every_run_of_a_saved_trace(tmp_path, stub):
+    answer, trace_dir = agent_trace(tmp_path)
+    client = langsmith.Client(api_url=stub.url, api_key="dummy-key", auto_batch_tracing=False)
+    result = upload_trace(trace_dir, client=client, project_name="lc-upload")
+    local = load_trace(trace_dir)
+    assert (result.trace_id, result.runs, result.project_name) == (answer.trace_id, len(local), "lc-upload")
+    ingest = stub.ingest_requests()
+    assert ingest and all(headers.get("x-api-key") == "dummy-key" for _, _, headers, _ in ingest)
+    received = stub.received_runs()
     assert set(received) == {r["id"] for r in local}
     for record in local:
         sent = received[record["id"]]
-        assert sent["trace_id"] == record["trace_id"]
-        assert sent["dotted_order"] == record["dotted_order"]
-        assert sent.get("parent_run_id") == record["parent_run_id"]
-        assert sent["name"] == record["name"]
-        assert sent["run_type"] == record["run_type"]
-        assert sent["session_name"] == project
-        assert sent.get("error") == record["error"]
-        assert sent.get("outputs", {}) == record["outputs"]
-        assert sent.get("end_time") is not None
-
-
-def test_upload_sends_every_run_with_tree_fields(tmp_path, stub):
-    trace_dir, trace_id = _make_trace(tmp_path)
-    client = langsmith.Client(api_url=stub.url, api_key="dummy-key", auto_batch_tracing=False)
-    result = upload_trace(trace_dir, client=client, project_name="lc-upload")
-
-    local = load_trace(trace_dir)
-    assert (result.trace_id, result.runs, result.project_name) == (trace_id, len(local), "lc-upload")
-    ingest = stub.ingest_requests()
-    assert ingest, f"client sent no ingest request; saw {[r[:2] for r in stub.requests]}"
-    assert all(headers.get("x-api-key") == "dummy-key" for _, _, headers, _ in ingest)
-    received = stub.received_runs()
-    _assert_all_arrived(received, local, "lc-upload")
-    failed = [r for r in received.values() if r.get("error")]
-    assert [r["name"] for r in failed] == ["tool.ocr.broken"]
+        assert (sent["trace_id"], sent["dotted_order"], sent.get("parent_run_id"), sent["name"], sent["run_type"]) == (
+            record["trace_id"], record["dotted_order"], record["parent_run_id"], record["name"], record["run_type"])
+        assert sent["session_name"] == "lc-upload"
     llm = next(r for r in received.values() if r["run_type"] == "llm")
-    assert llm["extra"]["metadata"]["usage_metadata"] == {"input_tokens": 12, "output_tokens": 5, "total_tokens": 17}
+    assert llm["extra"]["metadata"]["usage_metadata"]["input_tokens"] > 0
+    root = received[answer.trace_id]
+    assert root["inputs"]["image"].startswith("images/")  # images are not uploaded: the path stays a string
 
 
 def test_upload_raises_when_langsmith_refuses(tmp_path):
     server = LangSmithStub(ingest_status=400)
     try:
-        trace_dir, _ = _make_trace(tmp_path)
+        _, trace_dir = agent_trace(tmp_path)
         client = langsmith.Client(api_url=server.url, api_key="dummy", auto_batch_tracing=False)
         with pytest.raises(UploadError, match="failed"):
             upload_trace(trace_dir, client=client, project_name="p")
@@ -100,117 +144,12 @@ def test_upload_raises_when_langsmith_refuses(tmp_path):
 
 
 def test_upload_refuses_an_inconsistent_trace_before_sending(tmp_path, stub):
-    trace_dir, _ = _make_trace(tmp_path)
-    runs_file = trace_dir / "runs.jsonl"
-    lines = runs_file.read_text().splitlines()
+    _, trace_dir = agent_trace(tmp_path)
+    lines = (trace_dir / "runs.jsonl").read_text().splitlines()
     broken = json.loads(lines[0])
     broken["parent_run_id"] = "00000000-0000-4000-8000-000000000000"
-    runs_file.write_text("\n".join([json.dumps(broken), *lines[1:]]) + "\n")
+    (trace_dir / "runs.jsonl").write_text("\n".join([json.dumps(broken), *lines[1:]]) + "\n")
     client = langsmith.Client(api_url=stub.url, api_key="dummy", auto_batch_tracing=False)
     with pytest.raises(TraceError, match=broken["id"]):
         upload_trace(trace_dir, client=client, project_name="p")
     assert stub.ingest_requests() == []
-
-
-def test_live_sink_sends_runs_as_they_happen(tmp_path, stub):
-    client = langsmith.Client(api_url=stub.url, api_key="dummy")
-    sink = LiveSink(client=client, project_name="lc-live")
-    with start_trace(tmp_path, "lookcloser.run", {"question": "q"}, live=sink) as run:
-        with trace_run("show", "chain"):
-            with trace_run("vlm.generate", "llm", {"prompt": "p"}) as call:
-                call.outputs = {"text": "t"}
-        run.outputs = {"answer": "a"}
-    sink.flush()
-    local = load_trace(tmp_path / run.id)
-    validate_trace(local)
-    _assert_all_arrived(stub.received_runs(), local, "lc-live")
-
-
-def test_live_send_failure_warns_once_and_the_run_completes(tmp_path, caplog, monkeypatch):
-    monkeypatch.setattr(live_module, "_warned", False)
-    server = LangSmithStub(ingest_status=400)
-    try:
-        client = langsmith.Client(api_url=server.url, api_key="dummy",
-                                  tracing_error_callback=live_module.warn_send_failure)
-        sink = LiveSink(client=client, project_name="p")
-        with caplog.at_level(logging.WARNING, logger="lookcloser.tracing"):
-            for _ in range(2):
-                with start_trace(tmp_path, "lookcloser.run", {}, live=sink) as run:
-                    with trace_run("child", "tool"):
-                        pass
-                sink.flush()
-        ours = [r for r in caplog.records if r.name == "lookcloser.tracing"]
-        assert len(ours) == 1 and "could not send" in ours[0].getMessage()
-        validate_trace(load_trace(tmp_path / run.id))
-    finally:
-        server.close()
-
-
-def test_tracing_enabled_follows_langsmith_settings(monkeypatch):
-    for name in live_module.TRACING_ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
-    assert not langsmith_tracing_enabled()
-    monkeypatch.setenv("LANGCHAIN_TRACING_V2", "true")
-    assert langsmith_tracing_enabled()
-    with langsmith.tracing_context(enabled=False):
-        assert not langsmith_tracing_enabled()
-    monkeypatch.setenv("LANGCHAIN_TRACING_V2", "false")
-    monkeypatch.setenv("LANGSMITH_TRACING", "true")
-    assert langsmith_tracing_enabled()
-
-
-def test_env_enabled_live_tracing_beside_langgraph_own_tracing(tmp_path, stub):
-    """In a fresh process with LangSmith env vars: our runs AND LangGraph's runs reach the server."""
-    script = textwrap.dedent(
-        """
-        import sys
-        from typing import TypedDict
-        from langgraph.graph import StateGraph, START, END
-        from lookcloser.tracing import start_trace, trace_run
-
-        class State(TypedDict):
-            x: int
-
-        def node(state):
-            with trace_run("node.inner", "tool", {"x": state["x"]}) as run:
-                run.outputs = {"y": state["x"] + 1}
-            return {"x": state["x"] + 1}
-
-        builder = StateGraph(State)
-        builder.add_node("step", node)
-        builder.add_edge(START, "step")
-        builder.add_edge("step", END)
-        graph = builder.compile()
-        with start_trace(sys.argv[1], "lookcloser.run", {"q": 1}) as root:
-            root.outputs = graph.invoke({"x": 1})
-        print(root.id)
-        """
-    )
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("LANGSMITH_", "LANGCHAIN_"))}
-    env.update(LANGSMITH_TRACING="true", LANGSMITH_ENDPOINT=stub.url, LANGSMITH_API_KEY="dummy",
-               LANGSMITH_PROJECT="lc-env")
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
-    assert done.returncode == 0, done.stderr
-    trace_id = done.stdout.strip().splitlines()[-1]
-    local = load_trace(tmp_path / trace_id)
-    received = stub.received_runs()
-    ours = {k: v for k, v in received.items() if k in {r["id"] for r in local}}
-    _assert_all_arrived(ours, local, "lc-env")
-    theirs = [r for k, r in received.items() if k not in ours]
-    assert any(r.get("name") == "LangGraph" for r in theirs), sorted({r.get("name") for r in theirs})
-
-
-def test_live_only_trace_without_a_local_directory(tmp_path, stub):
-    client = langsmith.Client(api_url=stub.url, api_key="dummy")
-    sink = LiveSink(client=client, project_name="lc-live-only")
-    with start_trace(None, "lookcloser.run", {"question": "q"}, live=sink) as run:
-        assert run.save_image(Image.new("RGB", (4, 4)), "input") is None
-        with trace_run("tool.ocr.x", "tool"):
-            pass
-    sink.flush()
-    received = stub.received_runs()
-    assert len(received) == 2 and run.id in received
-    assert {r["name"] for r in received.values()} == {"lookcloser.run", "tool.ocr.x"}
-    assert all(r["trace_id"] == run.id and r.get("end_time") for r in received.values())
-    assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,6 @@
-"""The HTML report: self-contained, safe with hostile paths, and rendered by a real headless
-chromium into a PNG that shows the image and the answer."""
+"""The HTML report of an agent trace: self-contained, shows the answer, the image with search patches,
+boxes and masks, every VLM call with its images, prompt and reply; safe with hostile traces; and
+rendered by a real headless Chromium into a screenshot that shows the image and the answer."""
 
 from __future__ import annotations
 
@@ -13,73 +14,120 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookcloser.tracing import load_trace, start_trace, trace_run
+from doubles import ExplodingLocalizer, ScriptedVLM
+from lookcloser.tracing import RUNS_FILE, load_trace
 from lookcloser.tracing.report import render_report, write_report
-from tracing_helpers import ANSWER, SCENE_COLOR, build_demo_trace
+from tracing_helpers import ANSWER, QUESTION, SCENE_COLOR, agent_trace, missing
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian package 'chromium' is not installed (apt-get install -y chromium)"
-)
+    CHROMIUM is None, reason="Debian package 'chromium' is not installed (apt-get install -y chromium)")
 
 
-def _chromium(args: list[str], profile: Path, timeout: float = 90) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", f"--user-data-dir={profile}"]
+def _chromium(args: list[str], profile: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+             f"--user-data-dir={profile}"]
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_report_is_self_contained_and_names_everything(tmp_path):
-    trace_dir = build_demo_trace(tmp_path / "traces")
+def _edit(trace_dir: Path, change) -> None:
+    records = [json.loads(line) for line in (trace_dir / RUNS_FILE).read_text().splitlines()]
+    records = [r for r in records if change(r) is not False]
+    (trace_dir / RUNS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_report_shows_answer_image_search_path_masks_and_every_vlm_call(tmp_path):
+    answer, trace_dir = agent_trace(tmp_path)
     page = render_report(trace_dir)
-    # no reference to a file: every image is a data URL, no external scripts or styles
-    assert not re.search(r'(src|href)="(?!data:|#)', page)
-    assert page.count("data:image/") >= 4  # main image, mask overlay, two VLM crops (input reused)
-    assert f'<div id="final-answer">{ANSWER}</div>' in page
-    assert "What does the sign say?" in page and "Crop 1 shows the sign" in page
-    assert page.count('class="search-step"') == 3  # three numbered V* patches
-    assert page.count('class="finding-box"') == 1 and page.count('class="mask-overlay"') == 1
-    assert "tokens in 321 / out 12" in page and "parse path: json" in page
-    names = [r["name"] for r in load_trace(trace_dir)]
-    assert all(name in page for name in names)
+    assert not re.search(r'(src|href)="(?!data:|#)', page)  # self-contained: every image is a data URL
+    assert f'<div id="final-answer">{ANSWER}</div>' in page and f"Q: {QUESTION}" in page
+    assert page.count('class="search-step"') == 8  # 3 + 3 + 2 V* patches, from the vstar.step runs
+    assert page.count('class="finding-box"') == 2  # sign and cup found, the dog has no box
+    assert page.count('class="mask-overlay"') == 2  # the segmenter's RLE masks
+    assert "VLM calls (2)" in page
+    assert page.count("<figure><img") == 1 + 3  # SHOW saw the image; TELL the image and two crops
+    tell_prompt = next(r for r in load_trace(trace_dir) if r["name"] == "vlm.generate" and "Additional" in json.dumps(r))
+    assert "Additional visual information" in page and "in tell" in page and "in show" in page
+    assert f'<pre class="reply">{ANSWER}</pre>' in page
+    assert f"tokens in {tell_prompt['extra']['metadata']['usage_metadata']['input_tokens']}" in page
+    assert "parse path: json" in page
+    for name in ("read_input", "route_after_show", "tool.localizer.stepping", "tool.segmenter.boxfill", "vstar.step"):
+        assert f">{name}</td>" in page, name
+    assert 'id="errors"' not in page
 
 
-def test_report_escapes_trace_text_and_reads_no_file_outside_the_trace(tmp_path):
+def test_search_patches_come_from_the_findings_when_no_step_runs_were_traced(tmp_path):
+    _, trace_dir = agent_trace(tmp_path)
+    _edit(trace_dir, lambda r: r["name"] != "vstar.step")
+    page = render_report(trace_dir)
+    assert page.count('class="search-step"') == 8 and ">vstar.step</td>" not in page
+
+
+def test_report_lists_a_failed_tool_call_with_its_error(tmp_path):
+    vlm = ScriptedVLM([missing("the logo"), "I could not find the logo."])
+    _, trace_dir = agent_trace(tmp_path, vlm=vlm, tools={"localizer": ExplodingLocalizer()})
+    page = render_report(trace_dir)
+    errors = page[page.index('id="errors"'):]
+    assert "tool.localizer.exploding" in errors and "model exploded on purpose" in errors
+    assert '<td class="status-error">failed</td>' in page
+
+
+def test_report_of_a_trace_cut_short_still_shows_the_image_and_says_so(tmp_path):
+    _, trace_dir = agent_trace(tmp_path)
+    _edit(trace_dir, lambda r: r["name"] not in ("lookcloser", "tell") and r.get("parent_run_id") is not None
+          and not (r["name"] == "vlm.generate" and "Additional" in json.dumps(r)))
+    page = render_report(trace_dir)
+    assert "the trace is incomplete" in page
+    assert page.count('class="search-step"') == 8 and 'id="overlay"' in page
+
+
+def test_report_escapes_trace_text_and_opens_no_file_outside_the_trace(tmp_path):
     secret = tmp_path / "secret.png"
     Image.new("RGB", (8, 8), (1, 2, 3)).save(secret)
-    with start_trace(tmp_path / "traces", "lookcloser.run", {"question": "<script>alert(1)</script>",
-                                                           "image": "../../secret.png"}, live=False) as root:
-        with trace_run("vlm.generate", "llm", {"messages": [{"role": "user", "content": [
-                {"type": "image", "path": str(secret)}, {"type": "text", "text": "hi"}]}]}) as call:
-            call.outputs = {"text": "<b>bold</b>"}
-        root.outputs = {"answer": "<img src=x onerror=alert(1)>"}
-    page = render_report(tmp_path / "traces" / root.id)
+    _, trace_dir = agent_trace(tmp_path / "traces")
+    (trace_dir / "images" / "link.png").symlink_to(secret)
+
+    def hostile(record):
+        if record["name"] == "lookcloser":
+            record["inputs"].update(image="../../secret.png", question="<script>alert(1)</script>")
+            record["outputs"]["answer"] = "<img src=x onerror=alert(1)>"
+        if record["run_type"] == "llm":
+            blocks = record["inputs"]["messages"][0][0]["kwargs"]["content"]
+            blocks[0]["url"] = str(secret)
+            blocks.insert(1, {"type": "image", "url": "images/link.png"})
+
+    _edit(trace_dir, hostile)
+    page = render_report(trace_dir)
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert "data:image" not in page  # neither the relative escape nor the absolute path was embedded
-    assert "not in this trace" in page
+    assert "outside the trace directory: not opened" in page  # ../../secret.png and the symlink
+    assert "absolute path: only files inside the trace are opened" in page
+    tell = page[page.index("VLM call 2"):]
+    assert tell.count("<figure><img") == 2  # only TELL's two crops, which are files of the trace
 
 
-def test_report_of_a_crashed_trace_still_renders(tmp_path):
-    trace_dir = build_demo_trace(tmp_path / "traces")
-    runs_file = trace_dir / "runs.jsonl"
-    lines = runs_file.read_text().splitlines()
-    runs_file.write_text("\n".join(line for line in lines if json.loads(line)["parent_run_id"]) + "\n")  # no root
+def test_report_opens_trace_images_with_the_image_loader_guards(tmp_path):
+    _, trace_dir = agent_trace(tmp_path)
+    input_image = load_trace(trace_dir)[0]["inputs"]["image"]
+    crop = next(p for p in (trace_dir / "images").iterdir() if p.name != Path(input_image).name)
+    crop.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")  # EPS under a .png name
     page = render_report(trace_dir)
-    assert "no answer" in page and "Timings" in page
+    assert "in EPS format, which lookcloser does not open" in page
+    page = render_report(trace_dir, max_pixels=10_000)  # the 640x400 input is over this limit
+    assert "more than the limit of 10,000" in page and 'id="overlay"' not in page
 
 
 @needs_chromium
 def test_report_renders_in_headless_chromium_with_image_and_answer(tmp_path):
-    trace_dir = build_demo_trace(tmp_path / "traces")
+    _, trace_dir = agent_trace(tmp_path / "traces")
     report = write_report(trace_dir, tmp_path / "out" / "report.html")
     url = report.resolve().as_uri()
 
     dom = _chromium(["--dump-dom", url], tmp_path / "profile-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert re.search(r'<div id="final-answer">\s*' + re.escape(ANSWER) + r"\s*</div>", dom.stdout)
-    assert "What does the sign say?" in dom.stdout
+    assert QUESTION in dom.stdout and dom.stdout.count('class="search-step"') == 8
 
     shot = tmp_path / "report.png"
     done = _chromium(["--window-size=1280,1400", f"--screenshot={shot}", url], tmp_path / "profile-shot")

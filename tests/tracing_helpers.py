@@ -1,9 +1,10 @@
-"""Shared pieces for the tracing tests: a LangSmith stub server and a demo trace.
+"""Shared pieces for the tracing tests: a LangSmith stub server and real agent traces.
 
 `LangSmithStub` is a tiny LangSmith API on 127.0.0.1 (port 0, own thread) that answers /info and
 records every ingest request the real `langsmith` client makes; `received_runs()` decodes them
-(JSON batch, multipart, zstd-compressed multipart). `build_demo_trace` writes a trace shaped like
-an agent run (show -> search with V* steps and a mask -> tell) without needing the agent.
+(JSON batch, multipart, zstd-compressed multipart). `agent_trace` runs the real Agent graph with
+test doubles (scripted VLM, a localizer that opens V* step runs, a box-filling segmenter) and
+returns the trace it wrote.
 """
 
 from __future__ import annotations
@@ -14,16 +15,22 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zstandard
 from PIL import Image, ImageDraw
 
-from lookcloser.tracing import start_trace, trace_run
+from doubles import ScriptedVLM
+from lookcloser import Agent, Answer
+from lookcloser.tracing.runs import trace_run
+from lookcloser.types import Box, Finding, Target
 
 # A colour that nothing else on the report page uses: the tests look for it in the screenshot.
 SCENE_COLOR = (23, 167, 141)
-TARGET_BOX = [420, 260, 500, 310]
+SIGN_BOX = (420, 260, 500, 310)
+CUP_BOX = (100, 80, 160, 140)
+QUESTION = "What does the sign say?"
 ANSWER = "The sign says OPEN"
 
 
@@ -122,44 +129,76 @@ class LangSmithStub:
         return runs
 
 
+def missing(*names: str, kind: str = "object") -> str:
+    """A SHOW reply that asks to search for `names`."""
+    return json.dumps({"answer": None, "missing": [{"name": n, "kind": kind} for n in names]})
 
 
-def build_demo_trace(root: Path) -> Path:
-    """An agent-shaped trace with an input image, crops, V* steps, a mask and a final answer."""
-    scene = Image.new("RGB", (640, 400), SCENE_COLOR)
-    draw = ImageDraw.Draw(scene)
-    draw.rectangle(TARGET_BOX, fill=(250, 250, 250))
-    draw.text((TARGET_BOX[0] + 10, TARGET_BOX[1] + 15), "OPEN", fill=(200, 0, 0))
-    with start_trace(root, "lookcloser.run", {"question": "What does the sign say?", "options": None},
-                     live=False) as run:
-        run.inputs["image"] = image = run.save_image(scene, "input")
-        with trace_run("show", "chain", {"question": "What does the sign say?"}) as show:
-            with trace_run("vlm.generate", "llm", {"messages": [{"role": "user", "content": [
-                    {"type": "image", "path": image}, {"type": "text", "text": "What does the sign say?"}]}]},
-                    metadata={"ls_model_name": "scripted"}) as call:
-                call.outputs = {"text": '{"missing": [{"name": "sign", "kind": "text"}]}',
-                                "usage_metadata": {"input_tokens": 321, "output_tokens": 12, "total_tokens": 333}}
-            show.outputs = {"targets": [{"name": "sign"}], "parse_path": "json"}
-        with trace_run("search", "chain", {"target": {"name": "sign", "kind": "text"}}) as search:
-            boxes = [[0, 0, 640, 400], [320, 200, 640, 400], [400, 240, 520, 330]]
-            for level, box in enumerate(boxes):
-                with trace_run("vstar.step", "tool", {"box": box, "level": level, "priority": 1.0 - level / 4,
-                                                      "phrase": "sign"}) as step:
-                    step.outputs = {"peak": 0.2 + 0.3 * level, "detections": [] if level < 2 else [{"box": TARGET_BOX}]}
-            with trace_run("tool.segmenter.sam", "tool", {"boxes": [TARGET_BOX]}) as seg:
-                mask = np.zeros((TARGET_BOX[3] - TARGET_BOX[1], TARGET_BOX[2] - TARGET_BOX[0]), dtype=bool)
-                mask[5:-5, 5:-5] = True
-                seg.outputs = {"masks": [seg.save_image(mask, "mask")], "boxes": [TARGET_BOX]}
-            search.outputs = {"findings": [{"name": "sign", "status": "found", "box": TARGET_BOX}]}
-        with trace_run("tell", "chain") as tell:
-            crop = run.save_image(scene.crop((400, 240, 520, 330)), "crop_sign")
-            with trace_run("vlm.generate", "llm", {"messages": [{"role": "user", "content": [
-                    {"type": "image", "path": image}, {"type": "image", "path": crop},
-                    {"type": "text", "text": "Crop 1 shows the sign. What does it say?"}]}]}) as call:
-                call.outputs = {"text": ANSWER}
-            tell.outputs = {"answer": ANSWER}
-        run.outputs = {"answer": ANSWER, "choice": None,
-                       "findings": [{"name": "sign", "kind": "text", "status": "found", "box": TARGET_BOX,
-                                     "score": 0.91, "text": "OPEN", "tool": "rapidocr", "error": None}],
-                       "stats": {"vlm_calls": 2, "tool_calls": 4, "search_steps": 3, "seconds": 0.05}}
-    return root / run.id
+def scene() -> Image.Image:
+    """640x400, one flat colour (SCENE_COLOR) with a white sign reading OPEN and a dark cup."""
+    image = Image.new("RGB", (640, 400), SCENE_COLOR)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle(SIGN_BOX, fill=(250, 250, 250))
+    draw.text((SIGN_BOX[0] + 10, SIGN_BOX[1] + 15), "OPEN", fill=(200, 0, 0))
+    draw.ellipse(CUP_BOX, fill=(90, 20, 20))
+    return image
+
+
+class SteppingLocalizer:
+    """A localizer double that searches like V*: one "vstar.step" run per visited patch (under the
+    search node's tool run), then a finding carrying the search record with the same steps."""
+
+    name = "stepping"
+
+    def __init__(self, boxes: dict[str, tuple[float, float, float, float]]) -> None:
+        self.boxes = boxes
+
+    def locate(self, image: Image.Image, target: Target) -> list[Finding]:
+        width, height = image.size
+        goal = self.boxes.get(target.name)
+        patches = [[0, 0, width, height], [width // 2, height // 2, width, height]]
+        if goal is not None:
+            patches.append([max(goal[0] - 20, 0), max(goal[1] - 20, 0), min(goal[2] + 20, width), min(goal[3] + 20, height)])
+        steps = []
+        for level, box in enumerate(patches):
+            inputs = {"box": box, "level": level, "priority": round(1.0 - level / 4, 6), "phrase": target.name,
+                      "cue": "synthetic", "mode": "find"}
+            with trace_run("vstar.step", "chain", inputs) as run:
+                detections = [{"box": list(goal), "score": 0.9, "label": target.name}] if goal and level == 2 else []
+                step = {"order": level + 1, "level": level, "box": box, "priority": inputs["priority"],
+                        "peak": 0.2 + 0.3 * level, "strong": level == 2, "detections": detections,
+                        "context": "not_needed", "leaf": level == 2, "children": 0}
+                run.outputs = {"peak": step["peak"], "strong": step["strong"], "detections": detections,
+                               "context": step["context"]}
+            steps.append(step)
+        record = {"phrase": target.name, "mode": "find", "cue": "synthetic", "found": goal is not None,
+                  "stop_reason": "confident" if goal else "exhausted", "steps": steps}
+        if goal is None:
+            return [Finding(target=target, status="not_found", tool=self.name, search=record)]
+        return [Finding(target=target, status="found", box=Box.from_list(goal), score=0.9, tool=self.name, search=record)]
+
+
+class BoxMaskSegmenter:
+    """A segmenter double: a full-image mask filling each box."""
+
+    name = "boxfill"
+
+    def segment(self, image: Image.Image, boxes: list[Box]) -> list[np.ndarray]:
+        masks = []
+        for box in boxes:
+            mask = np.zeros((image.height, image.width), bool)
+            x1, y1, x2, y2 = (int(v) for v in box.to_list())
+            mask[y1:y2, x1:x2] = True
+            masks.append(mask)
+        return masks
+
+
+def agent_trace(root: Path, *, tools: dict[str, Any] | None = None, vlm: Any = None,
+                image: Image.Image | None = None, question: str = QUESTION,
+                options: list[str] | None = None) -> tuple[Answer, Path]:
+    """Run the real Agent graph (scripted VLM; by default the stepping localizer that finds the sign
+    and a segmenter) with `trace_dir=root`; returns the answer and its trace directory."""
+    vlm = vlm or ScriptedVLM([missing("sign", "cup", "dog"), ANSWER])
+    tools = tools or {"localizer": SteppingLocalizer({"sign": SIGN_BOX, "cup": CUP_BOX}), "segmenter": BoxMaskSegmenter()}
+    answer = Agent(vlm=vlm, tools=tools, trace_dir=root).run(image or scene(), question, options)
+    return answer, Path(answer.trace_dir)
