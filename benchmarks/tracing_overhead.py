@@ -1,14 +1,20 @@
-"""Overhead of tracing: the same Agent runs with local traces on and off.
+"""Per-run overhead of tracing on a 12-Mpx photo: the same Agent run with tracing off, a local JSONL
+trace, LangSmith tracing (to a local stub of the LangSmith API in another process), and both.
 
-The VLM is the scripted double from tests/doubles.py with a fixed cost per call (default 20 ms,
-so the VLM's share is known), the localizer the FixedLocalizer double: each run is SHOW (target
-missing) -> two parallel searches -> TELL with two crops, i.e. 2 VLM calls, 2 tool calls, the
-input image and crops saved as PNG files. `--workload synthetic` skips the agent and times
-nested trace_run calls around a 20 ms sleep instead.
+Workload: the real Agent graph with the scripted VLM double from tests/doubles.py (fixed cost per
+call, default 20 ms) and the FixedLocalizer double: SHOW names two targets missing, two parallel
+searches, TELL with the image and two crops (2 VLM calls, 2 tool calls). The input is
+examples/vending_machine.jpg upscaled to 4032x3024 with mild sensor-like noise (a smooth upscale
+would compress unrealistically well); `--size` changes it.
 
-    .venv/bin/python benchmarks/tracing_overhead.py --runs 30 --size 1024x768
+LangSmith tracing is switched on per mode with langchain-core's `tracing_v2_enabled(client=...)`, the
+same `LangChainTracer` that LANGSMITH_TRACING=true adds, so all modes run in one process (blocks
+interleaved so drift hits every mode alike). Runs are sent in the background: the table shows the
+time a caller waits per run; the final flush is timed on its own line.
 
-Prints one table (mean / median / p90 per run, ratio on/off) and the trace size per run.
+    .venv/bin/python benchmarks/tracing_overhead.py --runs 12
+
+Prints one table: ms/run (mean, median), overhead against tracing off, and the local trace size.
 """
 
 from __future__ import annotations
@@ -17,133 +23,127 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the doubles live with the tests
+TESTS = REPO / "tests"
+sys.path.insert(0, str(TESTS))  # the doubles live with the tests
+
+MODES = ("off", "local JSONL", "LangSmith", "local + LangSmith")
+STUB_SERVER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from tracing_helpers import LangSmithStub
+stub = LangSmithStub()
+print(stub.url, flush=True)
+sys.stdin.read()                      # until the benchmark closes our stdin
+print(len(stub.received_runs()), flush=True)
+stub.close()
+"""
 
 
-def scene(width: int, height: int) -> Image.Image:
-    """A photo-like image (smooth gradients, shapes, mild noise) so PNG sizes are realistic."""
-    y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height) + 64], axis=-1)
-    noise = np.random.default_rng(0).normal(0, 6, base.shape)
-    image = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([width * 0.6, height * 0.6, width * 0.7, height * 0.68], fill=(220, 30, 30))
-    draw.ellipse([width * 0.1, height * 0.2, width * 0.2, height * 0.35], fill=(30, 30, 220))
-    return image
+def photo(width: int, height: int) -> Image.Image:
+    base = Image.open(REPO / "examples" / "vending_machine.jpg").convert("RGB").resize((width, height), Image.BICUBIC)
+    noise = np.random.default_rng(0).normal(0, 4, (height, width, 3))
+    return Image.fromarray(np.clip(np.asarray(base, dtype=np.float32) + noise, 0, 255).astype(np.uint8))
 
 
-def agent_workload(vlm_seconds: float, width: int, height: int):
+def make_agent(trace_dir: Path | None, vlm_seconds: float, width: int, height: int):
     from doubles import FixedLocalizer, ScriptedVLM
     from lookcloser import Agent
 
-    missing = json.dumps({"answer": None, "missing": [{"name": "red sign", "kind": "object"},
-                                                       {"name": "blue ball", "kind": "object"}]})
-    boxes = {"red sign": (width * 0.6, height * 0.6, width * 0.7, height * 0.68),
-             "blue ball": (width * 0.1, height * 0.2, width * 0.2, height * 0.35)}
-    picture = scene(width, height)
+    missing = json.dumps({"answer": None, "missing": [{"name": "price tag", "kind": "object"},
+                                                       {"name": "logo", "kind": "object"}]})
+    boxes = {"price tag": (width * 0.30, height * 0.40, width * 0.36, height * 0.44),
+             "logo": (width * 0.10, height * 0.05, width * 0.25, height * 0.12)}
 
     def script(text, images):
-        return "The sign is red." if "red sign at [" in text else missing
+        return "It costs 2 rubles." if "price tag at [" in text else missing
 
-    def make(trace_dir):
-        agent = Agent(vlm=ScriptedVLM(script, delay=vlm_seconds), tools={"localizer": FixedLocalizer(boxes)},
-                      trace_dir=trace_dir)
-
-        def once():
-            answer = agent.run(picture, "What colour is the sign?")
-            if answer.text != "The sign is red.":
-                raise RuntimeError(f"benchmark workload answered {answer.text!r}; the script no longer matches")
-        return once
-
-    return make
-
-
-def synthetic_workload(vlm_seconds: float, width: int, height: int):
-    from lookcloser.tracing import start_trace, trace_run
-
-    picture = scene(width, height)
-
-    def make(trace_dir):
-        def once():
-            with start_trace(trace_dir, "lookcloser.run", {"question": "q"}, live=False) as root:
-                root.inputs["image"] = root.save_image(picture, "input", format="jpeg")  # as the agent does
-                for node in ("show", "search", "tell"):
-                    with trace_run(node, "chain"):
-                        if node == "search":
-                            for step in range(8):
-                                with trace_run("vstar.step", "tool", {"box": [0, 0, 10, 10], "level": step}) as run:
-                                    run.outputs = {"peak": 0.5}
-                        else:
-                            with trace_run("vlm.generate", "llm", {"prompt": "x" * 500}) as run:
-                                time.sleep(vlm_seconds)
-                                run.outputs = {"text": "y" * 50, "input_tokens": 900, "output_tokens": 12}
-                root.outputs = {"answer": "red"}
-        return once
-
-    return make
-
-
-def measure(once, runs: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        once()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - started)
-    return times
+    return Agent(vlm=ScriptedVLM(script, delay=vlm_seconds), tools={"localizer": FixedLocalizer(boxes)},
+                 trace_dir=trace_dir)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=30, help="timed runs per mode")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=12, help="timed runs per mode")
+    parser.add_argument("--blocks", type=int, default=3, help="interleaved blocks the runs are split into")
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--vlm-ms", type=float, default=20.0, help="fixed cost of one VLM call")
-    parser.add_argument("--size", default="1024x768", help="input image WIDTHxHEIGHT")
-    parser.add_argument("--workload", choices=("agent", "synthetic"), default="agent")
+    parser.add_argument("--size", default="4032x3024", help="input image WIDTHxHEIGHT")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
-    factory = (agent_workload if args.workload == "agent" else synthetic_workload)(args.vlm_ms / 1000, width, height)
 
+    import langsmith
+    from langchain_core.tracers.context import tracing_v2_enabled
+    from langchain_core.tracers.langchain import wait_for_all_tracers
+
+    picture = photo(width, height)
     scratch = Path(tempfile.mkdtemp(prefix="lookcloser-trace-bench-"))
+    server = subprocess.Popen([sys.executable, "-c", STUB_SERVER, str(TESTS)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
     try:
-        results = {}
-        # interleave off/on blocks so drift (CPU frequency, page cache) hits both alike
-        off_times, on_times = [], []
-        off_once, on_once = factory(None), factory(scratch)
-        measure(off_once, 0, args.warmup)
-        measure(on_once, 0, args.warmup)
-        for block in range(2):
-            off_times += measure(off_once, args.runs // 2 + (args.runs % 2 if block == 0 else 0), 0)
-            on_times += measure(on_once, args.runs // 2, 0)
-        results["tracing off"] = off_times
-        results["tracing on (local)"] = on_times
-        traces = [d for d in scratch.iterdir() if d.is_dir()]
-        size_kb = sum(f.stat().st_size for d in traces for f in d.rglob("*") if f.is_file()) / 1024 / max(len(traces), 1)
-        runs_per_trace = statistics.mean(len((d / "runs.jsonl").read_text().splitlines()) for d in traces)
+        url = server.stdout.readline().strip()
+        client = langsmith.Client(api_url=url, api_key="x")
+        dirs = {"local JSONL": scratch / "local", "local + LangSmith": scratch / "both"}
+        agents = {mode: make_agent(dirs.get(mode), args.vlm_ms / 1000, width, height) for mode in MODES}
+
+        def once(mode: str) -> float:
+            sending = mode.endswith("LangSmith")
+            context = tracing_v2_enabled(project_name="bench", client=client) if sending else nullcontext()
+            started = time.perf_counter()
+            with context:
+                answer = agents[mode].run(picture, "How much does it cost?")
+            elapsed = time.perf_counter() - started
+            if answer.text != "It costs 2 rubles.":
+                raise RuntimeError(f"the workload answered {answer.text!r}; the script no longer matches")
+            return elapsed
+
+        for mode in MODES:
+            for _ in range(args.warmup):
+                once(mode)
+        times: dict[str, list[float]] = {mode: [] for mode in MODES}
+        per_block = [args.runs // args.blocks + (1 if b < args.runs % args.blocks else 0) for b in range(args.blocks)]
+        for count in per_block:
+            for mode in MODES:
+                times[mode] += [once(mode) for _ in range(count)]
+        flush_started = time.perf_counter()
+        wait_for_all_tracers()
+        client.flush()
+        flush_ms = (time.perf_counter() - flush_started) * 1000
+
+        sizes = {}
+        for mode, directory in dirs.items():
+            traces = [d for d in directory.iterdir() if d.is_dir()]
+            sizes[mode] = (sum(f.stat().st_size for d in traces for f in d.rglob("*") if f.is_file()) / 1024 / len(traces),
+                           statistics.mean(len((d / "runs.jsonl").read_text().splitlines()) for d in traces),
+                           statistics.mean(len(list((d / "images").iterdir())) for d in traces))
     finally:
+        server.stdin.close()
+        received = server.stdout.readline().strip()
+        server.wait(timeout=30)
         shutil.rmtree(scratch, ignore_errors=True)
 
-    base = statistics.mean(results["tracing off"])
-    print(f"workload={args.workload} image={width}x{height} vlm={args.vlm_ms:.0f} ms/call runs={args.runs} "
-          f"python={sys.version.split()[0]}")
-    print(f"{'mode':<22}{'mean ms':>10}{'median ms':>11}{'p90 ms':>9}{'ratio':>8}")
-    for mode, times in results.items():
-        ordered = sorted(times)
-        p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
-        print(f"{mode:<22}{statistics.mean(times) * 1000:>10.1f}{statistics.median(times) * 1000:>11.1f}"
-              f"{p90 * 1000:>9.1f}{statistics.mean(times) / base:>8.3f}")
-    added = (statistics.mean(results["tracing on (local)"]) - base) * 1000
-    print(f"added per run: {added:.1f} ms; trace on disk: {size_kb:.0f} KiB/run, {runs_per_trace:.0f} runs/trace")
+    base = statistics.mean(times["off"])
+    print(f"image {width}x{height} ({width * height / 1e6:.1f} Mpx), scripted VLM {args.vlm_ms:.0f} ms/call, "
+          f"{args.runs} runs/mode (+{args.warmup} warm-up), python {sys.version.split()[0]}")
+    print(f"| tracing | mean ms/run | median ms/run | overhead | trace on disk |")
+    print("|---|---|---|---|---|")
+    for mode in MODES:
+        mean = statistics.mean(times[mode]) * 1000
+        size = sizes.get(mode)
+        disk = f"{size[0]:,.0f} KiB ({size[1]:.0f} runs, {size[2]:.0f} images)" if size else "-"
+        overhead = "-" if mode == "off" else f"{mean - base * 1000:+.1f} ms ({mean / (base * 1000) - 1:+.0%})"
+        print(f"| {mode} | {mean:.1f} | {statistics.median(times[mode]) * 1000:.1f} | {overhead} | {disk} |")
+    print(f"LangSmith stub received {received} runs; final flush took {flush_ms:.0f} ms")
 
 
 if __name__ == "__main__":
