@@ -9,15 +9,15 @@ used images are dropped past `max_bytes`); a key whose image was dropped reads b
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import weakref
 from collections import OrderedDict
 
+import xxhash
 from PIL import Image
 
 IMAGE_REF_PREFIX = "lookcloser-image:"
-KEY_LENGTH = 32  # hex characters of a 128-bit BLAKE2b digest
+KEY_LENGTH = 32  # hex characters of a 128-bit XXH3 digest (xxhash ships with langgraph and langsmith)
 
 #: 1 GiB: about thirty 12-Mpx photos, and any number of crops.
 DEFAULT_MAX_BYTES = 1 << 30
@@ -25,8 +25,7 @@ DEFAULT_MAX_BYTES = 1 << 30
 
 def image_key(image: Image.Image) -> str:
     """Content hash of the decoded pixels (mode and size included)."""
-    digest = hashlib.blake2b(digest_size=KEY_LENGTH // 2)
-    digest.update(f"{image.mode}:{image.width}x{image.height}:".encode())
+    digest = xxhash.xxh3_128(f"{image.mode}:{image.width}x{image.height}:".encode())
     digest.update(image.tobytes())
     return digest.hexdigest()
 

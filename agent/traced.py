@@ -49,7 +49,9 @@ class TracedVLM:
         return _describe(self.inner)
 
     def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
-        inputs = {"messages": [{"role": m.role, "content": _content(m.content)} for m in messages]}
+        def inputs() -> dict[str, Any]:
+            return {"messages": [{"role": m.role, "content": _content(m.content)} for m in messages]}
+
         with trace_run("vlm.generate", "llm", inputs, metadata={**self._metadata, "max_new_tokens": max_new_tokens}) as run:
             count("vlm_calls")
             reply = self.inner.generate(messages, max_new_tokens=max_new_tokens)
@@ -60,8 +62,7 @@ class TracedVLM:
             return reply
 
     def _yes_probability(self, image: Image.Image, prompt: str) -> float:
-        inputs = {"messages": [{"role": "user", "content": _content([image, prompt])}]}
-        with trace_run("vlm.yes_probability", "llm", inputs, metadata=self._metadata) as run:
+        with trace_run("vlm.yes_probability", "llm", lambda: {"messages": [{"role": "user", "content": _content([image, prompt])}]}, metadata=self._metadata) as run:
             count("vlm_calls")
             value = float(self.inner.yes_probability(image, prompt))
             run.outputs = {"text": f"p(yes) = {value:.4f}", "p_yes": value}
@@ -69,8 +70,7 @@ class TracedVLM:
 
     def _score_options(self, image: Image.Image, question: str, options: list[str]) -> list[float]:
         prompt = question + "\n" + "\n".join(f"({chr(65 + i)}) {o}" for i, o in enumerate(options))
-        inputs = {"messages": [{"role": "user", "content": _content([image, prompt])}]}
-        with trace_run("vlm.score_options", "llm", inputs, metadata=self._metadata) as run:
+        with trace_run("vlm.score_options", "llm", lambda: {"messages": [{"role": "user", "content": _content([image, prompt])}]}, metadata=self._metadata) as run:
             count("vlm_calls")
             scores = [float(s) for s in self.inner.score_options(image, question, options)]
             run.outputs = {"text": ", ".join(f"{chr(65 + i)}: {s:.4f}" for i, s in enumerate(scores)), "scores": scores}
@@ -98,7 +98,9 @@ class TracedTool:
         call = getattr(self.inner, method)
 
         def traced(image: Image.Image, *args: Any, **kwargs: Any) -> Any:
-            inputs = {"image": image_ref(image), "args": _summarise(list(args)), **_summarise(kwargs)}
+            def inputs() -> dict[str, Any]:
+                return {"image": image_ref(image), "args": _summarise(list(args)), **_summarise(kwargs)}
+
             with trace_run(f"tool.{self.role}.{self.name}", "tool", inputs, metadata=self._metadata) as run:
                 count("tool_calls")
                 result = call(image, *args, **kwargs)

@@ -12,6 +12,7 @@ distinct picture, however often it is used.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -168,6 +169,10 @@ class JsonlTracer(BaseTracer):
             return str(value) if not isinstance(value, datetime) else value.isoformat()
         if hasattr(value, "model_dump"):
             return self._jsonable(value.model_dump(mode="json"), trace_id)
+        if type(value).__name__ == "Overwrite" and hasattr(value, "value"):  # LangGraph's reducer bypass
+            return self._jsonable(value.value, trace_id)
+        if type(value).__name__ == "Send" and hasattr(value, "node"):  # LangGraph's fan-out packet
+            return {"send": value.node, "arg": self._jsonable(value.arg, trace_id)}
         if hasattr(value, "to_json") and callable(value.to_json):
             return self._jsonable(value.to_json(), trace_id)
         return repr(value)
@@ -186,27 +191,31 @@ class JsonlTracer(BaseTracer):
             saved.add(key)
         buffer = io.BytesIO()
         if suffix == "png":
-            image.save(buffer, format="PNG")
+            image.save(buffer, format="PNG", compress_level=1)  # fast: crops of noisy photos compress poorly anyway
         else:
             image.convert("RGB").save(buffer, format="JPEG", quality=90)
         write_atomic(self.trace_dir(trace_id) / relative, buffer.getvalue())
         return relative
 
     def _write_meta(self, run: Run, status: str) -> None:
-        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-        try:
-            package_version = version("lookcloser")
-        except PackageNotFoundError:
-            package_version = None
         trace_id = str(run.trace_id)
         meta = {
             "format": TRACE_FORMAT, "trace_id": trace_id, "name": run.name, "status": status,
             "error": run.error, "start_time": run.start_time.isoformat(),
             "end_time": run.end_time.isoformat() if run.end_time else None,
-            "runs": self._counts.get(trace_id, 0), "lookcloser_version": package_version,
+            "runs": self._counts.get(trace_id, 0), "lookcloser_version": _package_version(),
         }
         write_atomic(self.trace_dir(trace_id) / META_FILE, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
+def _package_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("lookcloser")
+    except PackageNotFoundError:
+        return None
 
 
 def _usage(outputs: dict[str, Any] | None) -> dict[str, int] | None:

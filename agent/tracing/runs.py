@@ -61,28 +61,34 @@ def _llm_result(outputs: dict[str, Any]) -> Any:
     return LLMResult(generations=[[ChatGeneration(message=message, generation_info=extra or None)]])
 
 
-@contextmanager
-def trace_run(name: str, run_type: str = "chain", inputs: dict[str, Any] | None = None, *,
-              metadata: dict[str, Any] | None = None, tags: list[str] | None = None) -> Iterator[RunHandle]:
-    """Open a child run of the current LangGraph/LangChain run; an exception is recorded and re-raised.
-
-    run_type "llm" expects `inputs={"messages": [{"role", "content": [content blocks]}]}` and an
-    `outputs["text"]`; "tool" and "chain" take any JSON-able dicts.
-    """
-    config = var_child_runnable_config.get()
+def _manager(config: Any, run_type: str, metadata: dict[str, Any] | None, tags: list[str] | None) -> Any:
+    """The callback manager for a child run of `config`'s run, or None when nobody listens."""
     if not config or not config.get("callbacks"):
-        yield RunHandle(None)
-        return
+        return None
     if run_type == "llm":  # internal VLM calls are not chat output: keep them out of LangGraph's messages stream
         tags = [*(tags or []), "nostream"]
     manager = CallbackManager.configure(
         inheritable_callbacks=config.get("callbacks"), inheritable_tags=config.get("tags"),
         inheritable_metadata=config.get("metadata"), local_tags=tags, local_metadata=metadata)
-    if not manager.handlers:
+    return manager if manager.handlers else None
+
+
+@contextmanager
+def trace_run(name: str, run_type: str = "chain", inputs: Any = None, *,
+              metadata: dict[str, Any] | None = None, tags: list[str] | None = None) -> Iterator[RunHandle]:
+    """Open a child run of the current LangGraph/LangChain run; an exception is recorded and re-raised.
+
+    run_type "llm" expects `inputs={"messages": [{"role", "content": [content blocks]}]}` and an
+    `outputs["text"]`; "tool" and "chain" take any JSON-able dicts. `inputs` may be a zero-argument
+    callable: it is called only when a run is really opened (so untraced calls never hash images).
+    """
+    config = var_child_runnable_config.get()
+    manager = _manager(config, run_type, metadata, tags)
+    if manager is None:
         yield RunHandle(None)
         return
     run_id = uuid.uuid4()
-    inputs = dict(inputs or {})
+    inputs = dict((inputs() if callable(inputs) else inputs) or {})
     serialized = {"name": name}
     common = {"run_id": run_id, "name": name}
     if run_type == "llm":
