@@ -7,6 +7,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lookcloser.geometry import box_iou_batch
+
 TargetKind = Literal["object", "text"]
 FindingStatus = Literal["found", "not_found", "failed"]
 
@@ -84,11 +86,8 @@ class Box(BaseModel):
         return Box(x1=cx - half_w, y1=cy - half_h, x2=cx + half_w, y2=cy + half_h).clip(width, height)
 
     def iou(self, other: "Box") -> float:
-        ix = max(0.0, min(self.x2, other.x2) - max(self.x1, other.x1))
-        iy = max(0.0, min(self.y2, other.y2) - max(self.y1, other.y1))
-        inter = ix * iy
-        union = self.area + other.area - inter
-        return inter / union if union > 0 else 0.0
+        """Intersection over union (0 for empty boxes); see lookcloser.geometry.box_iou_batch."""
+        return float(box_iou_batch(self, other)[0, 0])
 
 
 class Target(BaseModel):
