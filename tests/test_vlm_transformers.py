@@ -241,3 +241,14 @@ def test_device_and_dtype_resolution(tiny_qwen_path):
     reply = bf16.generate([ChatMessage("user", [_image(), "hi"])], max_new_tokens=2)
     assert bf16.describe()["dtype"] == "bfloat16" and reply.output_tokens >= 1
     assert 0.0 <= bf16.yes_probability(_image(), "Red?") <= 1.0
+
+
+def test_cuda_without_cuda_is_a_clear_load_error(tiny_qwen_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    vlm = TransformersVLM(str(tiny_qwen_path), device="cuda")
+    with pytest.raises(ModelLoadError, match="VLM device 'cuda' was asked for but CUDA is not available") as info:
+        vlm.load()
+    assert "\n" not in str(info.value) and vlm.model is None

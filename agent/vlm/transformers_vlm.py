@@ -19,17 +19,13 @@ from typing import Any, Sequence
 from PIL import Image
 
 from lookcloser.errors import ModelLoadError, VLMError
+from lookcloser.hub import check_dtype, from_pretrained, model_source, resolve_device, resolve_dtype
 from lookcloser.vlm.base import ChatMessage, VLMReply
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 #: Default pixel budget per image (1280 Qwen merged patches of 28x28 px): ~1 MP, ~1.3k vision tokens.
 DEFAULT_MAX_IMAGE_PIXELS = 1280 * 28 * 28
 
-_DTYPES = {
-    "float32": "float32", "fp32": "float32", "float": "float32",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float16": "float16", "fp16": "float16", "half": "float16",
-}
 _YES_WORDS = ("Yes", "yes", "YES")
 _NO_WORDS = ("No", "no", "NO")
 _FIX_HINT = (
@@ -45,16 +41,6 @@ def _short(exc: BaseException, limit: int = 160) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _looks_like_path(model: str) -> bool:
-    """A hub id is 'name' or 'org/name'; anything else (absolute, ./, ~, deeper) is a local path."""
-    return (
-        model.startswith(("/", ".", "~", "\\"))
-        or model.count("/") > 1
-        or "\\" in model
-        or (len(model) > 1 and model[1] == ":")  # Windows drive letter
-    )
-
-
 def downscale(image: Image.Image, max_pixels: int | None) -> Image.Image:
     """Shrink `image` (keeping aspect ratio) so width*height <= max_pixels; never upscales."""
     if max_pixels is None or image.width * image.height <= max_pixels:
@@ -63,17 +49,6 @@ def downscale(image: Image.Image, max_pixels: int | None) -> Image.Image:
     width = max(1, int(image.width * scale))
     height = max(1, int(image.height * scale))
     return image.resize((width, height), Image.Resampling.BICUBIC)
-
-
-def _cache_first(auto_cls: Any, source: str, hub: bool, **kwargs: Any) -> Any:
-    """Local directory as is; a hub id from the local cache without network, else from the hub
-    only when it answers a quick probe (see lookcloser.hub): offline machines fail in seconds,
-    not after minutes of connection retries."""
-    if not hub:
-        return auto_cls.from_pretrained(source, **kwargs)
-    from lookcloser.hub import from_pretrained
-
-    return from_pretrained(auto_cls, source, **kwargs)
 
 
 class TransformersVLM:
@@ -101,8 +76,7 @@ class TransformersVLM:
             )
         if max_image_pixels is not None and max_image_pixels < 28 * 28:
             raise ValueError(f"max_image_pixels must be at least {28 * 28} or None, got {max_image_pixels}")
-        if isinstance(dtype, str) and dtype != "auto" and dtype.lower() not in _DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}: use 'auto' or one of {sorted(set(_DTYPES.values()))}")
+        check_dtype(dtype, "VLM")
         self.model_id = str(model)
         self.requested_device = device
         self.requested_dtype = dtype
@@ -128,44 +102,14 @@ class TransformersVLM:
                 self._load_locked()
         return self
 
-    def _resolve_device(self, torch: Any) -> str:
-        device = str(self.requested_device)
-        if device != "auto":
-            return device
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return "mps"
-        return "cpu"
-
-    def _resolve_dtype(self, torch: Any, device: str) -> Any:
-        dtype = self.requested_dtype
-        if isinstance(dtype, torch.dtype):
-            return dtype
-        if dtype == "auto":
-            if device.startswith("cuda"):
-                return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            if device.startswith("mps"):
-                return torch.float16
-            return torch.float32  # CPU: bf16 matmuls are slow and lossy on most CPUs
-        return getattr(torch, _DTYPES[str(dtype).lower()])
-
     def _load_locked(self) -> None:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        source = self.model_id
-        local = Path(source).expanduser()
-        if local.exists():
-            if not local.is_dir():
-                raise ModelLoadError(f"VLM model path {source} is a file; pass the checkpoint directory")
-            source = str(local)
-        elif _looks_like_path(source):
-            raise ModelLoadError(f"VLM model directory not found: {source}; {_FIX_HINT}")
-
-        device = self._resolve_device(torch)
-        dtype = self._resolve_dtype(torch, device)
+        source, local = model_source(self.model_id, "VLM", _FIX_HINT)
+        # auto: CUDA, else MPS, else CPU; dtype auto: bf16 (fp16 without bf16) on CUDA, fp16 on MPS, fp32 on CPU
+        device = resolve_device(self.requested_device, torch, "VLM")
+        dtype = resolve_dtype(self.requested_dtype, device, torch, "VLM")
         kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": self.trust_remote_code}
         quantized = self.load_in_8bit or self.load_in_4bit
         if quantized:
@@ -178,10 +122,10 @@ class TransformersVLM:
             else:
                 kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
             kwargs["device_map"] = "auto" if self.requested_device == "auto" else {"": device}
-        hub = not local.exists()
+        hub = not local
         try:
-            processor = _cache_first(AutoProcessor, source, hub, trust_remote_code=self.trust_remote_code)
-            model = _cache_first(AutoModelForImageTextToText, source, hub, **kwargs)
+            processor = from_pretrained(AutoProcessor, source, trust_remote_code=self.trust_remote_code)
+            model = from_pretrained(AutoModelForImageTextToText, source, **kwargs)
             if not quantized:
                 model = model.to(device)
         except Exception as exc:  # hub/network/format errors come in many types

@@ -24,15 +24,19 @@ import numpy as np
 from PIL import Image
 
 from lookcloser.errors import ModelLoadError
-from lookcloser.hub import from_pretrained
+from lookcloser.geometry import nms
+from lookcloser.hub import check_dtype, from_pretrained, model_source, resolve_device, resolve_dtype
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput, check_cue_input
 from lookcloser.types import Box, Detection
+
+__all__ = ["DEFAULT_MODEL", "Owlv2Cue"]
 
 DEFAULT_MODEL = "google/owlv2-base-patch16-ensemble"
 
 #: Each heatmap cell is repeated this many times per side before cropping to the valid region,
 #: so the crop follows the patch's true edge to within 1/4 of a grid cell.
 _UPSAMPLE = 4
+_PATH_HINT = "pass a local directory holding a saved OWLv2 model and processor (save_pretrained output)"
 
 
 @dataclass
@@ -93,6 +97,7 @@ class Owlv2Cue:
             raise ValueError(f"cache_size must be >= 1, got {cache_size}")
         if "{}" not in query_template:
             raise ValueError(f"query_template must contain '{{}}' for the phrase, got {query_template!r}")
+        check_dtype(dtype, "OWLv2 cue")
         self.model_name = str(model)
         self.device_spec = device
         self.dtype_spec = dtype
@@ -122,9 +127,10 @@ class Owlv2Cue:
             import torch
             from transformers import Owlv2ForObjectDetection, Owlv2Processor
 
-            source = _resolve_source(self.model_name)
-            device = _pick_device(self.device_spec, torch)
-            dtype = _pick_dtype(self.dtype_spec, device, torch)
+            source, _local = model_source(self.model_name, "OWLv2", _PATH_HINT)
+            # auto: CUDA, else CPU (no MPS); dtype auto: float16 on CUDA (OWLv2 is stable in half precision), else float32
+            device = resolve_device(self.device_spec, torch, "OWLv2 cue", mps=False)
+            dtype = resolve_dtype(self.dtype_spec, device, torch, "OWLv2 cue", cuda_default="float16")
             try:
                 processor = from_pretrained(Owlv2Processor, source)
                 model = from_pretrained(Owlv2ForObjectDetection, source, dtype=dtype)
@@ -227,7 +233,7 @@ class Owlv2Cue:
             ],
             axis=1,
         )
-        keep = _nms(xyxy[inside], scores[inside], self.nms_iou, self.max_detections)
+        keep = nms(xyxy[inside], scores[inside], self.nms_iou, self.max_detections)
         picked_boxes, picked_scores = xyxy[inside][keep], scores[inside][keep]
         detections = [
             Detection(box=Box.from_list(b.tolist()), score=float(s), label=phrase)
@@ -257,56 +263,3 @@ def _pixel_key(patch: Image.Image) -> str:
     digest = hashlib.blake2b(patch.tobytes(), digest_size=16)
     digest.update(f"{patch.mode}:{patch.width}x{patch.height}".encode())
     return digest.hexdigest()
-
-
-def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int) -> list[int]:
-    """Greedy non-maximum suppression: OWLv2 proposes near-duplicate boxes from neighbouring cells."""
-    order = list(np.argsort(-scores, kind="stable"))
-    kept: list[int] = []
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    while order and len(kept) < limit:
-        i = order.pop(0)
-        kept.append(int(i))
-        rest = np.array(order, dtype=int)
-        if rest.size == 0:
-            break
-        ix = np.clip(np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0]), 0, None)
-        iy = np.clip(np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1]), 0, None)
-        inter = ix * iy
-        union = areas[i] + areas[rest] - inter
-        overlap = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-        order = [int(j) for j, o in zip(rest, overlap) if o <= iou]
-    return kept
-
-
-def _resolve_source(model: str) -> str:
-    """A local directory as is; a path-looking name that does not exist fails before any hub call."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return str(path)
-    if path.exists() or model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") > 1:
-        raise ModelLoadError(
-            f"OWLv2 model directory '{model}' does not exist or is not a directory; pass a local "
-            "directory holding a saved OWLv2 model and processor (save_pretrained output)"
-        )
-    return model  # a hub id: only loads if it is already in the local Hugging Face cache
-
-
-def _pick_device(spec: str, torch: Any) -> str:
-    if spec == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"OWLv2 device '{spec}' was asked for but CUDA is not available; use device='cpu'")
-    return spec
-
-
-def _pick_dtype(spec: Any, device: str, torch: Any) -> Any:
-    """'auto': float16 on CUDA (OWLv2 is stable in half precision), float32 on CPU."""
-    if spec == "auto" or spec is None:
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    if isinstance(spec, str):
-        value = getattr(torch, spec, None)
-        if not isinstance(value, torch.dtype):
-            raise ValueError(f"unknown dtype '{spec}' for the owlv2 cue; use float32, float16 or bfloat16")
-        return value
-    return spec
