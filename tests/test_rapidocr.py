@@ -7,6 +7,8 @@ import pytest
 from lookcloser import Box, load_image
 from lookcloser.images import crop
 from lookcloser.tools import registry
+from lookcloser.tools.base import OCR
+from lookcloser.types import Detection, Target
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -22,6 +24,7 @@ def test_reads_text_on_a_zoomed_crop_of_a_real_photo(ocr):
     lines = ocr.read(crop(image, region))
     assert any(line.text.upper() == "TAXI" for line in lines), [l.text for l in lines]
     taxi = next(line for line in lines if line.text.upper() == "TAXI")
+    assert isinstance(ocr, OCR) and all(isinstance(line, Detection) and line.label is None for line in lines)
     # box is in crop pixels and lies where the word is (around x 100-122, y 51-61 of the crop)
     assert 90 <= taxi.box.x1 <= 110 and 40 <= taxi.box.y1 <= 60 and taxi.score > 0.8
 
@@ -36,3 +39,18 @@ def test_blank_image_reads_nothing(ocr):
     from PIL import Image
 
     assert ocr.read(Image.new("RGB", (64, 64), "white")) == []
+
+
+def test_whole_image_localizer_turns_each_line_into_a_finding(ocr):
+    from lookcloser.tools.whole_image import WholeImageLocalizer
+
+    image = crop(load_image(EXAMPLES / "instrument.webp"), Box(x1=436, y1=593, x2=664, y2=707))
+    localizer = WholeImageLocalizer(ocr=ocr)
+    findings = localizer.locate(image, Target(name="the word TAXI", kind="text"))
+    taxi = next(f for f in findings if f.text.upper() == "TAXI")
+    assert taxi.status == "found" and taxi.tool == "whole_image+rapidocr" and taxi.score > 0.8
+    assert 90 <= taxi.box.x1 <= 110 and 40 <= taxi.box.y1 <= 60
+    from PIL import Image
+
+    [blank] = localizer.locate(Image.new("RGB", (64, 64), "white"), Target(name="text", kind="text"))
+    assert blank.status == "not_found" and blank.box is None

@@ -1,4 +1,4 @@
-"""VStarLocalizer: findings, crops, search records, bad inputs, load errors (synthetic cues)."""
+"""VStarLocalizer: findings, search records, bad inputs, load errors (synthetic cues)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,16 @@ from vstar_fakes import Blob, FakeTextCue, SyntheticCue, Thing, coord_image
 TARGET = Box(x1=700, y1=120, x2=740, y2=150)
 
 
-def test_object_target_found_with_crop_and_json_safe_record():
+def test_object_target_found_with_box_and_json_safe_record():
     cue = SyntheticCue(blobs=[Blob(720, 135, 40)], things=[Thing(TARGET, 0.9, 500)])
     localizer = VStarLocalizer(cue=cue)
     assert isinstance(localizer, Localizer)
     [finding] = localizer.locate(coord_image(896, 896), Target(name="red cup"))
     assert finding.status == "found" and finding.box == TARGET and finding.tool == "vstar"
-    assert finding.crop.size == (48, 36)  # 1.2x the 40x30 box, centred
+    assert finding.score == 0.9 and finding.text is None and finding.mask is None
     assert finding.search["stop_reason"] == "confident"
     json.dumps(finding.search)
+    json.dumps(finding.model_dump(mode="json"))  # plain JSON: it can sit in graph state
 
 
 def test_absent_object_is_not_found_and_empty_phrase_is_an_error():
@@ -40,8 +41,10 @@ def test_text_target_returns_one_finding_per_line_quoted_first():
     localizer = VStarLocalizer(text_cue=FakeTextCue(lines))
     findings = localizer.locate(coord_image(800, 800), Target(name='the sign saying "exit"', kind="text"))
     assert [f.text for f in findings] == ["EXIT", "OPEN"]
-    assert all(f.status == "found" and f.crop is not None for f in findings)
+    assert all(f.status == "found" for f in findings)
+    assert [f.box for f in findings] == [lines[1].box, lines[0].box] and findings[0].score == 0.95
     assert findings[0].search["match"] == 1.0
+    assert sorted(d["text"] for d in findings[0].search["lines"]) == ["EXIT", "OPEN"]
     none = VStarLocalizer(text_cue=FakeTextCue([])).locate(coord_image(300, 300), Target(name="text", kind="text"))
     assert [f.status for f in none] == ["not_found"]
 

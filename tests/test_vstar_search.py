@@ -8,19 +8,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lookcloser.counting import counting
+from lookcloser.geometry import is_leaf, split_box
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueOutput
-from lookcloser.tools.vstar.search import dedupe_lines, is_leaf, rect_mass, search, split_box
-from lookcloser.tracing.core import start_trace
+from lookcloser.tools.vstar.read_all import _cut, _focus, _seen_as_close, dedupe_lines
+from lookcloser.tools.vstar.search import rect_mass, search, split_patch
 from lookcloser.types import Box, Detection
-from lookcloser.usage import track_usage
 from vstar_fakes import Blob, FakeTextCue, SyntheticCue, Thing, coord_image
 
 CFG = SearchConfig()
 
 
 def boxes(items):
-    return [b.to_list(None) for b in items]
+    return [list(b) for b in items]
 
 
 def test_split_tall_wide_square_and_remainder():
@@ -31,9 +32,11 @@ def test_split_tall_wide_square_and_remainder():
     square = split_box(Box(x1=0, y1=0, x2=301, y2=201), CFG)  # 0.67 -> 2 x 2, row-major
     assert boxes(square) == [[0, 0, 150, 100], [150, 0, 301, 100], [0, 100, 150, 201], [150, 100, 301, 201]]
     # exactly at the ratios: h/w == 2 is tall, h/w == 0.5 is wide
-    assert len({b.x1 for b in split_box(Box(x1=0, y1=0, x2=100, y2=200), CFG)}) == 1
-    assert len({b.y1 for b in split_box(Box(x1=0, y1=0, x2=200, y2=100), CFG)}) == 1
+    assert len({x1 for x1, _, _, _ in split_box(Box(x1=0, y1=0, x2=100, y2=200), CFG)}) == 1
+    assert len({y1 for _, y1, _, _ in split_box(Box(x1=0, y1=0, x2=200, y2=100), CFG)}) == 1
     assert split_box(Box(x1=0, y1=0, x2=1, y2=1), CFG) == []
+    # the search's children are those parts as Boxes
+    assert split_patch(Box(x1=0, y1=0, x2=301, y2=201), CFG) == [Box.from_list(b) for b in square]
 
 
 def test_min_size_and_leaf_rule():
@@ -151,10 +154,10 @@ def test_read_all_reads_every_line_and_skips_textless_patches():
              Thing(Box(x1=700, y1=700, x2=760, y2=714), 0.95, 300, "tiny")]  # needs a close look
     cue = FakeTextCue(lines)
     result = search(coord_image(1000, 1000), "text", cue, CFG, mode="read_all")
-    labels = [d.label for d in result.lines]
-    assert labels == ["BIG SIGN", "tiny"] or labels == ["tiny", "BIG SIGN"]
-    assert "?" not in labels  # the poor read of 'tiny' at coarse levels was replaced by the legible one
-    tiny = next(d for d in result.lines if d.label == "tiny")
+    texts = [d.text for d in result.lines]
+    assert texts == ["BIG SIGN", "tiny"] or texts == ["tiny", "BIG SIGN"]
+    assert "?" not in texts  # the poor read of 'tiny' at coarse levels was replaced by the legible one
+    tiny = next(d for d in result.lines if d.text == "tiny")
     assert tiny.box == lines[1].box
     assert result.stop_reason == "exhausted" and result.found
     # the root (seen at scale 1.0: resolved) read 'tiny' badly; only the quadrant holding it is
@@ -168,7 +171,6 @@ def test_read_all_reads_every_line_and_skips_textless_patches():
 def test_read_all_unresolved_patches_expand_every_child_and_cut_lines_are_not_final():
     """A patch seen below read_resolved_scale proves nothing about small text: every child is looked
     at (padded). A line cut by a patch border is read again whole and the whole read wins."""
-    from lookcloser.tools.vstar.search import _cut
 
     class CoarseCue(FakeTextCue):
         def __call__(self, patch, phrase):
@@ -179,13 +181,13 @@ def test_read_all_unresolved_patches_expand_every_child_and_cut_lines_are_not_fi
     line = Thing(Box(x1=300, y1=400, x2=500, y2=420), 0.95, 10_000, "ACROSS")
     cue = CoarseCue([line])
     result = search(coord_image(1000, 1000), "text", cue, CFG, mode="read_all")
-    assert [d.label for d in result.lines] == ["ACROSS"]
+    assert [d.text for d in result.lines] == ["ACROSS"]
     assert result.steps[0].children == 4 and [s.level for s in result.steps[1:5]] == [2, 2, 2, 2]
     assert _cut(Box(x1=0, y1=5, x2=50, y2=20), Box(x1=0, y1=0, x2=100, y2=100), 1000, 1000) is False  # image edge
     assert _cut(Box(x1=60, y1=5, x2=100, y2=20), Box(x1=0, y1=0, x2=100, y2=100), 1000, 1000) is True
-    assert dedupe_lines([Detection(box=Box(x1=0, y1=0, x2=50, y2=20), score=0.99, label="ACR"),
-                         Detection(box=Box(x1=0, y1=0, x2=100, y2=20), score=0.9, label="ACROSS")],
-                        0.5, cut=[True, False])[0].label == "ACROSS"
+    assert dedupe_lines([Detection(box=Box(x1=0, y1=0, x2=50, y2=20), score=0.99, text="ACR"),
+                         Detection(box=Box(x1=0, y1=0, x2=100, y2=20), score=0.9, text="ACROSS")],
+                        0.5, cut=[True, False])[0].text == "ACROSS"
 
 
 def test_read_all_with_no_text_is_clean():
@@ -194,10 +196,10 @@ def test_read_all_with_no_text_is_clean():
 
 
 def test_dedupe_keeps_most_confident():
-    a = Detection(box=Box(x1=0, y1=0, x2=100, y2=20), score=0.7, label="EX1T")
-    b = Detection(box=Box(x1=2, y1=1, x2=98, y2=21), score=0.97, label="EXIT")
-    c = Detection(box=Box(x1=0, y1=50, x2=100, y2=70), score=0.9, label="OTHER")
-    assert [d.label for d in dedupe_lines([a, b, c], 0.5)] == ["EXIT", "OTHER"]
+    a = Detection(box=Box(x1=0, y1=0, x2=100, y2=20), score=0.7, text="EX1T")
+    b = Detection(box=Box(x1=2, y1=1, x2=98, y2=21), score=0.97, text="EXIT")
+    c = Detection(box=Box(x1=0, y1=50, x2=100, y2=70), score=0.9, text="OTHER")
+    assert [d.text for d in dedupe_lines([a, b, c], 0.5)] == ["EXIT", "OTHER"]
 
 
 def test_bad_inputs():
@@ -224,22 +226,35 @@ def test_bad_inputs():
     assert len(tall.steps) == 85 and all(min(s.box.width, s.box.height) <= 224 for s in tall.steps if s.leaf)
 
 
-def test_counts_usage_and_traces_each_step(tmp_path):
+def test_counts_search_steps_and_traces_each_step_under_the_current_run():
+    """One `search_steps` per visited patch (a cue call is not a tool call), one "vstar.step" chain
+    run per patch, nested under the run the search was called in (a graph node in the agent)."""
+    from langchain_core.runnables import RunnableLambda
+    from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
+
     cue = SyntheticCue(blobs=[Blob(100, 100, 30)])
-    with track_usage() as usage, start_trace(tmp_path, "test"):
-        result = search(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=5))
-    assert usage.search_steps == len(result.steps) == 5 and usage.tool_calls == result.cue_calls == 5
-    runs = [json.loads(line) for line in next(tmp_path.iterdir()).joinpath("runs.jsonl").read_text().splitlines()]
-    steps = [r for r in runs if r["name"] == "vstar.step"]
-    assert len(steps) == 5 and all(r["run_type"] == "tool" for r in steps)
-    assert steps[0]["inputs"]["box"] == [0, 0, 896, 896] and "peak" in steps[0]["outputs"]
+    collector = RunCollectorCallbackHandler()
+
+    def node(_):
+        with counting() as stats:
+            return search(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=5)), stats
+
+    result, stats = RunnableLambda(node).invoke(None, config={"callbacks": [collector]})
+    assert stats.search_steps == len(result.steps) == result.cue_calls == 5
+    assert stats.tool_calls == 0 and stats.vlm_calls == 0
+    [root] = collector.traced_runs
+    steps = [r for r in root.child_runs if r.name == "vstar.step"]
+    assert len(steps) == 5 and all(r.run_type == "chain" for r in steps)
+    assert steps[0].inputs["box"] == [0, 0, 896, 896] and steps[0].inputs["mode"] == "find"
+    assert [r.outputs["children"] for r in steps] == [s.children for s in result.steps]
+    assert "peak" in steps[0].outputs and steps[0].outputs["detections"] == []
+    # outside any run and any counting(): no trace, no error
+    assert len(search(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=2)).steps) == 2
 
 
 def test_focus_takes_the_whole_line_and_repeated_looks_are_skipped():
     """A close look around an unread blob grows over the text next to it (a line read only in part
     is looked at whole); a look inside a box already seen at least as closely is not repeated."""
-    from lookcloser.tools.vstar.search import _focus, _seen_as_close
-
     patch = Box(x1=0, y1=0, x2=200, y2=200)
     evidence = np.zeros((100, 100))  # map cells are 2x2 px
     evidence[20:23, 20:25] = 1  # unread blob: x 40-50, y 40-46 px

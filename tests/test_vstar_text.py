@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from lookcloser.tools.vstar.read_all import match_score, normalise, quoted_text, rank_lines
 from lookcloser.tools.vstar.text_cue import TextCue, detector_input_size
+from lookcloser.tools.vstar.text_match import match_score, normalise, quoted_text, rank_lines
 from lookcloser.types import Box, Detection
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -25,9 +25,9 @@ def test_quoted_text_and_matching():
     assert normalise("Caffè, No. 7!") == "caffeno7"
     assert match_score("EMERGENCY EXIT", "exit") == 1.0
     assert match_score("EX1T", "EXIT") == pytest.approx(0.75)
-    lines = [Detection(box=Box(x1=0, y1=0, x2=10, y2=5), score=0.99, label="OPEN"),
-             Detection(box=Box(x1=0, y1=20, x2=10, y2=25), score=0.9, label="EXIT")]
-    assert [d.label for d, _ in rank_lines(lines, 'the sign saying "exit"')] == ["EXIT", "OPEN"]
+    lines = [Detection(box=Box(x1=0, y1=0, x2=10, y2=5), score=0.99, text="OPEN"),
+             Detection(box=Box(x1=0, y1=20, x2=10, y2=25), score=0.9, text="EXIT")]
+    assert [d.text for d, _ in rank_lines(lines, 'the sign saying "exit"')] == ["EXIT", "OPEN"]
     assert [m for _, m in rank_lines(lines, "the board")] == [None, None]
 
 
@@ -59,8 +59,9 @@ def test_text_cue_reads_synthetic_text_and_counts_calls(cue):
     assert cue.detector_calls == before_det + 1 and cue.recognizer_calls == before_rec + len(out.detections)
     assert out.extra["detector_input"] == [800, 256] and out.extra["scale"] >= 2.0  # small: enlarged 2x, sides rounded up
     assert cue.input_scale(400, 120) == pytest.approx(out.extra["scale"])
-    assert any("HELLO" in (d.label or "") for d in out.detections)
-    line = next(d for d in out.detections if "HELLO" in (d.label or ""))
+    assert any("HELLO" in (d.text or "") for d in out.detections)
+    assert all(d.label is None for d in out.detections)  # the text is in `text`, not `label`
+    line = next(d for d in out.detections if "HELLO" in (d.text or ""))
     assert 30 <= line.box.x1 <= 50 and line.box.x2 > 150 and line.score > 0.8
     blank = cue(Image.new("RGB", (300, 200), "white"), "text")
     assert blank.detections == [] and blank.peak < 0.3
@@ -85,7 +86,6 @@ def test_vstar_reads_small_text_that_whole_image_ocr_misses(cue):
     first = findings[0]
     assert first.status == "found" and normalise(first.text) == "taxi"  # quoted text ranks first
     assert first.box.iou(TAXI_BOX) > 0.5
-    assert first.crop is not None and first.crop.width >= first.box.width
     search = first.search
     assert search["mode"] == "read_all" and search["cue_calls"] <= 12 and search["match"] == 1.0
     assert all(f.search["steps"] == search["steps"] for f in findings)

@@ -42,12 +42,13 @@ class Blob:
 
 @dataclass
 class Thing:
-    """A target: detected with `score` once the patch's longer side is <= visible_side."""
+    """A target: detected with `score` once the patch's longer side is <= visible_side (a text
+    line for FakeTextCue, with its `text`)."""
 
     box: Box
     score: float
     visible_side: float
-    label: str | None = None
+    text: str | None = None
 
 
 @dataclass
@@ -76,14 +77,14 @@ class SyntheticCue:
             b = thing.box
             inside = b.x1 >= x0 and b.y1 >= y0 and b.x2 <= x0 + pw and b.y2 <= y0 + ph
             if inside and max(pw, ph) <= thing.visible_side:
-                detections.append(Detection(box=b.shift(-x0, -y0), score=thing.score, label=thing.label))
+                detections.append(Detection(box=b.shift(-x0, -y0), score=thing.score, label=phrase))
         return CueOutput(heatmap=heat, peak=float(heat.max()), detections=detections)
 
 
 @dataclass
 class FakeTextCue:
     """A read-all cue: the map is 1 inside each text line; a line reads legibly (0.95) once the
-    patch's longer side is <= its legible_side, else it is read badly (0.6, label '?')."""
+    patch's longer side is <= its visible_side, else it is read badly (0.6, text '?')."""
 
     lines: list[Thing]
     calibration: CueCalibration = field(
@@ -105,7 +106,7 @@ class FakeTextCue:
             heat[int(b.y1):int(np.ceil(b.y2)), int(b.x1):int(np.ceil(b.x2))] = 1.0
             whole = b.area >= line.box.area * 0.99
             if whole and max(pw, ph) <= line.visible_side:
-                detections.append(Detection(box=b, score=0.95, label=line.label))
+                detections.append(Detection(box=b, score=0.95, text=line.text))
             elif whole:
-                detections.append(Detection(box=b, score=0.6, label="?"))
+                detections.append(Detection(box=b, score=0.6, text="?"))
         return CueOutput(heatmap=heat, peak=float(heat.max()), detections=detections, extra={"scale": 1.0})

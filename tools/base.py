@@ -1,16 +1,19 @@
 """Protocols for the four tool roles. A tool is any object with the right method and a `name`.
 
-All boxes are pixels of the image the tool was given; the agent maps them to the original image.
+Detectors, segmenters and OCR all answer with `Detection`s (a box and a score, plus a label, the
+text read or a mask). All boxes are pixels of the image the tool was given; the agent maps them to
+the original image.
 """
 
 from __future__ import annotations
 
 from typing import Protocol, Sequence, runtime_checkable
 
-import numpy as np
 from PIL import Image
 
-from lookcloser.types import Box, Detection, Finding, Target, TextLine
+from lookcloser.types import Box, Detection, Finding, Target
+
+__all__ = ["OCR", "PROTOCOLS", "ROLES", "Detector", "Localizer", "Segmenter"]
 
 ROLES = ("localizer", "detector", "segmenter", "ocr")
 
@@ -30,7 +33,8 @@ class Localizer(Protocol):
 
 @runtime_checkable
 class Detector(Protocol):
-    """Open-vocabulary detector: all phrases in one pass (batched, "a . b . c" style)."""
+    """Open-vocabulary detector: all phrases in one pass (batched, "a . b . c" style); one list of
+    detections per phrase, in phrase order."""
 
     name: str
 
@@ -39,20 +43,22 @@ class Detector(Protocol):
 
 @runtime_checkable
 class Segmenter(Protocol):
-    """Turns box prompts into boolean masks the size of the image, one per box."""
+    """Turns box prompts into masks: one Detection per box, in order, with `mask` set (a `Mask` the
+    size of the image), the box (the prompt, or the mask's tighter box) and `score` = the
+    segmenter's mask quality when it gives one (else 1.0)."""
 
     name: str
 
-    def segment(self, image: Image.Image, boxes: Sequence[Box]) -> list[np.ndarray]: ...
+    def segment(self, image: Image.Image, boxes: Sequence[Box]) -> list[Detection]: ...
 
 
 @runtime_checkable
 class OCR(Protocol):
-    """Reads every line of text in an image."""
+    """Reads every line of text in an image: one Detection per line, the text in `text`."""
 
     name: str
 
-    def read(self, image: Image.Image) -> list[TextLine]: ...
+    def read(self, image: Image.Image) -> list[Detection]: ...
 
 
 PROTOCOLS = {"localizer": Localizer, "detector": Detector, "segmenter": Segmenter, "ocr": OCR}

@@ -15,11 +15,14 @@ import numpy as np
 from PIL import Image
 
 from lookcloser.errors import ModelLoadError
-from lookcloser.types import Box, TextLine
+from lookcloser.types import Box, Detection
+
+__all__ = ["RapidOCRTool"]
 
 
 class RapidOCRTool:
-    """Reads all text lines in an image: `read(image) -> list[TextLine]` (boxes in image pixels)."""
+    """Reads all text lines in an image: `read(image) -> list[Detection]`, one per line, with the
+    text in `Detection.text`, the recognizer's confidence as `score`, boxes in image pixels."""
 
     def __init__(self, min_score: float = 0.5, **engine_options: Any) -> None:
         self.name = "rapidocr"
@@ -47,7 +50,7 @@ class RapidOCRTool:
     def describe(self) -> dict[str, Any]:
         return {"tool": self.name, "backend": "rapidocr-onnxruntime", "device": "cpu"}
 
-    def read(self, image: Image.Image) -> list[TextLine]:
+    def read(self, image: Image.Image) -> list[Detection]:
         bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
         engine = self.engine
         with self._lock:  # the engine keeps per-call state in its post-processors
@@ -58,5 +61,5 @@ class RapidOCRTool:
             ys = [p[1] for p in points]
             box = Box(x1=min(xs), y1=min(ys), x2=max(xs), y2=max(ys)).clip(image.width, image.height)
             if float(score) >= self.min_score and str(text).strip():
-                lines.append(TextLine(box=box, text=str(text).strip(), score=float(score)))
+                lines.append(Detection(box=box, score=float(score), text=str(text).strip()))
         return lines

@@ -12,29 +12,26 @@ from typing import Any
 
 from PIL import Image
 
-from lookcloser.images import crop_around
 from lookcloser.types import Finding, Target
+
+__all__ = ["WholeImageLocalizer", "create_whole_image_localizer"]
 
 
 class WholeImageLocalizer:
-    def __init__(self, ocr: Any = None, detector: Any = None, min_score: float = 0.3, crop_factor: float = 1.2):
+    def __init__(self, ocr: Any = None, detector: Any = None, min_score: float = 0.3):
         self.name = "whole_image"
         self.ocr = ocr
         self.detector = detector
         self.min_score = min_score
-        self.crop_factor = crop_factor
 
     def locate(self, image: Image.Image, target: Target) -> list[Finding]:
         if target.kind == "text":
             if self.ocr is None:
                 raise LookupError("whole_image localizer needs an 'ocr' tool for text targets")
-            lines = self.ocr.read(image)
-            found = [
-                Finding(target=target, status="found", box=line.box, score=line.score, text=line.text,
-                        crop=self._crop(image, line.box), tool=f"{self.name}+{self.ocr.name}")
-                for line in lines
-            ]
-            return found or [Finding(target=target, status="not_found", tool=f"{self.name}+{self.ocr.name}")]
+            tool = f"{self.name}+{self.ocr.name}"
+            found = [Finding(target=target, status="found", box=line.box, score=line.score, text=line.text, tool=tool)
+                     for line in self.ocr.read(image)]
+            return found or [Finding(target=target, status="not_found", tool=tool)]
         if self.detector is None:
             raise LookupError(
                 "whole_image localizer needs a 'detector' tool for object targets; none is configured "
@@ -45,11 +42,7 @@ class WholeImageLocalizer:
         if not detections:
             return [Finding(target=target, status="not_found", tool=tool)]
         best = max(detections, key=lambda d: d.score)
-        return [Finding(target=target, status="found", box=best.box, score=best.score,
-                        crop=self._crop(image, best.box), tool=tool)]
-
-    def _crop(self, image: Image.Image, box: Any) -> Image.Image:
-        return crop_around(image, box, self.crop_factor)
+        return [Finding(target=target, status="found", box=best.box, score=best.score, mask=best.mask, tool=tool)]
 
 
 def create_whole_image_localizer(context: Any = None, **options: Any) -> WholeImageLocalizer:

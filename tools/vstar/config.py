@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+__all__ = ["SearchConfig"]
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -49,10 +51,6 @@ class SearchConfig:
 
     # --- priority ---------------------------------------------------------------------------
     level_weight_base: float = 4.0
-
-    # --- crops handed to the VLM -------------------------------------------------------------
-    crop_factor: float = 1.2
-    crop_min_size: float = 32.0
 
     # --- budget -----------------------------------------------------------------------------
     max_steps: int = 200

@@ -1,8 +1,9 @@
 """The V* localizer: the default `localizer` tool, wrapping the search with the right cue model.
 
 Text targets run the read-all search with the `text` cue and return one Finding per line read
-(lines matching quoted text first). Object targets run the find-one search with an object cue
-(`owlv2` by default, or `vlm`, `detector`, or any CueModel instance) and return one Finding.
+(lines matching quoted text first, the text in `Finding.text`). Object targets run the find-one
+search with an object cue (`owlv2` by default, or `vlm`, `detector`, or any CueModel instance)
+and return one Finding. Findings carry boxes, not crops.
 Cue models are built lazily on first use and kept; a cue that cannot be loaded raises
 ModelLoadError with one clear line (the agent turns it into a "failed" finding).
 """
@@ -15,12 +16,13 @@ from typing import Any
 from PIL import Image
 
 from lookcloser.errors import ModelLoadError
-from lookcloser.images import crop_around
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel
-from lookcloser.tools.vstar.read_all import rank_lines
 from lookcloser.tools.vstar.search import SearchResult, search
-from lookcloser.types import Box, Finding, Target
+from lookcloser.tools.vstar.text_match import rank_lines
+from lookcloser.types import Finding, Target
+
+__all__ = ["OBJECT_CUES", "VStarLocalizer", "create_vstar_localizer"]
 
 OBJECT_CUES = ("owlv2", "vlm", "detector")
 
@@ -124,18 +126,17 @@ class VStarLocalizer:
             raise ValueError("the V* localizer needs a non-empty target phrase")
         if target.kind == "text":
             result = search(image, target.name, self.text_cue(), self.config, mode="read_all")
-            return self._text_findings(image, target, result)
+            return self._text_findings(target, result)
         result = search(image, target.name, self.object_cue(), self.config, mode="find",
                         context_cue=self.context_cue())
         summary = result.summary()
         if not result.found or result.best is None:
             return [Finding(target=target, status="not_found", tool=self.name, search=summary,
                             score=float(result.best.score) if result.best else None)]
-        box = result.best.box
-        return [Finding(target=target, status="found", box=box, score=float(result.best.score),
-                        crop=self._crop(image, box), tool=self.name, search=summary)]
+        return [Finding(target=target, status="found", box=result.best.box, score=float(result.best.score),
+                        tool=self.name, search=summary)]
 
-    def _text_findings(self, image: Image.Image, target: Target, result: SearchResult) -> list[Finding]:
+    def _text_findings(self, target: Target, result: SearchResult) -> list[Finding]:
         summary = result.summary()
         if not result.lines:
             return [Finding(target=target, status="not_found", tool=self.name, search=summary)]
@@ -143,12 +144,8 @@ class VStarLocalizer:
         for line, match in rank_lines(result.lines, target.name):
             record = dict(summary, match=round(match, 4) if match is not None else None)
             findings.append(Finding(target=target, status="found", box=line.box, score=float(line.score),
-                                    text=line.label, crop=self._crop(image, line.box), tool=self.name, search=record))
+                                    text=line.text, tool=self.name, search=record))
         return findings
-
-    def _crop(self, image: Image.Image, box: Box) -> Image.Image:
-        """SEAL's crop: centred on the box at crop_factor (1.2x) its size, at least crop_min_size a side."""
-        return crop_around(image, box, self.config.crop_factor, self.config.crop_min_size)
 
 
 def create_vstar_localizer(context: Any = None, **options: Any) -> VStarLocalizer:

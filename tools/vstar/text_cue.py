@@ -32,6 +32,8 @@ from lookcloser.errors import ModelLoadError
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput
 from lookcloser.types import Box, Detection
 
+__all__ = ["TEXT_CALIBRATION", "TextCue", "crop_quad", "detector_input_size"]
+
 #: Text cue calibration. The map is a probability: a "strong" map has a pixel above 0.5 at any
 #: level. A line read at >= 0.9 ends a find-one search; >= 0.5 (RapidOCR's own text_score) is kept.
 TEXT_CALIBRATION = CueCalibration(
@@ -139,7 +141,8 @@ def crop_quad(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
 
 
 class TextCue:
-    """Cue model for text: heatmap = PP-OCRv4 text probability map, detections = lines read.
+    """Cue model for text: heatmap = PP-OCRv4 text probability map, detections = lines read
+    (the text in `Detection.text`).
 
     det_side: longer side of the detector input for a coarse look (px), and the size small
         patches are enlarged to. max_upscale: cap on enlarging small patches.
@@ -237,6 +240,6 @@ class TextCue:
             x1, y1 = quad.min(axis=0)
             x2, y2 = quad.max(axis=0)
             detections.append(Detection(box=Box(x1=float(x1), y1=float(y1), x2=float(x2) + 1, y2=float(y2) + 1)
-                                        .clip(width, height), score=score, label=text.strip() or None))
+                                        .clip(width, height), score=score, text=text.strip() or None))
         extra: dict[str, Any] = {"scale": scale, "detector_input": [in_w, in_h], "boxes": len(boxes)}
         return CueOutput(heatmap=prob, peak=float(prob.max()) if prob.size else 0.0, detections=detections, extra=extra)

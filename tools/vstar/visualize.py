@@ -16,6 +16,8 @@ from PIL import Image, ImageDraw, ImageFont
 from lookcloser.tools.vstar.search import SearchResult
 from lookcloser.types import Finding
 
+__all__ = ["draw_search"]
+
 MAX_SIDE = 1600
 
 
@@ -31,7 +33,7 @@ def _record(source: Any) -> tuple[dict[str, Any], np.ndarray | None, list[dict[s
     if isinstance(source, SearchResult):
         summary = source.summary()
         heat = source.steps[0].heatmap if source.steps else None
-        finals = [{"box": d.box.to_list(), "label": d.label, "score": d.score}
+        finals = [{"box": d.box.to_list(), "label": d.text or d.label, "score": d.score}
                   for d in (source.lines if source.mode == "read_all" else ([source.best] if source.found else []))]
         return summary, heat, finals
     findings = [source] if isinstance(source, Finding) else list(source)

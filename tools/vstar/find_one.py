@@ -1,0 +1,70 @@
+"""Find-one strategy of the V* search (objects): stop at the first confident detection.
+
+A detection >= calibration.stop_confidence ends the search ("confident"). Otherwise every
+non-leaf patch is split by the official rule; a patch whose heatmap is too weak to trust
+(peak <= calibration.strong_peak(level)) is ranked by the contextual cue's prior instead, when
+there is one (SEAL's fallback on the VLM's world knowledge). When the queue runs dry the best
+detection seen is accepted if >= calibration.accept_confidence ("best_seen"), else not found.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lookcloser.tools.vstar.config import SearchConfig
+from lookcloser.tools.vstar.cue import CueModel, CueOutput
+from lookcloser.tools.vstar.search import (ContextCue, Expansion, Look, Node, Outcome, StopReason, check_heatmap,
+                                           split_patch)
+from lookcloser.types import Detection
+
+__all__ = ["FindOne"]
+
+
+class FindOne:
+    """The find-one policy: keeps the best detection seen and the contextual-cue calls made."""
+
+    mode = "find"
+
+    def __init__(self, phrase: str, cue: CueModel, config: SearchConfig, context_cue: ContextCue | None) -> None:
+        self.phrase = phrase
+        self.calibration = cue.calibration
+        self.config = config
+        self.context_cue = context_cue
+        self.best: Detection | None = None
+        self.context_calls = 0
+        self.stop_reason: StopReason | None = None
+
+    def skip(self, node: Node) -> bool:
+        return False
+
+    def visit(self, look: Look) -> Expansion | None:
+        for det in look.step.detections:
+            if self.best is None or det.score > self.best.score:
+                self.best = det
+        if self.best is not None and self.best.score >= self.calibration.stop_confidence:
+            self.stop_reason = "confident"
+            return None
+        if look.step.leaf:
+            return None
+        guide = look.heatmap if look.step.strong else self._context_guide(look)
+        return Expansion(guide, [(child, child, 1) for child in split_patch(look.node.core, self.config)])
+
+    def _context_guide(self, look: Look) -> np.ndarray:
+        """The contextual cue's prior for a weak patch (the step records whether it was used)."""
+        if self.context_cue is None:
+            look.run.add_event("context cue skipped", reason="no context cue (no VLM)")
+            return look.heatmap
+        self.context_calls += 1
+        prior = self.context_cue(look.patch, self.phrase)
+        if prior is None:
+            look.step.context = "no_prior"
+            return look.heatmap
+        guide = check_heatmap(CueOutput(heatmap=prior, peak=0.0), "context cue")
+        look.step.context = "used"
+        return guide
+
+    def finish(self, stop_reason: StopReason) -> Outcome:
+        found = self.best is not None and self.best.score >= self.calibration.accept_confidence
+        if found and stop_reason == "exhausted":
+            stop_reason = "best_seen"
+        return Outcome(found=found, best=self.best, stop_reason=stop_reason, context_calls=self.context_calls)
