@@ -35,7 +35,7 @@ TILE, OVERLAP = 1024, 0.25
 
 
 def is_read(expected: str, texts: list[str]) -> bool:
-    from lookcloser.tools.vstar.read_all import edit_distance, normalise
+    from lookcloser.tools.vstar.text_match import edit_distance, normalise
 
     target = normalise(expected)
     limit = max(1, len(target) // 10)

@@ -26,7 +26,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def tiny_owlv2_dir(tmp_path_factory):
     from tiny_owlv2 import build_tiny_owlv2
 
-    return build_tiny_owlv2(tmp_path_factory.mktemp("owlv2"))
+    # seed 2: on the test photo its random weights detect nothing at the root and give a weak map, so the
+    # search must zoom and ask the contextual cue (other seeds happen to "detect" a car at once)
+    return build_tiny_owlv2(tmp_path_factory.mktemp("owlv2"), seed=2)
 
 
 def scripted(show_reply: str, final: str):

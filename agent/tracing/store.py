@@ -141,13 +141,14 @@ def _segment_of(record: dict[str, Any], segment: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def validate_trace(runs: Iterable[dict[str, Any]], *, complete: bool = True) -> None:
+def validate_trace(runs: Iterable[dict[str, Any]] | str | os.PathLike, *, complete: bool = True) -> None:
     """Raise TraceError naming the first offending run; return None when the trace is consistent.
+    `runs`: the records, or a trace directory to load them from.
 
     `complete=False` checks each record and the links between the runs present, without asking
     for the root or every parent (for a trace cut short by a crash).
     """
-    runs = list(runs)
+    runs = load_trace(runs) if isinstance(runs, (str, os.PathLike)) else list(runs)
     if not runs:
         raise TraceError("trace has no runs")
     by_id: dict[str, dict[str, Any]] = {}
