@@ -9,6 +9,7 @@ and the local trace of those runs, read back as one tree.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +95,16 @@ def test_text_target_with_the_real_text_cue(tmp_path):
     validate_trace(answer.trace_dir)
     image_files = list((Path(answer.trace_dir) / "images").iterdir())
     assert any(p.suffix == ".jpg" for p in image_files)  # the 3.4-Mpx input, once, as JPEG
+
+    # the HTML report of this very trace, rendered by a real browser
+    from test_tracing_report import CHROMIUM, _chromium
+    from lookcloser.tracing.report import write_report
+
+    if CHROMIUM is None:
+        pytest.skip("Debian package 'chromium' is not installed: report not rendered")
+    report = write_report(answer.trace_dir, tmp_path / "report.html")
+    dom = _chromium(["--dump-dom", report.resolve().as_uri()], tmp_path / "profile")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert re.search(r'<div id="final-answer">\s*WWW\.TVR\.BY\s*</div>', dom.stdout)
+    assert dom.stdout.count('class="search-step"') == answer.stats.search_steps
+    assert dom.stdout.count('class="finding-box"') == len([f for f in answer.findings if f.box is not None])
