@@ -30,7 +30,8 @@ class RuleBasedVLM:
         if "Additional visual information" not in prompt:  # SHOW
             reply = {"answer": None, "missing": [{"name": "the web address on the machine", "kind": "text"}]}
             return VLMReply(text=json.dumps(reply))
-        read = re.findall(r'text read from the image near "[^"]*" at \[[^\]]*\][^:]*: "([^"]*)"', prompt)
+        # the working memory lists each line read as: [x1, y1, x2, y2] (image N) "TEXT"
+        read = re.findall(r'^\[[^\]]*\](?: \(image \d+\))? "([^"]*)"$', prompt, flags=re.MULTILINE)
         web = [t for t in read if "www" in t.lower() or ".by" in t.lower() or ".com" in t.lower()]
         return VLMReply(text=web[0] if web else "I could not read a web address.")
 
