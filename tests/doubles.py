@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 from PIL import Image
 
-from lookcloser.types import Box, Detection, Finding, Target
+from lookcloser.types import Box, Detection, Finding, Mask, Target
 from lookcloser.vlm.base import ChatMessage, VLMReply
 
 
@@ -94,3 +94,24 @@ class StaticOCR:
 
     def read(self, image: Image.Image) -> list[Detection]:
         return list(self.lines)
+
+
+class BoxMaskSegmenter:
+    """A segmenter double (Segmenter protocol): each box comes back with a mask filling it."""
+
+    name = "boxfill"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def segment(self, image: Image.Image, boxes: Sequence[Box]) -> list[Detection]:
+        import numpy as np
+
+        self.calls += 1
+        results = []
+        for box in boxes:
+            mask = np.zeros((image.height, image.width), bool)
+            x1, y1, x2, y2 = (int(v) for v in box.to_list())
+            mask[y1:y2, x1:x2] = True
+            results.append(Detection(box=box, score=1.0, mask=Mask.from_array(mask)))
+        return results

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from doubles import ExplodingLocalizer, FixedLocalizer, ScriptedScoringVLM, ScriptedVLM, StaticOCR
+from doubles import BoxMaskSegmenter, ExplodingLocalizer, FixedLocalizer, ScriptedScoringVLM, ScriptedVLM, StaticOCR
 from lookcloser import Agent, AgentConfig, Box, Detection
 
 
@@ -162,25 +162,6 @@ def test_compiled_graph_is_a_module_attribute():
     from lookcloser.graphs import graph
 
     assert set(graph.get_graph().nodes) >= {"show", "search", "tell"}
-
-
-class BoxMaskSegmenter:
-    """A segmenter double: fills each box."""
-
-    name = "boxfill"
-
-    def __init__(self):
-        self.calls = 0
-
-    def segment(self, image, boxes):
-        self.calls += 1
-        masks = []
-        for box in boxes:
-            mask = np.zeros((image.height, image.width), bool)
-            x1, y1, x2, y2 = (int(v) for v in box.to_list())
-            mask[y1:y2, x1:x2] = True
-            masks.append(mask)
-        return masks
 
 
 def test_found_boxes_are_refined_into_masks_by_the_segmenter(image, tmp_path):

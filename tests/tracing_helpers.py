@@ -17,11 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zstandard
 from PIL import Image, ImageDraw
 
-from doubles import ScriptedVLM
+from doubles import BoxMaskSegmenter, ScriptedVLM
 from lookcloser import Agent, Answer
 from lookcloser.tracing.runs import trace_run
 from lookcloser.types import Box, Finding, Target
@@ -176,21 +175,6 @@ class SteppingLocalizer:
         if goal is None:
             return [Finding(target=target, status="not_found", tool=self.name, search=record)]
         return [Finding(target=target, status="found", box=Box.from_list(goal), score=0.9, tool=self.name, search=record)]
-
-
-class BoxMaskSegmenter:
-    """A segmenter double: a full-image mask filling each box."""
-
-    name = "boxfill"
-
-    def segment(self, image: Image.Image, boxes: list[Box]) -> list[np.ndarray]:
-        masks = []
-        for box in boxes:
-            mask = np.zeros((image.height, image.width), bool)
-            x1, y1, x2, y2 = (int(v) for v in box.to_list())
-            mask[y1:y2, x1:x2] = True
-            masks.append(mask)
-        return masks
 
 
 def agent_trace(root: Path, *, tools: dict[str, Any] | None = None, vlm: Any = None,
