@@ -15,9 +15,11 @@ from __future__ import annotations
 import functools
 import io
 import json
+import logging
 import os
 import tempfile
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ from langchain_core.tracers.schemas import Run
 from lookcloser.imagestore import IMAGE_REF_PREFIX, store
 
 __all__ = ["IMAGES_DIR", "META_FILE", "RUNS_FILE", "TRACE_FORMAT", "JsonlTracer", "write_atomic"]
+
+logger = logging.getLogger("lookcloser.tracing")
 
 RUNS_FILE = "runs.jsonl"
 META_FILE = "meta.json"
@@ -64,6 +68,8 @@ class JsonlTracer(BaseTracer):
         self.root = Path(root)
         self._lock = threading.Lock()
         self._saved: dict[str, set[str]] = {}  # trace id -> image keys written
+        self._pending: dict[str, list[Future]] = {}  # trace id -> image writes not yet waited for
+        self._writer: ThreadPoolExecutor | None = None
         self._counts: dict[str, int] = {}
         self.trace_ids: list[str] = []
 
@@ -106,6 +112,8 @@ class JsonlTracer(BaseTracer):
         record = self._record(run)
         data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         path = self.trace_dir(trace_id) / RUNS_FILE
+        if run.parent_run_id is None:
+            self._finish_images(trace_id)  # images first: a finished trace's log names only written files
         with self._lock:
             self._counts[trace_id] += 1
             descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -121,6 +129,9 @@ class JsonlTracer(BaseTracer):
             self._write_meta(run, "error" if run.error else "success")
             with self._lock:
                 self._saved.pop(trace_id, None)
+                if not self._pending and self._writer is not None:  # no trace open: let the worker thread go
+                    self._writer.shutdown(wait=False)
+                    self._writer = None
 
     # ------------------------------------------------------------------ records
     def _record(self, run: Run) -> dict[str, Any]:
@@ -189,13 +200,22 @@ class JsonlTracer(BaseTracer):
             if key in saved:
                 return relative
             saved.add(key)
-        buffer = io.BytesIO()
-        if suffix == "png":
-            image.save(buffer, format="PNG", compress_level=1)  # fast: crops of noisy photos compress poorly anyway
-        else:
-            image.convert("RGB").save(buffer, format="JPEG", quality=90)
-        write_atomic(self.trace_dir(trace_id) / relative, buffer.getvalue())
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookcloser-trace-images")
+            # encoding a 12-Mpx photo takes ~50 ms: do it beside the run (VLM calls take far longer)
+            future = self._writer.submit(_write_image, image, self.trace_dir(trace_id) / relative, suffix)
+            self._pending.setdefault(trace_id, []).append(future)
         return relative
+
+    def _finish_images(self, trace_id: str) -> None:
+        """Wait for this trace's image files; a failed write is logged, never raised into the run."""
+        with self._lock:
+            pending = self._pending.pop(trace_id, [])
+        for future in pending:
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 - a trace image must never break the answer
+                logger.warning("lookcloser trace %s: an image could not be written: %s", trace_id, exc)
 
     def _write_meta(self, run: Run, status: str) -> None:
         trace_id = str(run.trace_id)
@@ -206,6 +226,15 @@ class JsonlTracer(BaseTracer):
             "runs": self._counts.get(trace_id, 0), "lookcloser_version": _package_version(),
         }
         write_atomic(self.trace_dir(trace_id) / META_FILE, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+
+
+def _write_image(image: Any, path: Path, suffix: str) -> None:
+    buffer = io.BytesIO()
+    if suffix == "png":
+        image.save(buffer, format="PNG", compress_level=1)  # fast: crops of noisy photos compress poorly anyway
+    else:
+        image.convert("RGB").save(buffer, format="JPEG", quality=90)
+    write_atomic(path, buffer.getvalue())
 
 
 @functools.lru_cache(maxsize=1)
