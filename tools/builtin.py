@@ -25,10 +25,25 @@ def _vstar(context: Any = None, **options: Any):
     return create_vstar_localizer(context=context, **options)
 
 
+def _grounding_dino(**options: Any):
+    from lookcloser.tools.grounding_dino import GroundingDinoDetector
+
+    return GroundingDinoDetector(**options)
+
+
+def _sam2(**options: Any):
+    from lookcloser.tools.sam2 import Sam2Segmenter
+
+    return Sam2Segmenter(**options)
+
+
 def register_builtins() -> None:
     registry.register("ocr", "rapidocr", _rapidocr, replace=True)
     registry.register("localizer", "whole_image", _whole_image, replace=True)
     registry.register("localizer", "vstar", _vstar, replace=True)
+    registry.register("detector", "grounding_dino", _grounding_dino, replace=True)
+    registry.register("localizer", "grounding_dino", _grounding_dino, replace=True)
+    registry.register("segmenter", "sam2", _sam2, replace=True)
 
 
 register_builtins()
