@@ -1,0 +1,85 @@
+"""Grounded-SAM through the real graph: `grounding_dino` finds the boxes, `sam2` turns them into masks.
+
+Both are tiny random-weight models loaded from local directories through the real transformers
+path; the VLM is scripted. Checks: every found object finding carries SAM 2's mask for its box,
+the masks equal a direct segmenter call on the same boxes, and the segmenter is called once per
+search with all of that search's found boxes (never once per box).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from doubles import ScriptedVLM  # noqa: E402
+from lookcloser import Agent  # noqa: E402
+from lookcloser.tools.grounding_dino import GroundingDinoDetector  # noqa: E402
+from lookcloser.tools.sam2 import Sam2Segmenter  # noqa: E402
+from tiny_grounding_dino import build_tiny_grounding_dino  # noqa: E402
+from tiny_sam2 import build_tiny_sam2  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grounded_sam")
+    return build_tiny_grounding_dino(root), build_tiny_sam2(root)
+
+
+def _agent(targets: list[str], gdino, sam, **detector_options) -> tuple[Agent, ScriptedVLM]:
+    show = json.dumps({"answer": None, "missing": [{"name": t, "kind": "object"} for t in targets]})
+    vlm = ScriptedVLM(lambda text, images: "done" if "Additional visual information" in text else show)
+    agent = Agent(
+        vlm=vlm, tools={"localizer": "grounding_dino", "segmenter": "sam2"},
+        tool_options={"localizer": {"model": str(gdino), "device": "cpu", **detector_options},
+                      "segmenter": {"model": str(sam), "device": "cpu"}},
+    )
+    return agent, vlm
+
+
+def test_found_boxes_get_sam2_masks_in_one_call_per_search(model_dirs, monkeypatch):
+    gdino, sam = model_dirs
+    calls: list[int] = []
+    original = Sam2Segmenter.segment
+
+    def spy(self, image, boxes, *args, **kwargs):
+        calls.append(len(boxes))
+        return original(self, image, boxes, *args, **kwargs)
+
+    monkeypatch.setattr(Sam2Segmenter, "segment", spy)
+    photo = Image.fromarray((np.random.RandomState(5).rand(240, 320, 3) * 255).astype("uint8"))
+    agent, vlm = _agent(["dog", "red car"], gdino, sam, box_threshold=0.3)
+    answer = agent.run(photo, "What is on the table?")
+
+    assert answer.text == "done"
+    assert [f.target.name for f in answer.findings] == ["dog", "red car"]
+    found = [f for f in answer.findings if f.status == "found"]
+    assert len(found) == 2
+    for finding in found:
+        assert finding.tool == "grounding_dino"
+        assert finding.mask is not None and (finding.mask.height, finding.mask.width) == (240, 320)
+    # one segmenter call per search, with every box that search found (one box per target here)
+    assert calls == [1, 1]
+    # the masks are SAM 2's for those boxes: the same as one direct call with all the boxes
+    direct = Sam2Segmenter(model=sam, device="cpu").segment(photo, [f.box for f in found])
+    for finding, det in zip(found, direct):
+        np.testing.assert_array_equal(finding.mask.to_array(), det.mask.to_array())
+    # the boxes are GroundingDINO's best box per target (the graph searches each target on its own)
+    detector = GroundingDinoDetector(model=gdino, device="cpu", box_threshold=0.3)
+    assert [f.box for f in found] == [detector.detect(photo, [f.target.name])[0][0].box for f in found]
+
+
+def test_not_found_targets_are_not_segmented(model_dirs, monkeypatch):
+    gdino, sam = model_dirs
+    calls: list[int] = []
+    monkeypatch.setattr(Sam2Segmenter, "segment", lambda self, image, boxes, *a, **k: calls.append(len(boxes)) or [])
+    photo = Image.fromarray((np.random.RandomState(6).rand(120, 160, 3) * 255).astype("uint8"))
+    agent, _vlm = _agent(["dog"], gdino, sam, box_threshold=1.0)
+    answer = agent.run(photo, "Is there a dog?")
+    [finding] = answer.findings
+    assert finding.status == "not_found" and finding.mask is None and calls == []
