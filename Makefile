@@ -16,11 +16,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-# Headless Chromium renders the HTML trace report in its test (Debian package; needs root).
+# Headless Chromium renders the HTML trace report in its test; Tesseract is the `tesseract` OCR
+# expert (Debian packages; installed when root, else their tests are skipped with the reason).
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: chromium not installed (apt-get install chromium); its report test will be skipped"; fi; }
+	@command -v tesseract >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq tesseract-ocr >/dev/null; \
+	  else echo "note: tesseract not installed (apt-get install tesseract-ocr); its tests will be skipped"; fi; }
 
 demo: install
 	$(PY) examples/demo.py

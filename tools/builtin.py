@@ -13,6 +13,18 @@ def _rapidocr(**options: Any):
     return RapidOCRTool(**options)
 
 
+def _tesseract(**options: Any):
+    from lookcloser.tools.tesseract import TesseractOCR
+
+    return TesseractOCR(**options)
+
+
+def _paddleocr(**options: Any):
+    from lookcloser.tools.paddleocr import PaddleOCRTool
+
+    return PaddleOCRTool(**options)
+
+
 def _whole_image(context: Any = None, **options: Any):
     from lookcloser.tools.whole_image import create_whole_image_localizer
 
@@ -39,6 +51,8 @@ def _sam2(**options: Any):
 
 def register_builtins() -> None:
     registry.register("ocr", "rapidocr", _rapidocr, replace=True)
+    registry.register("ocr", "tesseract", _tesseract, replace=True)
+    registry.register("ocr", "paddleocr", _paddleocr, replace=True)
     registry.register("localizer", "whole_image", _whole_image, replace=True)
     registry.register("localizer", "vstar", _vstar, replace=True)
     registry.register("detector", "grounding_dino", _grounding_dino, replace=True)
