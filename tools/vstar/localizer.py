@@ -1,7 +1,12 @@
 """The V* localizer: the default `localizer` tool, wrapping the search with the right cue model.
 
 Text targets run the read-all search with the `text` cue and return one Finding per line read
-(lines matching quoted text first, the text in `Finding.text`). Object targets run the find-one
+(lines matching quoted text first, the text in `Finding.text`). The search finds where text is;
+the configured `ocr` reader reads it: the default `rapidocr` runs the same PP-OCRv4 models the cue
+already ran, so the cue's reads are kept (nothing read twice; tool "vstar"); any other reader
+(tesseract, paddleocr, an instance) reads each found line region again, cropped with a margin and
+enlarged, and its text replaces the cue's (tool "vstar+READER"). `Finding.search["reader"]` records
+which route was taken. Object targets run the find-one
 search with an object cue (`owlv2` by default, or `vlm`, `detector`, or any CueModel instance)
 and return one Finding. Findings carry boxes, not crops.
 Cue models are built lazily on first use and kept; a cue that cannot be loaded raises
@@ -20,7 +25,7 @@ from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel
 from lookcloser.tools.vstar.search import SearchResult, search
 from lookcloser.tools.vstar.text_match import rank_lines
-from lookcloser.types import Finding, Target
+from lookcloser.types import Box, Detection, Finding, Target
 
 __all__ = ["OBJECT_CUES", "VStarLocalizer", "create_vstar_localizer"]
 
@@ -34,13 +39,21 @@ class VStarLocalizer:
     text_cue: None (build the PP-OCR `text` cue on first text target) or a CueModel instance.
     vlm: the shared VLM; used by the `vlm` cue and for the contextual cue (when use_context).
     detector: a Detector for the `detector` cue (or a zero-argument callable returning one).
+    ocr: the reader of text targets: None (the text cue's own reads), an OCR instance, or a
+        zero-argument callable returning one (resolved on the first text target). A default
+        RapidOCR reader (`RapidOCRTool` with no engine options) shares the cue's reads.
+    read_margin: margin around a found line, as a fraction of its height (horizontal; half of it
+        vertical), when another reader reads it. read_line_px: the crop is enlarged so the line is
+        this tall for that reader (at most `read_max_upscale` times).
     """
 
     name = "vstar"
 
     def __init__(self, *, cue: str | CueModel = "owlv2", text_cue: CueModel | None = None, vlm: Any = None,
                  detector: Any = None, config: SearchConfig | None = None, use_context: bool = True,
-                 model: str | None = None, device: str = "auto", text_options: dict[str, Any] | None = None) -> None:
+                 model: str | None = None, device: str = "auto", text_options: dict[str, Any] | None = None,
+                 ocr: Any = None, read_margin: float = 0.5, read_line_px: float = 48.0,
+                 read_max_upscale: float = 4.0) -> None:
         if isinstance(cue, str) and cue not in OBJECT_CUES:
             raise ValueError(f"unknown V* object cue '{cue}'; choose one of {', '.join(OBJECT_CUES)} or pass a CueModel")
         self.cue_spec = cue
@@ -54,6 +67,15 @@ class VStarLocalizer:
         self._object_cue: CueModel | None = None if isinstance(cue, str) else cue
         self._text_cue = text_cue
         self._context_cue: Any = None
+        if isinstance(ocr, str):
+            raise ValueError(f"the V* localizer's `ocr` option takes a reader instance; name a registered reader "
+                             f"with tools={{'ocr': {ocr!r}}} (CLI: --tool ocr={ocr})")
+        self.ocr = ocr
+        self.read_margin = float(read_margin)
+        self.read_line_px = float(read_line_px)
+        self.read_max_upscale = max(1.0, float(read_max_upscale))
+        self._reader: Any = None
+        self._reader_resolved = False
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ cues
@@ -103,6 +125,21 @@ class VStarLocalizer:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f"could not load the V* '{name}' cue model: {type(exc).__name__}: {reason}") from exc
 
+    def reader(self) -> Any:
+        """The OCR that reads text targets' lines, or None when the cue's own reads are used
+        (no reader configured, or the default RapidOCR, which runs the cue's own models)."""
+        with self._lock:
+            if not self._reader_resolved:
+                reader = self.ocr
+                if callable(reader) and not hasattr(reader, "read"):
+                    try:
+                        reader = reader()
+                    except LookupError:  # no `ocr` role configured: the cue reads
+                        reader = None
+                self._reader = reader
+                self._reader_resolved = True
+            return self._reader
+
     def context_cue(self) -> Any:
         """The contextual cue (ask the VLM where the target likely is), or None without a VLM."""
         if self.vlm is None or not self.use_context:
@@ -125,8 +162,11 @@ class VStarLocalizer:
         if not target.name.strip():
             raise ValueError("the V* localizer needs a non-empty target phrase")
         if target.kind == "text":
+            reader = self.reader()
             result = search(image, target.name, self.text_cue(), self.config, mode="read_all")
-            return self._text_findings(target, result)
+            if reader is None or shares_cue(reader):
+                return self._text_findings(target, result, reader)
+            return self._read_findings(image, target, result, reader)
         result = search(image, target.name, self.object_cue(), self.config, mode="find",
                         context_cue=self.context_cue())
         summary = result.summary()
@@ -136,20 +176,98 @@ class VStarLocalizer:
         return [Finding(target=target, status="found", box=result.best.box, score=float(result.best.score),
                         tool=self.name, search=summary)]
 
-    def _text_findings(self, target: Target, result: SearchResult) -> list[Finding]:
-        summary = result.summary()
-        if not result.lines:
+    def _text_findings(self, target: Target, result: SearchResult, reader: Any = None) -> list[Finding]:
+        """The cue's reads kept (no reader, or the default RapidOCR sharing the cue's models)."""
+        summary = dict(result.summary(), reader={"name": getattr(reader, "name", None) or "text cue",
+                                                  "route": "shared with the text cue" if reader is not None
+                                                  else "text cue (no ocr configured)"})
+        lines = result.lines
+        if reader is not None:
+            min_score = float(getattr(_inner(reader), "min_score", 0.0) or 0.0)
+            lines = [line for line in lines if line.score >= min_score]
+        if not lines:
             return [Finding(target=target, status="not_found", tool=self.name, search=summary)]
         findings = []
-        for line, match in rank_lines(result.lines, target.name):
+        for line, match in rank_lines(lines, target.name):
             record = dict(summary, match=round(match, 4) if match is not None else None)
             findings.append(Finding(target=target, status="found", box=line.box, score=float(line.score),
                                     text=line.text, tool=self.name, search=record))
         return findings
 
+    def _read_findings(self, image: Image.Image, target: Target, result: SearchResult, reader: Any) -> list[Finding]:
+        """Another reader reads each line region the search found; its text replaces the cue's."""
+        tool = f"{self.name}+{reader.name}"
+        read: list[tuple[Detection, Detection]] = []  # (the reader's line in original pixels, the cue's line)
+        for line in result.lines:
+            text_read = self.read_region(image, line.box, reader)
+            if text_read is not None:
+                read.append((text_read, line))
+        route = {"name": reader.name, "route": "reads each line region the search found",
+                 "regions": len(result.lines), "regions_read": len(read)}
+        summary = dict(result.summary(), reader=route)
+        if not read:
+            return [Finding(target=target, status="not_found", tool=tool, search=summary)]
+        cue_text = {id(mine): cue for mine, cue in read}
+        findings = []
+        for line, match in rank_lines([mine for mine, _ in read], target.name):
+            cue = cue_text[id(line)]
+            record = dict(summary, match=round(match, 4) if match is not None else None,
+                          cue_text=cue.text, cue_score=round(float(cue.score), 4))
+            findings.append(Finding(target=target, status="found", box=line.box, score=float(line.score),
+                                    text=line.text, tool=tool, search=record))
+        return findings
+
+    def read_region(self, image: Image.Image, box: Box, reader: Any) -> Detection | None:
+        """Read one found line with `reader`: crop the box with a margin, enlarge it so the line is
+        about `read_line_px` tall, read, keep the reader's lines that lie on the found line (centre
+        inside the box, vertically), joined in reading order. The box is the found one; the score
+        the reader's mean confidence. None when the reader reads nothing there."""
+        height = max(box.height, 1.0)
+        mx, my = self.read_margin * height, self.read_margin * height / 2
+        left, top = max(0, int(box.x1 - mx)), max(0, int(box.y1 - my))
+        right, bottom = min(image.width, int(box.x2 + mx + 1)), min(image.height, int(box.y2 + my + 1))
+        if right <= left or bottom <= top:
+            return None
+        region = image.crop((left, top, right, bottom))
+        scale = min(self.read_max_upscale, max(1.0, self.read_line_px / height))
+        if scale > 1.0:
+            region = region.resize((max(1, round(region.width * scale)), max(1, round(region.height * scale))),
+                                   Image.Resampling.BICUBIC)
+        lines = []
+        for det in reader.read(region):
+            if not (det.text or "").strip():
+                continue
+            cy = top + (det.box.y1 + det.box.y2) / 2 / scale
+            cx = left + (det.box.x1 + det.box.x2) / 2 / scale
+            if box.y1 - my / 2 <= cy <= box.y2 + my / 2 and box.x1 - mx <= cx <= box.x2 + mx:
+                lines.append(det)
+        if not lines:
+            return None
+        lines.sort(key=lambda d: d.box.x1)
+        score = sum(d.score for d in lines) / len(lines)
+        return Detection(box=box, score=float(score), text=" ".join(d.text.strip() for d in lines))
+
+
+def _inner(tool: Any) -> Any:
+    """The tool inside the agent's tracing wrapper (TracedTool keeps it as `inner`)."""
+    while hasattr(tool, "inner") and tool.inner is not tool:
+        tool = tool.inner
+    return tool
+
+
+def shares_cue(reader: Any) -> bool:
+    """True for the default reader: a RapidOCRTool with its bundled models (no engine options),
+    which are the PP-OCRv4 models the text cue already ran on every patch."""
+    from lookcloser.tools.rapidocr import RapidOCRTool
+
+    inner = _inner(reader)
+    return isinstance(inner, RapidOCRTool) and not inner._engine_options
+
 
 def create_vstar_localizer(context: Any = None, **options: Any) -> VStarLocalizer:
     """Registry factory. Options: cue ("owlv2" | "vlm" | "detector"), model, device, use_context,
+    ocr (reader instance; by default the agent's configured `ocr` tool), read_margin, read_line_px,
+    read_max_upscale,
     text_options (dict for TextCue: det_side, max_upscale, min_box_px, native_max_pixels, threads), and any
     SearchConfig field (e.g. max_steps=50)."""
     config_fields = set(SearchConfig.__dataclass_fields__)
@@ -162,7 +280,10 @@ def create_vstar_localizer(context: Any = None, **options: Any) -> VStarLocalize
     if context is not None and options.get("cue") == "detector" and "detector" not in options:
         detector = lambda: context.tool("detector")  # noqa: E731 - resolved on first object search
     options.setdefault("detector", detector)
-    known = {"cue", "text_cue", "detector", "use_context", "model", "device", "text_options"}
+    if context is not None and "ocr" not in options:
+        options["ocr"] = lambda: context.tool("ocr")  # the configured reader, resolved on the first text target
+    known = {"cue", "text_cue", "detector", "use_context", "model", "device", "text_options", "ocr",
+             "read_margin", "read_line_px", "read_max_upscale"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"unknown V* localizer option(s) {unknown}; known: {sorted(known | config_fields)}")
