@@ -1,6 +1,16 @@
-"""Agent-level settings. Search-algorithm constants live in lookcloser.tools.vstar.config."""
+"""Agent-level settings. Search-algorithm constants live in lookcloser.tools.vstar.config.
+
+Also the question's time limit: `time_limit(seconds)` sets a deadline for the code below it (a
+context variable, so LangGraph's node threads and the search worker see it); `time_left()` is what
+remains. VLM backends shorten their per-call timeout to it; the search node its max_search_seconds.
+"""
 
 from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +25,12 @@ class AgentConfig(BaseModel):
         120.0, gt=0, description="Per target. A search past it becomes a 'failed' finding (timed out)."
     )
     max_new_tokens: int = Field(256, ge=1, description="Per VLM call.")
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds for the whole question (VLM calls and search); None: no limit. When it "
+                                "runs out the run raises TimeLimitError naming what was waiting. A served graph "
+                                "(no Agent around it) applies it to each node: each VLM call and each search.")
+    max_reply_chars: int = Field(
+        4000, ge=1, description="Longest VLM reply used; a longer one is cut, marked with '…[cut]'.")
     max_crops: int = Field(8, ge=0, description="Crops shown to the VLM in TELL, most confident first.")
     max_pixels: int | None = Field(DEFAULT_MAX_PIXELS, description="Decompression-bomb guard for input images.")
     segment_found: bool = Field(True, description="Refine found object boxes into masks when a segmenter is set.")
@@ -26,3 +42,43 @@ class AgentConfig(BaseModel):
     image_dir: str | None = Field(
         None, description="Graph input may name image FILES only inside this directory (a served graph must not "
                           "read arbitrary server files); None: file paths are refused, send a data URL or base64.")
+
+
+#: (deadline on time.monotonic(), the limit in seconds) of the running question, or None.
+_DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("lookcloser_deadline", default=None)
+
+CUT_MARK = "…[cut]"
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Bound the code below to `seconds` (None: no limit). An outer, earlier deadline is kept."""
+    if seconds is None:
+        yield
+        return
+    deadline = (time.monotonic() + float(seconds), float(seconds))
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(deadline if outer is None or deadline[0] < outer[0] else outer)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def time_left() -> float | None:
+    """Seconds left before the question's deadline (may be <= 0), or None without a limit."""
+    deadline = _DEADLINE.get()
+    return None if deadline is None else deadline[0] - time.monotonic()
+
+
+def time_limit_seconds() -> float | None:
+    """The running question's limit in seconds (for messages), or None."""
+    deadline = _DEADLINE.get()
+    return None if deadline is None else deadline[1]
+
+
+def cap_text(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, the cut marked with CUT_MARK."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(CUT_MARK))] + CUT_MARK

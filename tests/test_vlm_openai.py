@@ -130,3 +130,43 @@ def test_images_outside_user_messages_are_rejected(stub):
     with pytest.raises(ValueError, match="assistant"):
         vlm.generate([ChatMessage("assistant", [Image.new("RGB", (4, 4))])])
     assert stub.requests == []
+
+
+def test_long_replies_are_cut_and_marked(stub):
+    stub.reply = completion("x" * 10_000)
+    reply = OpenAIVLM("m", base_url=stub.url, max_retries=0, max_reply_chars=100).generate([ChatMessage("user", ["hi"])])
+    assert len(reply.text) == 100 and reply.text.endswith("…[cut]")
+
+
+def test_settings_are_checked_and_described():
+    for bad in ({"timeout": 0}, {"max_retries": -1}, {"max_reply_chars": 0}):
+        with pytest.raises(ValueError):
+            OpenAIVLM("m", base_url="http://127.0.0.1:1/v1", **bad)
+    described = OpenAIVLM("m", base_url="http://127.0.0.1:1/v1", timeout=7, max_retries=1).describe()
+    assert (described["timeout"], described["max_retries"], described["max_reply_chars"]) == (7, 1, 4000)
+
+
+def test_per_call_timeout_and_retries_are_settings():
+    from fault_stub import FaultServer
+    from lookcloser.errors import VLMTimeoutError
+
+    with FaultServer(show="slow", slow_seconds=30) as slow:
+        vlm = OpenAIVLM("m", base_url=slow.url, timeout=0.5, max_retries=1)
+        with pytest.raises(VLMTimeoutError, match=r"did not answer within 0.5 s \(2 tries\) \(OpenAIVLM timeout\)"):
+            vlm.generate([ChatMessage("user", ["hi"])])
+        assert slow.steps == ["show", "show"]
+
+
+def test_the_question_time_limit_shortens_the_call_and_stops_retries():
+    from fault_stub import FaultServer
+    from lookcloser.config import time_limit
+    from lookcloser.errors import VLMTimeoutError
+
+    with FaultServer(show="slow", slow_seconds=30) as slow:
+        vlm = OpenAIVLM("m", base_url=slow.url, timeout=120, max_retries=5)
+        with time_limit(0.5), pytest.raises(VLMTimeoutError, match="time limit of 0.5 s"):
+            vlm.generate([ChatMessage("user", ["hi"])])
+        assert slow.steps == ["show"]
+        with time_limit(0.0), pytest.raises(VLMTimeoutError, match="was not called"):
+            vlm.generate([ChatMessage("user", ["hi"])])
+        assert slow.steps == ["show"]

@@ -5,19 +5,29 @@ travel as base64 data URLs (the format all these servers accept). Decoding is gr
 (temperature 0). With `logprobs=True` it also offers `yes_probability`, read from the
 server's top log-probabilities of the first answer token (vLLM and OpenAI return them).
 The `openai` package is an optional extra and is imported on first use.
+
+Faults are named, in one line: an endpoint that does not answer in time (the per-call `timeout`, or
+less when the question's time limit leaves less: VLMTimeoutError), HTTP errors, a body that is not
+JSON (an HTML page, a cut reply) or has no choices (VLMError naming the endpoint, the HTTP status,
+the content type and the first characters received). Retries (`max_retries`) are for connection
+errors, time-outs, 429 and 5xx, and stop when the question's time is up. A reply longer than
+`max_reply_chars` is cut, marked with '…[cut]'.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import os
+import time
 from typing import Any, Literal, Sequence
 
 from PIL import Image
 
-from lookcloser.errors import VLMError
+from lookcloser.config import cap_text, time_left, time_limit_seconds
+from lookcloser.errors import VLMError, VLMTimeoutError
 from lookcloser.vlm.base import ChatMessage, VLMReply
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
@@ -81,11 +91,18 @@ class OpenAIVLM:
         image_format: Literal["png", "jpeg"] = "png",
         max_retries: int = 2,
         logprobs: bool = False,
+        max_reply_chars: int = 4000,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"OpenAIVLM needs a model name, got {model!r}")
         if image_format not in ("png", "jpeg"):
             raise ValueError(f"image_format must be 'png' or 'jpeg', got {image_format!r}")
+        if not timeout or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        if not isinstance(max_reply_chars, int) or max_reply_chars < 1:
+            raise ValueError(f"max_reply_chars must be an integer >= 1, got {max_reply_chars!r}")
         self.model_id = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_URL).rstrip("/")
         # Local servers (vLLM, Ollama) accept any key; the client refuses to start without one.
@@ -94,6 +111,7 @@ class OpenAIVLM:
         self.max_image_side = max_image_side
         self.image_format = image_format
         self.max_retries = max_retries
+        self.max_reply_chars = max_reply_chars
         self.name = f"openai:{model}@{self.base_url}"
         self._client: Any = None
         if logprobs:  # opt-in: only servers that return top_logprobs can answer it
@@ -113,39 +131,78 @@ class OpenAIVLM:
             )
         return self._client
 
-    def _create(self, messages: Sequence[ChatMessage], **kwargs: Any) -> Any:
+    def _create(self, messages: Sequence[ChatMessage], **kwargs: Any) -> dict[str, Any]:
+        """POST one chat completion; the response JSON as a dict with at least one choice."""
         client = self.client  # raises the install hint when openai is missing
         import openai
 
         payload = to_openai_messages(messages, max_side=self.max_image_side, image_format=self.image_format)
+        where = f"VLM endpoint {self.base_url} (model {self.model_id!r})"
+        attempt = 0
+        while True:
+            left = time_left()
+            if left is not None and left <= 0:
+                raise VLMTimeoutError(f"{where} was not called: the time limit of "
+                                      f"{time_limit_seconds():g} s ran out before")
+            timeout = self.timeout if left is None else min(self.timeout, left)
+            try:
+                raw = client.with_options(timeout=timeout, max_retries=0).chat.completions.with_raw_response.create(
+                    model=self.model_id, messages=payload, temperature=0, **kwargs)
+                http = raw.http_response
+                body = http.text
+                break
+            except openai.APITimeoutError as exc:
+                left = time_left()
+                if left is not None and left <= 0.05:
+                    raise VLMTimeoutError(f"{where} did not answer within the question's time limit of "
+                                          f"{time_limit_seconds():g} s (waited {timeout:.1f} s for this call)") from exc
+                if attempt >= self.max_retries:
+                    tries = f" ({attempt + 1} tries)" if attempt else ""
+                    raise VLMTimeoutError(f"{where} did not answer within {timeout:g} s{tries} "
+                                          "(OpenAIVLM timeout)") from exc
+            except openai.APIStatusError as exc:
+                if attempt >= self.max_retries or not (exc.status_code == 429 or exc.status_code >= 500):
+                    raise VLMError(f"{where} returned HTTP {exc.status_code}: {_first_line(exc.message)}") from exc
+            except openai.APIError as exc:  # connection refused, reset
+                if attempt >= self.max_retries:
+                    raise VLMError(f"{where} failed: {type(exc).__name__}: {_first_line(str(exc))}") from exc
+            attempt += 1
+            pause = min(0.5 * 2 ** (attempt - 1), 8.0)
+            left = time_left()
+            time.sleep(pause if left is None else max(0.0, min(pause, left)))
+        content_type = http.headers.get("content-type", "") or "(none)"
+
+        def bad(why: str) -> VLMError:
+            return VLMError(f"{where} {why} (HTTP {http.status_code}, content type {content_type}); "
+                            f"received: {_snippet(body)}")
+
+        if "json" not in content_type.lower():
+            raise bad("did not answer with JSON")
         try:
-            response = client.chat.completions.create(
-                model=self.model_id, messages=payload, temperature=0, **kwargs
-            )
-        except openai.APIStatusError as exc:
-            raise VLMError(
-                f"VLM endpoint {self.base_url} returned HTTP {exc.status_code} for model {self.model_id!r}: "
-                f"{_first_line(exc.message)}"
-            ) from exc
-        except openai.APIError as exc:  # connection refused, timeout, malformed response
-            raise VLMError(
-                f"VLM endpoint {self.base_url} failed for model {self.model_id!r}: "
-                f"{type(exc).__name__}: {_first_line(str(exc))}"
-            ) from exc
-        if not getattr(response, "choices", None):
-            raise VLMError(f"VLM endpoint {self.base_url} returned no choices for model {self.model_id!r}")
-        return response
+            data = json.loads(body)
+        except ValueError:
+            raise bad("answered with invalid JSON") from None
+        if not isinstance(data, dict):
+            raise bad("answered JSON that is not a chat completion object")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise bad("returned no choices")
+        return data
 
     def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
         response = self._create(messages, max_tokens=max_new_tokens)
-        content = response.choices[0].message.content
+        message = response["choices"][0].get("message")
+        content = message.get("content") if isinstance(message, dict) else None
         if content is None:
             raise VLMError(f"VLM endpoint {self.base_url} returned an empty message for model {self.model_id!r}")
-        usage = getattr(response, "usage", None)
+        if not isinstance(content, str):
+            raise VLMError(f"VLM endpoint {self.base_url} returned a {type(content).__name__} message content for "
+                           f"model {self.model_id!r}, not text")
+        usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
         return VLMReply(
-            text=content.strip(),
-            input_tokens=getattr(usage, "prompt_tokens", None),
-            output_tokens=getattr(usage, "completion_tokens", None),
+            text=cap_text(content.strip(), self.max_reply_chars),
+            input_tokens=_int_or_none(usage.get("prompt_tokens")),
+            output_tokens=_int_or_none(usage.get("completion_tokens")),
         )
 
     def _yes_probability(self, image: Image.Image | Sequence[Image.Image] | None, prompt: str) -> float:
@@ -154,20 +211,23 @@ class OpenAIVLM:
         response = self._create(
             [ChatMessage("user", [*images, prompt])], max_tokens=1, logprobs=True, top_logprobs=20
         )
-        logprobs = getattr(response.choices[0], "logprobs", None)
-        content = getattr(logprobs, "content", None) if logprobs is not None else None
-        if not content:
+        logprobs = response["choices"][0].get("logprobs")
+        content = logprobs.get("content") if isinstance(logprobs, dict) else None
+        if not content or not isinstance(content, list) or not isinstance(content[0], dict):
             raise VLMError(
                 f"VLM endpoint {self.base_url} returned no logprobs for model {self.model_id!r}; "
                 "create OpenAIVLM with logprobs=False for servers that do not support them"
             )
         yes = no = 0.0
-        for candidate in content[0].top_logprobs or []:
-            word = candidate.token.strip().lower()
+        for candidate in content[0].get("top_logprobs") or []:
+            try:
+                word, logprob = str(candidate["token"]).strip().lower(), float(candidate["logprob"])
+            except (KeyError, TypeError, ValueError):
+                continue
             if word == "yes":
-                yes += math.exp(candidate.logprob)
+                yes += math.exp(logprob)
             elif word == "no":
-                no += math.exp(candidate.logprob)
+                no += math.exp(logprob)
         if yes + no == 0.0:
             raise VLMError(
                 f"neither 'yes' nor 'no' is among the top tokens from {self.base_url} for model {self.model_id!r}"
@@ -182,6 +242,9 @@ class OpenAIVLM:
             "dtype": None,
             "max_image_side": self.max_image_side,
             "image_format": self.image_format,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "max_reply_chars": self.max_reply_chars,
         }
 
     def __repr__(self) -> str:
@@ -191,3 +254,15 @@ class OpenAIVLM:
 def _first_line(text: str, limit: int = 200) -> str:
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _snippet(body: str, limit: int = 80) -> str:
+    """The first `limit` characters of a body, on one line, quoted."""
+    flat = " ".join((body or "").split())
+    if not flat:
+        return "(an empty body)"
+    return repr(flat if len(flat) <= limit else flat[:limit] + "...")
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
