@@ -7,6 +7,13 @@
 Models load lazily, once, and are shared by every node, every parallel branch and `batch`.
 Traces are written only when asked: `trace_dir=` or the LOOKCLOSER_TRACE_DIR environment variable.
 LangSmith tracing (LANGSMITH_TRACING=true) sees the same run tree as the local trace.
+
+Failures. Every error raised on purpose is a `LookCloserError` with a one-line message: a VLM endpoint
+that fails or answers garbage is a `VLMError`; `AgentConfig(timeout=SECONDS)` bounds the whole question
+(VLM calls and search) and raises `TimeLimitError` (`VLMTimeoutError` when a VLM call was waiting)
+naming what was waiting. Nothing paid for is lost: when SHOW, TELL or the option scoring fails after
+the search found something, `run` raises `AnswerError` (from the original error) carrying `.findings`
+and `.partial`, an Answer with those findings, no text and `error` set to the message.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from lookcloser.config import AgentConfig
+from lookcloser.config import AgentConfig, time_limit
+from lookcloser.errors import AnswerError
 from lookcloser.graphs.agent_graph import graph as compiled_graph
 from lookcloser.graphs.nodes import check_options, order_findings
 from lookcloser.image_refs import to_ref
@@ -43,6 +51,14 @@ class Agent:
         (localizer "vstar", ocr "rapidocr"); e.g. {"localizer": "whole_image", "detector": my_detector}.
     tool_options: role -> keyword options for that tool's factory.
     trace_dir: write a local trace per run under this folder; default: $LOOKCLOSER_TRACE_DIR, else none.
+    config: AgentConfig; `timeout` (seconds, default None) bounds each question, `max_reply_chars` caps replies.
+        The OpenAI client's per-call timeout and retries are OpenAIVLM options
+        (`vlm=OpenAIVLM(model, base_url=..., timeout=30, max_retries=1)`); under a question's time limit a
+        call never waits past it.
+
+    Errors: see the module docstring. In short, `run` raises `AnswerError` with `.findings` and `.partial`
+    (an Answer whose `error` says what failed) when the question fails after the search found something;
+    otherwise the original LookCloserError (VLMError, TimeLimitError, ImageError, ...).
     """
 
     def __init__(self, vlm: Any = None, tools: dict[str, Any] | None = None, *,
@@ -140,12 +156,26 @@ class Agent:
         started = time.perf_counter()
         final: dict[str, Any] = {}
         # "values" chunks are the graph's own output state (reducers applied); "updates" feed stream()
-        for mode, chunk in self.graph.stream(inputs, config, context=self.context, stream_mode=["updates", "values"]):
-            if mode == "values":
-                final = chunk
-            elif on_event is not None:
-                for node, update in chunk.items():
-                    on_event({"node": node, "update": {k: v for k, v in (update or {}).items() if k != "image"}})
+        try:
+            with time_limit(self.config.timeout):
+                for mode, chunk in self.graph.stream(inputs, config, context=self.context,
+                                                     stream_mode=["updates", "values"]):
+                    if mode == "values":
+                        final = chunk
+                    elif on_event is not None:
+                        for node, update in chunk.items():
+                            on_event({"node": node,
+                                      "update": {k: v for k, v in (update or {}).items() if k != "image"}})
+        except Exception as exc:
+            if not final.get("findings") or "question" not in inputs:
+                raise
+            message = " ".join((str(exc) or type(exc).__name__).split())
+            partial = self._answer(final, run_id, started).model_copy(update={"text": None, "error": message})
+            raise AnswerError(f"{message} (the search's findings are kept: {len(partial.findings)} in "
+                              "AnswerError.findings)", findings=partial.findings, partial=partial) from exc
+        return self._answer(final, run_id, started)
+
+    def _answer(self, final: dict[str, Any], run_id: uuid.UUID, started: float) -> Answer:
         findings = [Finding.model_validate(f) for f in final.get("findings") or []]
         return Answer(
             text=final.get("answer"), choice=final.get("choice"), choice_path=final.get("choice_path"),

@@ -15,8 +15,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -207,6 +210,7 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     save_vis: Optional[str] = typer.Option(None, "--save-vis", help=f"Write an image with the findings drawn ({', '.join(VIS_EXTENSIONS)})."),
     trace_dir: Path = typer.Option(Path("traces"), "--trace-dir", help="Where the run's trace is written."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds for the whole question (VLM calls and search); default: no limit."),
 ) -> None:
     """Ask QUESTION about IMAGE: the VLM answers, searching for missing details first when it needs to."""
     path = _check_image(image)
@@ -215,14 +219,30 @@ def ask(
     if option and any(not o.strip() for o in option):
         _fail("--option must not be empty")
     tools = _parse_tools(tool)
+    if timeout is not None and not (0 < timeout < float("inf")):
+        _fail(f"--timeout must be a positive number of seconds, got {timeout:g}")
     vis_path = _check_save_vis(save_vis) if save_vis is not None else None
     _check_trace_dir(trace_dir)
 
     try:
         from lookcloser.agent import Agent
+        from lookcloser.errors import AnswerError
 
-        agent = Agent(vlm=vlm, tools=tools, trace_dir=trace_dir)
-        answer = agent.run(path, question, options=option or None)
+        kwargs: dict[str, Any] = {}
+        if timeout is not None:
+            from lookcloser.config import AgentConfig
+
+            kwargs["config"] = AgentConfig(timeout=timeout)
+        agent = Agent(vlm=vlm, tools=tools, trace_dir=trace_dir, **kwargs)
+        with _waiting(f"asking {vlm or 'the default VLM'}", timeout):
+            answer = agent.run(path, question, options=option or None)
+    except AnswerError as exc:  # the search's findings first, then the one error line
+        partial = exc.partial
+        if as_json and partial is not None:
+            print(json.dumps(partial.to_json(), ensure_ascii=False), flush=True)
+        elif partial is not None and partial.findings:
+            _print_findings(partial.findings)
+        _agent_error(exc)
     except (LookCloserError, ValueError) as exc:
         _agent_error(exc)
     except ImportError as exc:
@@ -288,6 +308,29 @@ def find(
     _note(f"trace written under {trace_dir}")
     if vis_error:
         _fail(vis_error)
+
+
+@contextmanager
+def _waiting(what: str, limit: float | None) -> Iterator[None]:
+    """On a terminal, a spinner on stderr saying what runs and for how long (nothing when piped)."""
+    if not err.is_terminal:
+        yield
+        return
+    started = time.monotonic()
+    stop = threading.Event()
+    of = f" of {limit:g} s" if limit is not None else ""
+    with err.status(f"{what}: 0 s{of}") as status:
+        def tick() -> None:
+            while not stop.wait(1.0):
+                status.update(f"{what}: waiting, {time.monotonic() - started:.0f} s{of}")
+
+        ticker = threading.Thread(target=tick, name="lookcloser-status", daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            ticker.join()
 
 
 def _print_findings(findings: list) -> None:

@@ -220,9 +220,10 @@ class Answer(BaseModel):
     notes: list[str] = Field(default_factory=list)
     trace_id: str | None = None
     trace_dir: str | None = None
+    error: str | None = None  # set only on AnswerError.partial: the one-line failure after the search
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "answer": self.text,
             "choice": self.choice,
             "choice_path": self.choice_path,
@@ -233,3 +234,6 @@ class Answer(BaseModel):
             "trace_id": self.trace_id,
             "trace_dir": self.trace_dir,
         }
+        if self.error is not None:
+            data["error"] = self.error
+        return data

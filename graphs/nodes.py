@@ -18,7 +18,9 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Overwrite
 from PIL import Image
 
+from lookcloser.config import cap_text, time_left, time_limit, time_limit_seconds
 from lookcloser.counting import counting
+from lookcloser.errors import TimeLimitError
 from lookcloser.image_refs import resolve_image
 from lookcloser.memory import VisualWorkingMemory
 from lookcloser.parsing import parse_choice, parse_show
@@ -121,8 +123,28 @@ def _newer_chat_turn(state: AgentState) -> bool:
     return state.get("mode") == "chat" and bool(messages) and isinstance(messages[-1], HumanMessage)
 
 
+# ------------------------------------------------------------------------------ time limit
+def _node_limit(services: Services) -> Any:
+    """The question's deadline (set by Agent around the whole run); a served graph has none, so each
+    node gets AgentConfig.timeout of its own. The earlier deadline wins."""
+    return time_limit(services.config.timeout)
+
+
+def _check_time(what: str, services: Services) -> None:
+    """Raise TimeLimitError before starting `what` when the question's time is already up."""
+    left = time_left()
+    if left is not None and left <= 0:
+        raise TimeLimitError(f"the time limit of {time_limit_seconds():g} s ran out before {what} "
+                             f"({services.vlm.name})")
+
+
 # ------------------------------------------------------------------------------------ show
 def show(state: AgentState, services: Services) -> dict[str, Any]:
+    with _node_limit(services):
+        return _show(state, services)
+
+
+def _show(state: AgentState, services: Services) -> dict[str, Any]:
     image = resolve_image(state["image"], services.config)
     config = services.config
     options = state.get("options")
@@ -131,8 +153,9 @@ def show(state: AgentState, services: Services) -> dict[str, Any]:
             "show", width=image.width, height=image.height, question=state["question"],
             options_block=options_block(options), answer_hint=_answer_hint(options),
         )
+        _check_time("SHOW's VLM call", services)
         reply = services.vlm.generate([ChatMessage("user", [image, prompt])], max_new_tokens=config.max_new_tokens)
-        parsed = parse_show(reply.text)
+        parsed = parse_show(cap_text(reply.text, config.max_reply_chars))
         targets = [t.model_dump(mode="json") for t in parsed.targets[: config.max_targets]]
         dropped = [t.model_dump(mode="json") for t in parsed.targets[config.max_targets:]]
         update: dict[str, Any] = {
@@ -151,10 +174,21 @@ def show(state: AgentState, services: Services) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------- search
 def search(task: SearchTask, services: Services) -> dict[str, Any]:
-    """Find one target; any exception or time-out becomes a 'failed' finding, never a crashed run."""
+    """Find one target; any exception or time-out becomes a 'failed' finding, never a crashed run.
+    It runs for at most max_search_seconds, and never past the question's time limit."""
+    with _node_limit(services):
+        return _search(task, services)
+
+
+def _search(task: SearchTask, services: Services) -> dict[str, Any]:
     target = Target.model_validate(task["target"])
     image = resolve_image(task["image"], services.config)
     limit = services.config.max_search_seconds
+    why = f"timed out after {limit:g} s (max_search_seconds)"
+    left = time_left()
+    if left is not None and left < limit:
+        limit = max(0.0, left)
+        why = f"stopped after {limit:.3g} s: the question's time limit of {time_limit_seconds():g} s ran out"
     tool_name = "localizer"
     with counting() as stats:
         try:
@@ -163,8 +197,7 @@ def search(task: SearchTask, services: Services) -> dict[str, Any]:
             findings = _call_with_timeout(localizer.locate, image, target, limit)
             findings = _segment(image, findings, services, with_vlm=task.get("with_vlm", True))
         except FutureTimeout:
-            findings = [Finding(target=target, status="failed", tool=tool_name,
-                                error=f"timed out after {limit:g} s (max_search_seconds)")]
+            findings = [Finding(target=target, status="failed", tool=tool_name, error=why)]
         except Exception as exc:  # isolate tool failures: the run still answers
             findings = [Finding(target=target, status="failed", tool=tool_name, error=f"{type(exc).__name__}: {exc}")]
         if not findings:
@@ -212,6 +245,11 @@ def _as_mask(result: Any) -> Mask | None:
 
 # ------------------------------------------------------------------------------------ tell
 def tell(state: AgentState, services: Services) -> dict[str, Any]:
+    with _node_limit(services):
+        return _tell(state, services)
+
+
+def _tell(state: AgentState, services: Services) -> dict[str, Any]:
     image = resolve_image(state["image"], services.config)
     config = services.config
     options = state.get("options")
@@ -227,9 +265,10 @@ def tell(state: AgentState, services: Services) -> dict[str, Any]:
             "tell", width=image.width, height=image.height, memory=memory_text, question=state["question"],
             options_block=options_block(options), answer_hint=_answer_hint(options),
         )
+        _check_time("TELL's VLM call", services)
         reply = services.vlm.generate([ChatMessage("user", [image, *crops, prompt])],
                                       max_new_tokens=config.max_new_tokens)
-        answer = _final_answer_text(reply.text)
+        answer = cap_text(_final_answer_text(reply.text), config.max_reply_chars)
         update: dict[str, Any] = {"answer": answer, **_choice(image, state["question"], options, answer, services)}
     update.update(_chat_reply(state, answer))
     update["stats"] = _counts(stats)
@@ -269,6 +308,7 @@ def _choice(image: Image.Image, question: str, options: list[str] | None, answer
     if choice is not None:
         return {"choice": choice, "choice_path": "text"}
     if supports(services.vlm, "score_options"):
+        _check_time("scoring the options", services)
         scores = services.vlm.score_options(image, question, options)
         return {"choice": int(max(range(len(scores)), key=scores.__getitem__)), "choice_path": "likelihood"}
     return {"choice": None, "choice_path": "unmatched"}

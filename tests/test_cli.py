@@ -273,3 +273,10 @@ def test_unwritable_directories_are_refused_before_any_work(files, monkeypatch):
     result = runner.invoke(app, ["find", str(files / "a.png"), "x", "--save-vis", str(files / "new" / "v.png")])
     assert result.exit_code == 2
     assert f"cannot be created: {files} is not writable (permission denied)" in result.stderr
+
+
+def test_ask_timeout_becomes_the_agent_config(files, fake_agent):
+    result = runner.invoke(app, ["ask", str(files / "a.png"), "q?", "--json", "--timeout", "2.5",
+                                 "--trace-dir", str(files / "t")])
+    assert result.exit_code == 0, result.output
+    assert fake_agent.made[0].kwargs["config"].timeout == 2.5
