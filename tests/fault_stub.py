@@ -10,6 +10,7 @@ Each request is answered by a fault chosen per step: `show` for SHOW's call, `te
   "empty_choices"  HTTP 200, a completion with "choices": []
   "huge"           HTTP 200, a completion whose text is `huge_chars` characters long
   "http500"        HTTP 500 with an error JSON
+  "trickle"        HTTP 200, then one byte of the body every 0.2 s for `slow_seconds`
 """
 
 from __future__ import annotations
@@ -63,6 +64,18 @@ class FaultServer:
                     body = json.dumps({**completion(text), "choices": []})
                 elif fault == "huge":
                     body = json.dumps(completion("word " * (server.huge_chars // 5)))
+                elif fault == "trickle":
+                    payload = json.dumps(completion(text)).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    for i in range(len(payload)):
+                        if server.closing.wait(0.2):
+                            return
+                        self.wfile.write(payload[i:i + 1])
+                        self.wfile.flush()
+                    return
                 elif fault == "http500":
                     status, body = 500, json.dumps({"error": {"message": "model crashed"}})
                 else:

@@ -170,3 +170,18 @@ def test_the_question_time_limit_shortens_the_call_and_stops_retries():
         with time_limit(0.0), pytest.raises(VLMTimeoutError, match="was not called"):
             vlm.generate([ChatMessage("user", ["hi"])])
         assert slow.steps == ["show"]
+
+
+def test_an_endpoint_that_trickles_bytes_is_cut_at_the_timeout():
+    """The HTTP client's timeout is per read; the call itself is bounded too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fault_stub import FaultServer
+    from lookcloser.errors import VLMTimeoutError
+
+    with FaultServer(show="trickle", slow_seconds=30) as trickle:
+        vlm = OpenAIVLM("m", base_url=trickle.url, timeout=1, max_retries=0)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(vlm.generate, [ChatMessage("user", ["hi"])])
+            with pytest.raises(VLMTimeoutError, match="did not answer within 1 s"):
+                future.result(timeout=20)

@@ -21,6 +21,7 @@ import io
 import json
 import math
 import os
+import threading
 import time
 from typing import Any, Literal, Sequence
 
@@ -146,10 +147,12 @@ class OpenAIVLM:
                                       f"{time_limit_seconds():g} s ran out before")
             timeout = self.timeout if left is None else min(self.timeout, left)
             try:
-                raw = client.with_options(timeout=timeout, max_retries=0).chat.completions.with_raw_response.create(
-                    model=self.model_id, messages=payload, temperature=0, **kwargs)
-                http = raw.http_response
-                body = http.text
+                def call() -> tuple[Any, str]:
+                    raw = client.with_options(timeout=timeout, max_retries=0).chat.completions.with_raw_response.create(
+                        model=self.model_id, messages=payload, temperature=0, **kwargs)
+                    return raw.http_response, raw.http_response.text
+
+                http, body = _within(timeout, call, self.base_url)
                 break
             except openai.APITimeoutError as exc:
                 left = time_left()
@@ -254,6 +257,33 @@ class OpenAIVLM:
 def _first_line(text: str, limit: int = 200) -> str:
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _within(seconds: float, func: Any, url: str) -> Any:
+    """func() with a hard bound: the HTTP client's timeout is per read, so an endpoint that trickles
+    bytes could hold a call for ever. Past `seconds` (+0.5 s) the call is left to finish on its own
+    daemon thread (its socket times out later) and APITimeoutError is raised here."""
+    import openai
+
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = func()
+        except BaseException as exc:  # handed back to the caller below
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="lookcloser-vlm-call", daemon=True).start()
+    if not done.wait(seconds + 0.5):
+        import httpx
+
+        raise openai.APITimeoutError(request=httpx.Request("POST", f"{url}/chat/completions"))
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _snippet(body: str, limit: int = 80) -> str:
