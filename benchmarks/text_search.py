@@ -10,6 +10,13 @@ differ.
 
     .venv/bin/python benchmarks/text_search.py            # all three, prints a markdown table
     .venv/bin/python benchmarks/text_search.py --strategies vstar --verbose
+    .venv/bin/python benchmarks/text_search.py --strategies vstar,vstar+tesseract,vstar+paddleocr
+
+The `vstar+READER` strategies compare OCR readers behind the same V* localizer: the search finds the
+lines with the text cue, then READER reads each found line region (see docs/tools.md, "OCR
+experts"); plain `vstar` is the default reader (RapidOCR, sharing the cue's reads). Reader calls
+are added to the recognizer calls (the cue still reads while it searches). `vstar+paddleocr` needs
+the `[paddle]` extra and PaddleOCR's models.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ STRATEGIES = {
     "whole": "(a) whole-image OCR (RapidOCR)",
     "tiling": "(b) tiling OCR, 1024 px tiles, 25% overlap",
     "vstar": "(c) V* read-all search, text cue",
+    "vstar+tesseract": "(c) V* read-all search, lines read by Tesseract",
+    "vstar+paddleocr": "(c) V* read-all search, lines read by PaddleOCR",
 }
 TILE, OVERLAP = 1024, 0.25
 
@@ -90,6 +99,17 @@ class CountingEngine:
         return [text for _box, text, _score in (result or [])]
 
 
+class CountingReader:
+    """An OCR reader whose calls are added to the text cue's recognizer count."""
+
+    def __init__(self, inner, cue) -> None:
+        self.inner, self.cue, self.name = inner, cue, inner.name
+
+    def read(self, image):
+        self.cue.recognizer_calls += 1
+        return self.inner.read(image)
+
+
 def run_worker(strategy: str, data: Path, verbose: bool, options: dict | None = None) -> dict:
     from PIL import Image
 
@@ -97,7 +117,7 @@ def run_worker(strategy: str, data: Path, verbose: bool, options: dict | None = 
     by_image: dict[str, list[dict]] = {}
     for item in items:
         by_image.setdefault(item["image"], []).append(item)
-    if strategy == "vstar":
+    if strategy.startswith("vstar"):
         from lookcloser.tools.vstar.localizer import VStarLocalizer
         from lookcloser.tools.vstar.text_cue import TextCue
         from lookcloser.types import Target
@@ -108,7 +128,16 @@ def run_worker(strategy: str, data: Path, verbose: bool, options: dict | None = 
         cue_fields = {"det_side", "max_upscale", "min_box_px", "native_max_pixels"}
         cue = TextCue(**{k: v for k, v in options.items() if k in cue_fields})
         config = SearchConfig().with_options(**{k: v for k, v in options.items() if k not in cue_fields})
-        localizer = VStarLocalizer(text_cue=cue, config=config)
+        reader = None
+        if strategy == "vstar+tesseract":
+            from lookcloser.tools.tesseract import TesseractOCR
+
+            reader = CountingReader(TesseractOCR(), cue)
+        elif strategy == "vstar+paddleocr":
+            from lookcloser.tools.paddleocr import PaddleOCRTool
+
+            reader = CountingReader(PaddleOCRTool(), cue)
+        localizer = VStarLocalizer(text_cue=cue, config=config, ocr=reader)
         counter = cue
     else:
         engine = CountingEngine()
@@ -143,7 +172,9 @@ def run_worker(strategy: str, data: Path, verbose: bool, options: dict | None = 
         "detector_calls": counter.detector_calls, "detector_mpx": round(counter.detector_pixels / 1e6, 1),
         "recognizer_calls": counter.recognizer_calls,
         "seconds": round(time.perf_counter() - start, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0),
+        # the larger of this process and its largest child (the PaddleOCR worker, Tesseract runs)
+        "peak_rss_mb": round(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                                 resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024, 0),
         "per_image": per_image,
     }
 
