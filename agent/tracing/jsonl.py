@@ -142,6 +142,7 @@ class JsonlTracer(BaseTracer):
             usage = _usage(run.outputs)
             if usage:
                 metadata["usage_metadata"] = usage
+        outputs = _reply_once(run.outputs) if run.run_type == "llm" else run.outputs
         return {
             "id": str(run.id),
             "trace_id": trace_id,
@@ -150,7 +151,7 @@ class JsonlTracer(BaseTracer):
             "name": run.name,
             "run_type": run.run_type,
             "inputs": self._jsonable(run.inputs or {}, trace_id),
-            "outputs": self._jsonable(run.outputs, trace_id) if run.outputs is not None else None,
+            "outputs": self._jsonable(outputs, trace_id) if outputs is not None else None,
             "error": run.error,
             "start_time": run.start_time.isoformat(),
             "end_time": run.end_time.isoformat() if run.end_time else None,
@@ -245,6 +246,31 @@ def _package_version() -> str | None:
         return version("lookcloser")
     except PackageNotFoundError:
         return None
+
+
+#: A reply longer than this is kept once per record: the AI message's copy points at the generation's text.
+LONG_REPLY_CHARS = 1_000
+
+
+def _reply_once(outputs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """LangChain keeps a chat reply twice (generation text and AI message content); store a long one once."""
+    if not outputs or not outputs.get("generations"):
+        return outputs
+    batches = []
+    for batch in outputs["generations"]:
+        kept = []
+        for generation in batch or []:
+            generation = dumpd(generation) if not isinstance(generation, dict) else dict(generation)
+            message = generation.get("message")
+            text = generation.get("text")
+            if isinstance(text, str) and len(text) > LONG_REPLY_CHARS and isinstance(message, dict):
+                kwargs = dict(message.get("kwargs") or {})
+                if kwargs.get("content") == text:
+                    kwargs["content"] = "(the reply is stored once, in this generation's text)"
+                    generation["message"] = {**message, "kwargs": kwargs}
+            kept.append(generation)
+        batches.append(kept)
+    return {**outputs, "generations": batches}
 
 
 def _usage(outputs: dict[str, Any] | None) -> dict[str, int] | None:
