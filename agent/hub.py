@@ -36,6 +36,7 @@ __all__ = [
     "check_dtype",
     "from_pretrained",
     "hub_reachable",
+    "load_shared",
     "looks_like_path",
     "model_source",
     "resolve_device",
@@ -182,3 +183,33 @@ def from_pretrained(cls: Any, source: str, **kwargs: Any) -> Any:
         endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
         raise HubUnreachable(f"'{source}' is not in the local Hugging Face cache and {endpoint} cannot be reached")
     return cls.from_pretrained(source, **kwargs)
+
+
+_shared: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+_shared_lock = threading.Lock()
+
+
+def load_shared(processor_cls: Any, model_cls: Any, model: str | os.PathLike, *, what: str, hint: str,
+                device: Any = "auto", dtype: Any = "auto", mps: bool = True,
+                cuda_default: str = "bfloat16") -> tuple[Any, Any, str]:
+    """(processor, model in eval mode, device) for a transformers checkpoint, loaded once per process for each
+    (model, class, device, dtype) and shared by every tool instance and thread. Any load failure is one
+    ModelLoadError line naming `what`, the model and `hint` (how to point at local weights)."""
+    import torch  # noqa: PLC0415
+
+    source, _local = model_source(model, what, hint)
+    resolved_device = resolve_device(device, torch, what, mps=mps)
+    resolved_dtype = resolve_dtype(dtype, resolved_device, torch, what, cuda_default=cuda_default)
+    key = (source, model_cls.__name__, resolved_device, str(resolved_dtype))
+    with _shared_lock:
+        if key not in _shared:
+            try:
+                processor = from_pretrained(processor_cls, source)
+                loaded = from_pretrained(model_cls, source, dtype=resolved_dtype)
+            except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ModelLoadError(f"could not load {what} model '{model}' ({type(exc).__name__}: {reason}); "
+                                     f"there is no hub download at run time: {hint}") from exc
+            _shared[key] = (processor, loaded.to(resolved_device).eval())
+        processor, loaded = _shared[key]
+    return processor, loaded, resolved_device

@@ -19,8 +19,7 @@ from typing import Any, Sequence
 
 from PIL import Image
 
-from lookcloser.errors import ModelLoadError
-from lookcloser.hub import check_dtype, from_pretrained, model_source, resolve_device, resolve_dtype
+from lookcloser.hub import check_dtype, load_shared
 from lookcloser.types import Box, Detection, Finding, Target
 
 __all__ = ["DEFAULT_MODEL", "GroundingDinoDetector"]
@@ -29,8 +28,6 @@ DEFAULT_MODEL = "IDEA-Research/grounding-dino-tiny"
 _HINT = ("set the tool's `model` option to a local directory holding a saved GroundingDINO model and processor "
          "(save_pretrained output), e.g. tool_options={'detector': {'model': '/models/grounding-dino-tiny'}}")
 
-_models: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-_models_lock = threading.Lock()
 
 
 class GroundingDinoDetector:
@@ -76,29 +73,13 @@ class GroundingDinoDetector:
         """(processor, model), loaded on first use and shared with every instance of the same settings."""
         if self._model is not None:
             return self._processor, self._model
-        import torch
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-        source, _local = model_source(self.model_name, "GroundingDINO", _HINT)
         # auto: CUDA, else CPU (MPS lacks ops the deformable attention needs); float32 unless asked
         # (the multi-scale deformable attention is not reliable in half precision)
-        device = resolve_device(self.device_spec, torch, "GroundingDINO", mps=False)
-        dtype = resolve_dtype(self.dtype_spec, device, torch, "GroundingDINO", cuda_default="float32")
-        key = (source, device, str(dtype))
-        with _models_lock:
-            if key not in _models:
-                try:
-                    processor = from_pretrained(AutoProcessor, source)
-                    model = from_pretrained(AutoModelForZeroShotObjectDetection, source, dtype=dtype)
-                except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line
-                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    raise ModelLoadError(
-                        f"could not load GroundingDINO model '{self.model_name}' ({type(exc).__name__}: {reason}); "
-                        f"there is no hub download at run time: {_HINT}"
-                    ) from exc
-                _models[key] = (processor, model.to(device).eval())
-            self._processor, self._model = _models[key]
-            self._device = device
+        self._processor, self._model, self._device = load_shared(
+            AutoProcessor, AutoModelForZeroShotObjectDetection, self.model_name, what="GroundingDINO", hint=_HINT,
+            device=self.device_spec, dtype=self.dtype_spec, mps=False, cuda_default="float32")
         return self._processor, self._model
 
     # ---------------------------------------------------------------- detector

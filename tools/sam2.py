@@ -18,8 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from lookcloser.errors import ModelLoadError
-from lookcloser.hub import check_dtype, from_pretrained, model_source, resolve_device, resolve_dtype
+from lookcloser.hub import check_dtype, load_shared
 from lookcloser.types import Box, Detection, Mask
 
 __all__ = ["DEFAULT_MODEL", "Sam2Segmenter"]
@@ -28,8 +27,6 @@ DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 _HINT = ("set the segmenter's `model` option to a local directory holding a saved SAM 2 model and processor "
          "(save_pretrained output), e.g. tool_options={'segmenter': {'model': '/models/sam2.1-hiera-tiny'}}")
 
-_models: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-_models_lock = threading.Lock()
 
 Point = tuple[float, float]
 
@@ -65,27 +62,11 @@ class Sam2Segmenter:
         """(processor, model), loaded on first use and shared with every instance of the same settings."""
         if self._model is not None:
             return self._processor, self._model
-        import torch
         from transformers import Sam2Model, Sam2Processor
 
-        source, _local = model_source(self.model_name, "SAM 2", _HINT)
-        device = resolve_device(self.device_spec, torch, "SAM 2", mps=False)
-        dtype = resolve_dtype(self.dtype_spec, device, torch, "SAM 2", cuda_default="float32")
-        key = (source, device, str(dtype))
-        with _models_lock:
-            if key not in _models:
-                try:
-                    processor = from_pretrained(Sam2Processor, source)
-                    model = from_pretrained(Sam2Model, source, dtype=dtype)
-                except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line
-                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    raise ModelLoadError(
-                        f"could not load SAM 2 model '{self.model_name}' ({type(exc).__name__}: {reason}); "
-                        f"there is no hub download at run time: {_HINT}"
-                    ) from exc
-                _models[key] = (processor, model.to(device).eval())
-            self._processor, self._model = _models[key]
-            self._device = device
+        self._processor, self._model, self._device = load_shared(
+            Sam2Processor, Sam2Model, self.model_name, what="SAM 2", hint=_HINT,
+            device=self.device_spec, dtype=self.dtype_spec, mps=False, cuda_default="float32")
         return self._processor, self._model
 
     def segment(
