@@ -8,8 +8,8 @@ runs of that node's run (see `lookcloser.tracing.runs`), and their counts come b
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -19,7 +19,7 @@ from langgraph.types import Overwrite
 from PIL import Image
 
 from lookcloser.config import cap_text, time_left, time_limit, time_limit_seconds
-from lookcloser.counting import counting
+from lookcloser.counting import COUNTERS, counting
 from lookcloser.errors import TimeLimitError
 from lookcloser.image_refs import resolve_image
 from lookcloser.memory import VisualWorkingMemory
@@ -35,7 +35,8 @@ __all__ = ["check_options", "order_findings", "read_input", "search", "show", "t
 
 
 def _counts(stats: Any) -> dict[str, int]:
-    return {"vlm_calls": stats.vlm_calls, "tool_calls": stats.tool_calls, "search_steps": stats.search_steps}
+    """The node's counters as the `stats` state update (seconds are the Agent's)."""
+    return {name: getattr(stats, name) for name in COUNTERS}
 
 
 def _answer_hint(options: list[str] | None) -> str:
@@ -124,10 +125,14 @@ def _newer_chat_turn(state: AgentState) -> bool:
 
 
 # ------------------------------------------------------------------------------ time limit
-def _node_limit(services: Services) -> Any:
-    """The question's deadline (set by Agent around the whole run); a served graph has none, so each
-    node gets AgentConfig.timeout of its own. The earlier deadline wins."""
-    return time_limit(services.config.timeout)
+def _within_time_limit(node: Any) -> Any:
+    """Run `node(state, services)` under the question's deadline (set by Agent around the whole run); a
+    served graph has none, so each node gets AgentConfig.timeout of its own. The earlier deadline wins."""
+    @functools.wraps(node)
+    def bounded(state: Any, services: Services) -> dict[str, Any]:
+        with time_limit(services.config.timeout):
+            return node(state, services)
+    return bounded
 
 
 def _check_time(what: str, services: Services) -> None:
@@ -138,24 +143,26 @@ def _check_time(what: str, services: Services) -> None:
                              f"({services.vlm.name})")
 
 
+def _ask_vlm(step: str, images: list[Image.Image], image: Image.Image, state: AgentState, services: Services,
+             **fields: Any) -> str:
+    """Fill the `step` prompt (image size, question, options) and ask the VLM with `images`; the reply text."""
+    options = state.get("options")
+    prompt = render_prompt(step, width=image.width, height=image.height, question=state["question"],
+                           options_block=options_block(options), answer_hint=_answer_hint(options), **fields)
+    _check_time(f"{step.upper()}'s VLM call", services)
+    return services.vlm.generate([ChatMessage("user", [*images, prompt])],
+                                 max_new_tokens=services.config.max_new_tokens).text
+
+
 # ------------------------------------------------------------------------------------ show
+@_within_time_limit
 def show(state: AgentState, services: Services) -> dict[str, Any]:
-    with _node_limit(services):
-        return _show(state, services)
-
-
-def _show(state: AgentState, services: Services) -> dict[str, Any]:
     image = resolve_image(state["image"], services.config)
     config = services.config
     options = state.get("options")
     with counting() as stats:
-        prompt = render_prompt(
-            "show", width=image.width, height=image.height, question=state["question"],
-            options_block=options_block(options), answer_hint=_answer_hint(options),
-        )
-        _check_time("SHOW's VLM call", services)
-        reply = services.vlm.generate([ChatMessage("user", [image, prompt])], max_new_tokens=config.max_new_tokens)
-        parsed = parse_show(cap_text(reply.text, config.max_reply_chars))
+        reply = _ask_vlm("show", [image], image, state, services)
+        parsed = parse_show(cap_text(reply, config.max_reply_chars))
         targets = [t.model_dump(mode="json") for t in parsed.targets[: config.max_targets]]
         dropped = [t.model_dump(mode="json") for t in parsed.targets[config.max_targets:]]
         update: dict[str, Any] = {
@@ -173,14 +180,10 @@ def _show(state: AgentState, services: Services) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- search
+@_within_time_limit
 def search(task: SearchTask, services: Services) -> dict[str, Any]:
     """Find one target; any exception or time-out becomes a 'failed' finding, never a crashed run.
     It runs for at most max_search_seconds, and never past the question's time limit."""
-    with _node_limit(services):
-        return _search(task, services)
-
-
-def _search(task: SearchTask, services: Services) -> dict[str, Any]:
     target = Target.model_validate(task["target"])
     image = resolve_image(task["image"], services.config)
     limit = services.config.max_search_seconds
@@ -244,12 +247,8 @@ def _as_mask(result: Any) -> Mask | None:
 
 
 # ------------------------------------------------------------------------------------ tell
+@_within_time_limit
 def tell(state: AgentState, services: Services) -> dict[str, Any]:
-    with _node_limit(services):
-        return _tell(state, services)
-
-
-def _tell(state: AgentState, services: Services) -> dict[str, Any]:
     image = resolve_image(state["image"], services.config)
     config = services.config
     options = state.get("options")
@@ -261,14 +260,8 @@ def _tell(state: AgentState, services: Services) -> dict[str, Any]:
             crop_min_size=config.crop_min_size, max_text_chars=config.max_text_chars,
             max_text_lines=config.max_text_lines)
         memory_text, crops = memory.render()
-        prompt = render_prompt(
-            "tell", width=image.width, height=image.height, memory=memory_text, question=state["question"],
-            options_block=options_block(options), answer_hint=_answer_hint(options),
-        )
-        _check_time("TELL's VLM call", services)
-        reply = services.vlm.generate([ChatMessage("user", [image, *crops, prompt])],
-                                      max_new_tokens=config.max_new_tokens)
-        answer = cap_text(_final_answer_text(reply.text), config.max_reply_chars)
+        reply = _ask_vlm("tell", [image, *crops], image, state, services, memory=memory_text)
+        answer = cap_text(_final_answer_text(reply), config.max_reply_chars)
         update: dict[str, Any] = {"answer": answer, **_choice(image, state["question"], options, answer, services)}
     update.update(_chat_reply(state, answer))
     update["stats"] = _counts(stats)
