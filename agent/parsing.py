@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from lookcloser.prompts import option_letter
 from lookcloser.types import Target
 
 ParsePath = Literal["json", "json_fence", "seal_phrase", "text"]

@@ -135,7 +135,7 @@ def main() -> None:
     base = statistics.mean(times["off"])
     print(f"image {width}x{height} ({width * height / 1e6:.1f} Mpx), scripted VLM {args.vlm_ms:.0f} ms/call, "
           f"{args.runs} runs/mode (+{args.warmup} warm-up), python {sys.version.split()[0]}")
-    print(f"| tracing | mean ms/run | median ms/run | overhead | trace on disk |")
+    print("| tracing | mean ms/run | median ms/run | overhead | trace on disk |")
     print("|---|---|---|---|---|")
     for mode in MODES:
         mean = statistics.mean(times[mode]) * 1000
