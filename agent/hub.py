@@ -191,8 +191,8 @@ _shared_lock = threading.Lock()
 
 def load_shared(processor_cls: Any, model_cls: Any, model: str | os.PathLike, *, what: str, hint: str,
                 device: Any = "auto", dtype: Any = "auto", mps: bool = True,
-                cuda_default: str = "bfloat16") -> tuple[Any, Any, str]:
-    """(processor, model in eval mode, device) for a transformers checkpoint, loaded once per process for each
+                cuda_default: str = "bfloat16") -> tuple[Any, Any]:
+    """(processor, model in eval mode, on its device) for a transformers checkpoint, loaded once per process for each
     (model, class, device, dtype) and shared by every tool instance and thread. Any load failure is one
     ModelLoadError line naming `what`, the model and `hint` (how to point at local weights)."""
     import torch  # noqa: PLC0415
@@ -211,5 +211,4 @@ def load_shared(processor_cls: Any, model_cls: Any, model: str | os.PathLike, *,
                 raise ModelLoadError(f"could not load {what} model '{model}' ({type(exc).__name__}: {reason}); "
                                      f"there is no hub download at run time: {hint}") from exc
             _shared[key] = (processor, loaded.to(resolved_device).eval())
-        processor, loaded = _shared[key]
-    return processor, loaded, resolved_device
+        return _shared[key]

@@ -64,23 +64,22 @@ class GroundingDinoDetector:
         self.max_per_phrase = int(max_per_phrase)
         self.forward_calls = 0
         self._count_lock = threading.Lock()
-        self._model = None
-        self._processor = None
-        self._device = None
+        self._loaded: tuple[Any, Any] | None = None  # (processor, model), from hub.load_shared's process cache
 
     # ----------------------------------------------------------------- loading
     def load(self) -> tuple[Any, Any]:
         """(processor, model), loaded on first use and shared with every instance of the same settings."""
-        if self._model is not None:
-            return self._processor, self._model
+        if self._loaded is not None:
+            return self._loaded
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         # auto: CUDA, else CPU (MPS lacks ops the deformable attention needs); float32 unless asked
         # (the multi-scale deformable attention is not reliable in half precision)
-        self._processor, self._model, self._device = load_shared(
+        processor, model = load_shared(
             AutoProcessor, AutoModelForZeroShotObjectDetection, self.model_name, what="GroundingDINO", hint=_HINT,
             device=self.device_spec, dtype=self.dtype_spec, mps=False, cuda_default="float32")
-        return self._processor, self._model
+        self._loaded = (processor, model)
+        return self._loaded
 
     # ---------------------------------------------------------------- detector
     def detect(self, image: Image.Image, phrases: Sequence[str]) -> list[list[Detection]]:
@@ -106,7 +105,7 @@ class GroundingDinoDetector:
         if limit is not None and len(offsets) > limit:
             raise ValueError(f"{len(phrases)} phrases make {len(offsets)} tokens, more than GroundingDINO's "
                              f"max_text_len {limit}; ask for fewer targets at once")
-        inputs = processor(images=image, text=prompt, return_tensors="pt").to(self._device)
+        inputs = processor(images=image, text=prompt, return_tensors="pt").to(model.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
         with torch.inference_mode():
             outputs = model(**inputs)

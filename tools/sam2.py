@@ -54,20 +54,19 @@ class Sam2Segmenter:
         self.mask_threshold = float(mask_threshold)
         self.calls = 0
         self._count_lock = threading.Lock()
-        self._model = None
-        self._processor = None
-        self._device = None
+        self._loaded: tuple[Any, Any] | None = None  # (processor, model), from hub.load_shared's process cache
 
     def load(self) -> tuple[Any, Any]:
         """(processor, model), loaded on first use and shared with every instance of the same settings."""
-        if self._model is not None:
-            return self._processor, self._model
+        if self._loaded is not None:
+            return self._loaded
         from transformers import Sam2Model, Sam2Processor
 
-        self._processor, self._model, self._device = load_shared(
+        processor, model = load_shared(
             Sam2Processor, Sam2Model, self.model_name, what="SAM 2", hint=_HINT,
             device=self.device_spec, dtype=self.dtype_spec, mps=False, cuda_default="float32")
-        return self._processor, self._model
+        self._loaded = (processor, model)
+        return self._loaded
 
     def segment(
         self,
@@ -107,7 +106,7 @@ class Sam2Segmenter:
         if points is not None:
             prompts["input_points"] = [[[[float(x), float(y)] for x, y in p] for p in points]]
             prompts["input_labels"] = [point_labels]
-        inputs = processor(images=image, return_tensors="pt", **prompts).to(self._device)
+        inputs = processor(images=image, return_tensors="pt", **prompts).to(model.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
         with torch.inference_mode():
             outputs = model(**inputs, multimask_output=True)
