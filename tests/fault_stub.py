@@ -16,30 +16,28 @@ Each request is answered by a fault chosen per step: `show` for SHOW's call, `te
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-from openai_stub import completion
+from openai_stub import LocalServer, completion, prompt_text
 
 SHOW_SEARCH = json.dumps({"answer": None, "missing": [{"name": "the sign", "kind": "text"}]})
 HTML_PAGE = ("<!DOCTYPE html><html><head><title>Sign in</title></head><body><h1>Please sign in</h1>"
              "<form action='/login'></form></body></html>")
 
 
-class FaultServer:
+class FaultServer(LocalServer):
     def __init__(self, show: str = "ok", tell: str = "ok", *, slow_seconds: float = 30.0,
                  huge_chars: int = 10_000_000, show_reply: str = SHOW_SEARCH, tell_reply: str = "It says GATE 42."):
         self.show, self.tell = show, tell
         self.slow_seconds, self.huge_chars = slow_seconds, huge_chars
         self.show_reply, self.tell_reply = show_reply, tell_reply
         self.steps: list[str] = []
-        self.closing = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server naming
                 request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                step = "tell" if "Additional visual information" in _prompt(request) else "show"
+                step = "tell" if "Additional visual information" in prompt_text(request) else "show"
                 server.steps.append(step)
                 fault = server.tell if step == "tell" else server.show
                 text = server.tell_reply if step == "tell" else server.show_reply
@@ -90,34 +88,7 @@ class FaultServer:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.spec = f"openai:stub@{self.url}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def __enter__(self) -> "FaultServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.closing.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _prompt(request: dict) -> str:
-    parts = []
-    for message in request.get("messages", []):
-        content = message.get("content")
-        if isinstance(content, str):
-            parts.append(content)
-        else:
-            parts.extend(p.get("text", "") for p in content or [] if isinstance(p, dict))
-    return " ".join(parts)
+        self._serve(Handler)
 
 
 if __name__ == "__main__":  # a stand-alone misbehaving endpoint: python tests/fault_stub.py SHOW_FAULT TELL_FAULT

@@ -8,7 +8,44 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class StubServer:
+class LocalServer:
+    """A threaded HTTP server on 127.0.0.1 (port 0) serving `handler`; a context manager that closes it.
+    `closing` is set first on close, so handlers that wait on it give up at once."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.closing = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.spec = f"openai:stub@{self.url}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def prompt_text(request: dict) -> str:
+    """All text parts of a chat-completions request, joined (what the VLM was asked)."""
+    parts = []
+    for message in request.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        else:
+            parts.extend(p.get("text", "") for p in content or [] if isinstance(p, dict))
+    return " ".join(parts)
+
+
+class StubServer(LocalServer):
     """Records each request JSON; answers with `self.reply` (a dict) and `self.status`."""
 
     def __init__(self):
@@ -38,20 +75,7 @@ class StubServer:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def __enter__(self) -> "StubServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 def completion(text, prompt_tokens=42, completion_tokens=3, logprobs=None):

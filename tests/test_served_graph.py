@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from openai_stub import StubServer
+from openai_stub import StubServer, prompt_text
 
 pytest.importorskip("langgraph_api")
 langgraph_sdk = pytest.importorskip("langgraph_sdk")
@@ -77,8 +77,7 @@ def sign_data_url() -> str:
 
 def vlm_script(request: dict) -> str:
     """SHOW asks for the sign's text; TELL answers with what the memory says was read."""
-    prompt = " ".join(part.get("text", "") for m in request["messages"] for part in m["content"]
-                      if isinstance(part, dict))
+    prompt = prompt_text(request)
     if "Additional visual information" not in prompt:
         return json.dumps({"answer": None, "missing": [{"name": "the sign", "kind": "text"}]})
     return "It says GATE 42." if "GATE 42" in prompt else "I cannot read it."
