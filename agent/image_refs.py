@@ -8,11 +8,11 @@ so the nodes of one question decode a photo once.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
+import xxhash
 from PIL import Image
 
 from lookcloser.config import AgentConfig
@@ -44,7 +44,7 @@ def resolve_image(ref: object, config: AgentConfig) -> Image.Image:
             raise ImageError(f"image {ref[:60]} is not in this process's image store (in-memory images live only "
                              "as long as the process); send the image as a data URL, base64, or a file path")
         return image
-    digest = hashlib.blake2b(ref.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    digest = xxhash.xxh3_128_hexdigest(ref.encode("utf-8", "surrogatepass"))
     with _lock:
         key = _decoded.get(digest)
     image = store.get(key) if key else None

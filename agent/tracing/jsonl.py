@@ -71,7 +71,6 @@ class JsonlTracer(BaseTracer):
         self._pending: dict[str, list[Future]] = {}  # trace id -> image writes not yet waited for
         self._writer: ThreadPoolExecutor | None = None
         self._counts: dict[str, int] = {}
-        self.trace_ids: list[str] = []
 
     def trace_dir(self, trace_id: UUID | str) -> Path:
         return self.root / str(trace_id)
@@ -102,7 +101,6 @@ class JsonlTracer(BaseTracer):
             with self._lock:
                 self._saved[str(run.trace_id)] = set()
                 self._counts[str(run.trace_id)] = 0
-                self.trace_ids.append(str(run.trace_id))
             self._write_meta(run, "running")
 
     def _on_run_update(self, run: Run) -> None:
@@ -129,6 +127,7 @@ class JsonlTracer(BaseTracer):
             self._write_meta(run, "error" if run.error else "success")
             with self._lock:
                 self._saved.pop(trace_id, None)
+                self._counts.pop(trace_id, None)
                 if not self._pending and self._writer is not None:  # no trace open: let the worker thread go
                     self._writer.shutdown(wait=False)
                     self._writer = None
