@@ -17,6 +17,8 @@ from lookcloser.vlm.base import ChatMessage, VLMReply, supports
 __all__ = ["TOOL_METHODS", "TracedTool", "TracedVLM"]
 
 TOOL_METHODS = {"localizer": "locate", "detector": "detect", "segmenter": "segment", "ocr": "read"}
+#: Optional methods a tool of the role may have; traced and counted like the role method when present.
+OPTIONAL_METHODS = {"localizer": ("locate_many",)}
 
 
 def _describe(obj: Any) -> dict[str, Any]:
@@ -87,6 +89,9 @@ class TracedTool:
         self._metadata = _describe(inner)
         method = TOOL_METHODS[role]
         setattr(self, method, self._wrap(method))
+        for optional in OPTIONAL_METHODS.get(role, ()):
+            if callable(getattr(inner, optional, None)):
+                setattr(self, optional, self._wrap(optional))
 
     def __getattr__(self, attribute: str) -> Any:  # only called for attributes not set here
         return getattr(self.inner, attribute)
@@ -101,7 +106,7 @@ class TracedTool:
             def inputs() -> dict[str, Any]:
                 return {"image": image_ref(image), "args": _summarise(list(args)), **_summarise(kwargs)}
 
-            with trace_run(f"tool.{self.role}.{self.name}", "tool", inputs, metadata=self._metadata) as run:
+            with trace_run(f"tool.{self.role}.{self.name}" + ("" if method == TOOL_METHODS[self.role] else f".{method}"), "tool", inputs, metadata=self._metadata) as run:
                 count("tool_calls")
                 result = call(image, *args, **kwargs)
                 run.outputs = {"result": _summarise(result)}

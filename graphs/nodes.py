@@ -31,7 +31,8 @@ from lookcloser.vlm.base import ChatMessage, supports
 
 from lookcloser.graphs.state import AgentState, SearchTask
 
-__all__ = ["check_options", "order_findings", "read_input", "search", "show", "tell"]
+__all__ = ["check_options", "localizer_batches", "order_findings", "read_input", "search", "segment", "show", "tell",
+           "wants_masks"]
 
 
 def _counts(stats: Any) -> dict[str, int]:
@@ -180,11 +181,16 @@ def show(state: AgentState, services: Services) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- search
+def localizer_batches(services: Services, *, with_vlm: bool) -> bool:
+    """Whether the configured localizer finds several targets in one call (`locate_many`)."""
+    return callable(getattr(services.tool("localizer", with_vlm=with_vlm), "locate_many", None))
+
+
 @_within_time_limit
 def search(task: SearchTask, services: Services) -> dict[str, Any]:
-    """Find one target; any exception or time-out becomes a 'failed' finding, never a crashed run.
-    It runs for at most max_search_seconds, and never past the question's time limit."""
-    target = Target.model_validate(task["target"])
+    """Find the branch's targets; any exception or time-out becomes a 'failed' finding per target, never
+    a crashed run. It runs for at most max_search_seconds, and never past the question's time limit."""
+    targets = [Target.model_validate(t) for t in task["targets"]]
     image = resolve_image(task["image"], services.config)
     limit = services.config.max_search_seconds
     why = f"timed out after {limit:g} s (max_search_seconds)"
@@ -197,46 +203,66 @@ def search(task: SearchTask, services: Services) -> dict[str, Any]:
         try:
             localizer = services.tool("localizer", with_vlm=task.get("with_vlm", True))
             tool_name = localizer.name
-            findings = _call_with_timeout(localizer.locate, image, target, limit)
-            findings = _segment(image, findings, services, with_vlm=task.get("with_vlm", True))
+            per_target = _call_with_timeout(_locate, localizer, image, targets, limit=limit)
         except FutureTimeout:
-            findings = [Finding(target=target, status="failed", tool=tool_name, error=why)]
+            per_target = [[Finding(target=t, status="failed", tool=tool_name, error=why)] for t in targets]
         except Exception as exc:  # isolate tool failures: the run still answers
-            findings = [Finding(target=target, status="failed", tool=tool_name, error=f"{type(exc).__name__}: {exc}")]
-        if not findings:
-            findings = [Finding(target=target, status="not_found", tool=tool_name)]
+            error = f"{type(exc).__name__}: {exc}"
+            per_target = [[Finding(target=t, status="failed", tool=tool_name, error=error)] for t in targets]
+        findings = [f for target, found in zip(targets, per_target)
+                    for f in (found or [Finding(target=target, status="not_found", tool=tool_name)])]
     return {"findings": [f.model_dump(mode="json") for f in findings], "stats": _counts(stats)}
 
 
-def _call_with_timeout(func: Any, image: Image.Image, target: Target, limit: float) -> list[Finding]:
-    """Run `func` in a worker thread (in this context, so tracing and counting nest) for at most `limit` s.
+def _locate(localizer: Any, image: Image.Image, targets: list[Target]) -> list[list[Finding]]:
+    """One list of findings per target: one `locate_many` call for a batch, else `locate`."""
+    if len(targets) > 1:
+        results = [list(found) for found in localizer.locate_many(image, targets)]
+        if len(results) != len(targets):
+            raise RuntimeError(f"{localizer.name}.locate_many returned {len(results)} results for "
+                               f"{len(targets)} targets")
+        return results
+    return [list(localizer.locate(image, targets[0]))]
 
-    A timed-out worker cannot be killed; it finishes in the background and its result is dropped.
-    """
+
+def _call_with_timeout(func: Any, *args: Any, limit: float) -> Any:
+    """Run `func(*args)` in a worker thread (in this context, so tracing and counting nest) for at most
+    `limit` s. A timed-out worker cannot be killed; it finishes in the background and its result is dropped."""
     context = contextvars.copy_context()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookcloser-search")
     try:
-        future = executor.submit(context.run, func, image, target)
-        return list(future.result(timeout=limit))
+        return executor.submit(context.run, func, *args).result(timeout=limit)
     finally:
         executor.shutdown(wait=False)
 
 
-def _segment(image: Image.Image, findings: list[Finding], services: Services, *, with_vlm: bool) -> list[Finding]:
-    """Grounded-SAM style: found object boxes become segmenter prompts (one batched call)."""
-    if not services.config.segment_found or not services.has_tool("segmenter"):
-        return findings
+# --------------------------------------------------------------------------------- segment
+def wants_masks(services: Services) -> bool:
+    return services.config.segment_found and services.has_tool("segmenter")
+
+
+@_within_time_limit
+def segment(state: AgentState, services: Services) -> dict[str, Any]:
+    """Grounded-SAM: every found object box of the image (all targets) goes to the segmenter in ONE
+    call; each finding gets the mask of its box. A failing segmenter leaves the boxes and says why."""
+    findings = [Finding.model_validate(f) for f in state.get("findings") or []]
     todo = [i for i, f in enumerate(findings) if f.status == "found" and f.box is not None and f.target.kind == "object"]
     if not todo:
-        return findings
-    segmenter = services.tool("segmenter", with_vlm=with_vlm)
-    try:
-        results = segmenter.segment(image, [findings[i].box for i in todo])
-    except Exception as exc:
-        note = f"segmenter {segmenter.name} failed: {type(exc).__name__}: {exc}"
-        return [f.model_copy(update={"error": note}) if i in todo else f for i, f in enumerate(findings)]
-    masks = {i: _as_mask(r) for i, r in zip(todo, results)}
-    return [f.model_copy(update={"mask": masks[i]}) if masks.get(i) is not None else f for i, f in enumerate(findings)]
+        return {}
+    image = resolve_image(state["image"], services.config)
+    with_vlm = state.get("mode") != "find" or bool(state.get("search_with_vlm"))
+    with counting() as stats:
+        segmenter = services.tool("segmenter", with_vlm=with_vlm)
+        try:
+            _check_time("the segmenter call", services)
+            results = list(segmenter.segment(image, [findings[i].box for i in todo]))
+            if len(results) != len(todo):
+                raise RuntimeError(f"{len(results)} masks for {len(todo)} boxes")
+            updates = {i: {"mask": _as_mask(r)} for i, r in zip(todo, results) if _as_mask(r) is not None}
+        except Exception as exc:  # the boxes still answer; the finding says why it has no mask
+            updates = {i: {"error": f"segmenter {segmenter.name} failed: {type(exc).__name__}: {exc}"} for i in todo}
+    findings = [f.model_copy(update=updates[i]) if i in updates else f for i, f in enumerate(findings)]
+    return {"findings": Overwrite([f.model_dump(mode="json") for f in findings]), "stats": _counts(stats)}
 
 
 def _as_mask(result: Any) -> Mask | None:

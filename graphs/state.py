@@ -54,9 +54,10 @@ class AgentState(InputState, OutputState, total=False):
 
 
 class SearchTask(TypedDict):
-    """What one parallel search branch receives (via LangGraph Send)."""
+    """What one parallel search branch receives (via LangGraph Send): one target, or every target of
+    the image when the localizer finds several in one call (`locate_many`, e.g. one GroundingDINO pass)."""
 
     image: str
-    target: dict[str, Any]
+    targets: list[dict[str, Any]]
     mode: str
     with_vlm: bool

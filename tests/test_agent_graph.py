@@ -166,15 +166,54 @@ def test_compiled_graph_is_a_module_attribute():
 
 def test_found_boxes_are_refined_into_masks_by_the_segmenter(image, tmp_path):
     segmenter = BoxMaskSegmenter()
-    vlm = ScriptedVLM([missing("cup", "dog"), "ok"])
-    agent = Agent(vlm=vlm, tools={"localizer": FixedLocalizer({"cup": (10, 20, 30, 40)}), "segmenter": segmenter},
-                  trace_dir=tmp_path)
+    vlm = ScriptedVLM([missing("cup", "dog", "mug"), "ok"])
+    localizer = FixedLocalizer({"cup": (10, 20, 30, 40), "mug": (100, 100, 150, 120)})
+    agent = Agent(vlm=vlm, tools={"localizer": localizer, "segmenter": segmenter}, trace_dir=tmp_path)
     answer = agent.run(image, "q?")
-    cup = next(f for f in answer.findings if f.target.name == "cup")
-    mask = cup.mask.to_array()
+    by_name = {f.target.name: f for f in answer.findings}
+    mask = by_name["cup"].mask.to_array()
     assert mask.shape == (480, 640) and mask.sum() == 20 * 20 and mask[20:40, 10:30].all()
-    assert segmenter.calls == 1  # only the found target, in one batched call
+    assert by_name["mug"].mask.to_array()[100:120, 100:150].all() and by_name["dog"].mask is None
+    # the found boxes of every target of the image, in one call, after all searches are back
+    assert segmenter.calls == 1
     from lookcloser.tracing import load_trace
 
-    [seg_run] = [r for r in load_trace(answer.trace_dir) if r["name"] == "tool.segmenter.boxfill"]
-    assert seg_run["parent_run_id"] in {r["id"] for r in load_trace(answer.trace_dir) if r["name"] == "search"}
+    runs = load_trace(answer.trace_dir)
+    [seg_run] = [r for r in runs if r["name"] == "tool.segmenter.boxfill"]
+    [segment_node] = [r for r in runs if r["name"] == "segment"]
+    assert seg_run["parent_run_id"] == segment_node["id"] and len(seg_run["inputs"]["args"][0]) == 2
+
+
+class _BatchLocalizer(FixedLocalizer):
+    """A localizer that finds several targets in one call (like GroundingDINO's joint prompt)."""
+
+    def __init__(self, boxes, fail: bool = False):
+        super().__init__(boxes, name="batch")
+        self.batches: list[list[str]] = []
+        self.fail = fail
+
+    def locate_many(self, image, targets):
+        self.batches.append([t.name for t in targets])
+        if self.fail:
+            raise RuntimeError("detector fell over")
+        return [self.locate(image, t) for t in targets]
+
+
+def test_a_batching_localizer_gets_every_target_of_the_image_in_one_call(image, tmp_path):
+    localizer = _BatchLocalizer({"cup": (10, 20, 30, 40)})
+    agent = Agent(vlm=ScriptedVLM([missing("cup", "dog"), "ok"]), tools={"localizer": localizer}, trace_dir=tmp_path)
+    answer = agent.run(image, "q?")
+    assert localizer.batches == [["cup", "dog"]]
+    assert [(f.target.name, f.status) for f in answer.findings] == [("cup", "found"), ("dog", "not_found")]
+    assert answer.stats.tool_calls == 1
+    from lookcloser.tracing import load_trace
+
+    assert [r["name"] for r in load_trace(answer.trace_dir) if r["run_type"] == "tool"] == ["tool.localizer.batch.locate_many"]
+
+
+def test_a_failing_batch_call_fails_each_of_its_targets_and_the_run_still_answers(image):
+    localizer = _BatchLocalizer({}, fail=True)
+    answer = Agent(vlm=ScriptedVLM([missing("cup", "dog"), "ok"]), tools={"localizer": localizer}).run(image, "q?")
+    assert answer.text == "ok"
+    assert [(f.target.name, f.status) for f in answer.findings] == [("cup", "failed"), ("dog", "failed")]
+    assert all("detector fell over" in f.error for f in answer.findings)

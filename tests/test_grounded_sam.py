@@ -2,8 +2,8 @@
 
 Both are tiny random-weight models loaded from local directories through the real transformers
 path; the VLM is scripted. Checks: every found object finding carries SAM 2's mask for its box,
-the masks equal a direct segmenter call on the same boxes, and the segmenter is called once per
-search with all of that search's found boxes (never once per box).
+the masks equal a direct segmenter call on the same boxes; GroundingDINO runs ONE forward for all
+targets of the image and SAM 2 gets all found boxes of the image in ONE call.
 """
 
 from __future__ import annotations
@@ -42,16 +42,23 @@ def _agent(targets: list[str], gdino, sam, **detector_options) -> tuple[Agent, S
     return agent, vlm
 
 
-def test_found_boxes_get_sam2_masks_in_one_call_per_search(model_dirs, monkeypatch):
+def test_one_detector_forward_and_one_sam2_call_per_image(model_dirs, monkeypatch):
     gdino, sam = model_dirs
     calls: list[int] = []
+    forwards: list[list[str]] = []
     original = Sam2Segmenter.segment
+    original_detect = GroundingDinoDetector._detect_unique
 
     def spy(self, image, boxes, *args, **kwargs):
         calls.append(len(boxes))
         return original(self, image, boxes, *args, **kwargs)
 
+    def spy_detect(self, image, phrases):
+        forwards.append(list(phrases))
+        return original_detect(self, image, phrases)
+
     monkeypatch.setattr(Sam2Segmenter, "segment", spy)
+    monkeypatch.setattr(GroundingDinoDetector, "_detect_unique", spy_detect)
     photo = Image.fromarray((np.random.RandomState(5).rand(240, 320, 3) * 255).astype("uint8"))
     agent, vlm = _agent(["dog", "red car"], gdino, sam, box_threshold=0.3)
     answer = agent.run(photo, "What is on the table?")
@@ -63,15 +70,17 @@ def test_found_boxes_get_sam2_masks_in_one_call_per_search(model_dirs, monkeypat
     for finding in found:
         assert finding.tool == "grounding_dino"
         assert finding.mask is not None and (finding.mask.height, finding.mask.width) == (240, 320)
-    # one segmenter call per search, with every box that search found (one box per target here)
-    assert calls == [1, 1]
+    # one detector forward with both targets ("dog. red car."), one segmenter call with both boxes
+    assert forwards == [["dog", "red car"]] and calls == [2]
+    assert answer.stats.tool_calls == 2
     # the masks are SAM 2's for those boxes: the same as one direct call with all the boxes
     direct = Sam2Segmenter(model=sam, device="cpu").segment(photo, [f.box for f in found])
     for finding, det in zip(found, direct):
         np.testing.assert_array_equal(finding.mask.to_array(), det.mask.to_array())
-    # the boxes are GroundingDINO's best box per target (the graph searches each target on its own)
+    # the boxes are GroundingDINO's best box per target from that one joint prompt
     detector = GroundingDinoDetector(model=gdino, device="cpu", box_threshold=0.3)
-    assert [f.box for f in found] == [detector.detect(photo, [f.target.name])[0][0].box for f in found]
+    joint = detector.detect(photo, ["dog", "red car"])
+    assert [f.box for f in found] == [joint[0][0].box, joint[1][0].box]
 
 
 def test_not_found_targets_are_not_segmented(model_dirs, monkeypatch):

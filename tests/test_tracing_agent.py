@@ -38,13 +38,13 @@ def test_run_tree_nests_vlm_and_tool_calls_under_the_graph_nodes(tmp_path):
     assert root.run["outputs"]["answer"] == answer.text == ANSWER
     assert root.run["outputs"]["findings"] == [f.model_dump(mode="json") for f in answer.findings]
     nodes = [child.run["name"] for child in root.children]
-    assert nodes == ["read_input", "show", "search", "search", "search", "tell"]
+    assert nodes == ["read_input", "show", "search", "search", "search", "segment", "tell"]
     parents = {r["name"]: by_id[r["parent_run_id"]]["name"] for r in runs if r["run_type"] in ("llm", "tool")}
-    assert parents == {"vlm.generate": "tell", "tool.localizer.stepping": "search", "tool.segmenter.boxfill": "search"}
+    assert parents == {"vlm.generate": "tell", "tool.localizer.stepping": "search", "tool.segmenter.boxfill": "segment"}
     show_call = next(r for r in runs if r["name"] == "vlm.generate" and by_id[r["parent_run_id"]]["name"] == "show")
     assert show_call["outputs"]["generations"][0][0]["text"] == missing("sign", "cup", "dog")
     assert show_call["extra"]["metadata"]["usage_metadata"]["input_tokens"] > 0
-    searched = sorted(by_id[r["parent_run_id"]]["inputs"]["target"]["name"] for r in runs if r["name"] == "tool.localizer.stepping")
+    searched = sorted(by_id[r["parent_run_id"]]["inputs"]["targets"][0]["name"] for r in runs if r["name"] == "tool.localizer.stepping")
     assert searched == ["cup", "dog", "sign"]
     steps = [r for r in runs if r["name"] == "vstar.step"]
     assert len(steps) == 8 and all(by_id[s["parent_run_id"]]["name"] == "tool.localizer.stepping" for s in steps)

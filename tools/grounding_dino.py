@@ -135,11 +135,14 @@ class GroundingDinoDetector:
     # --------------------------------------------------------------- localizer
     def locate(self, image: Image.Image, target: Target) -> list[Finding]:
         """Whole-image detection of the target's name: the best box, or not_found."""
-        [detections] = self.detect(image, [target.name])
-        if not detections:
-            return [Finding(target=target, status="not_found", tool=self.name)]
-        best = detections[0]
-        return [Finding(target=target, status="found", box=best.box, score=best.score, tool=self.name)]
+        return self.locate_many(image, [target])[0]
+
+    def locate_many(self, image: Image.Image, targets: Sequence[Target]) -> list[list[Finding]]:
+        """Every target of the image in ONE forward pass: per target, its best box or not_found."""
+        per_phrase = self.detect(image, [t.name for t in targets])
+        return [[Finding(target=t, status="found", box=found[0].box, score=found[0].score, tool=self.name)
+                 if found else Finding(target=t, status="not_found", tool=self.name)]
+                for t, found in zip(targets, per_phrase)]
 
 
 # ----------------------------------------------------------------- helpers
