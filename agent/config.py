@@ -36,6 +36,10 @@ class AgentConfig(BaseModel):
     segment_found: bool = Field(True, description="Refine found object boxes into masks when a segmenter is set.")
     crop_factor: float = Field(1.2, gt=0, description="TELL's crop around a found box, as SEAL: 1.2x the box.")
     crop_min_size: float = Field(32.0, ge=1, description="Smallest crop side (px) cut around a found box.")
+    mask_background: float = Field(
+        0.35, ge=0, le=1, description="TELL's crop of a finding with a mask keeps this much of the brightness outside "
+                                      "the mask (Grounded-SAM's masked crop: the object stands out, its context "
+                                      "stays visible); 1 shows the plain crop.")
     max_text_chars: int = Field(
         200, ge=1, description="Longest OCR line shown to the VLM in TELL (longer text is cut, marked with '...').")
     max_text_lines: int = Field(40, ge=1, description="Most OCR lines shown to the VLM in TELL.")

@@ -317,7 +317,3 @@ def crop(image: Image.Image, box: "Box") -> Image.Image:  # noqa: F821 - doc typ
     y2 = max(y2, min(y1 + 1, image.height))
     return image.crop((x1, y1, x2, y2))
 
-
-def crop_around(image: Image.Image, box: "Box", factor: float = 1.2, min_size: float = 32) -> Image.Image:  # noqa: F821
-    """SEAL's crop for the VLM: centred on the box at `factor` x its size, at least `min_size` a side."""
-    return crop(image, box.expand(factor, image.width, image.height, min_size=min_size))

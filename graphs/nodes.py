@@ -283,7 +283,8 @@ def tell(state: AgentState, services: Services) -> dict[str, Any]:
     with counting() as stats:
         memory = VisualWorkingMemory(
             image, state["question"], findings, max_crops=config.max_crops, crop_factor=config.crop_factor,
-            crop_min_size=config.crop_min_size, max_text_chars=config.max_text_chars,
+            crop_min_size=config.crop_min_size, mask_background=config.mask_background,
+            max_text_chars=config.max_text_chars,
             max_text_lines=config.max_text_lines)
         memory_text, crops = memory.render()
         reply = _ask_vlm("tell", [image, *crops], image, state, services, memory=memory_text)

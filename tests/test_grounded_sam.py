@@ -61,6 +61,9 @@ def test_one_detector_forward_and_one_sam2_call_per_image(model_dirs, monkeypatc
     monkeypatch.setattr(GroundingDinoDetector, "_detect_unique", spy_detect)
     photo = Image.fromarray((np.random.RandomState(5).rand(240, 320, 3) * 255).astype("uint8"))
     agent, vlm = _agent(["dog", "red car"], gdino, sam, box_threshold=0.3)
+    seen: list[list[Image.Image]] = []
+    script = vlm._script
+    vlm._script = lambda text, images: seen.append(images) or script(text, images)
     answer = agent.run(photo, "What is on the table?")
 
     assert answer.text == "done"
@@ -77,7 +80,22 @@ def test_one_detector_forward_and_one_sam2_call_per_image(model_dirs, monkeypatc
     direct = Sam2Segmenter(model=sam, device="cpu").segment(photo, [f.box for f in found])
     for finding, det in zip(found, direct):
         np.testing.assert_array_equal(finding.mask.to_array(), det.mask.to_array())
-    # the boxes are GroundingDINO's best box per target from that one joint prompt
+    # TELL sees masked crops (Grounded-SAM): the text says so, and outside each mask the crop is dimmed
+    tell_text = vlm.calls[-1]["text"]
+    assert tell_text.count("its segmentation mask bright, the rest dimmed") == 2
+    crops = seen[-1][1:]
+    assert len(crops) == 2
+    checked = 0
+    for finding, shown in zip(sorted(found, key=lambda f: -f.score), crops):
+        region = finding.box.expand(1.2, 320, 240, min_size=32)
+        plain = photo.crop(tuple(int(v) for v in region.to_list())).resize(shown.size)
+        outside = ~np.asarray(Image.fromarray(finding.mask.to_array()).crop(
+            tuple(int(v) for v in region.to_list())).resize(shown.size, Image.Resampling.NEAREST))
+        if outside.sum() > 100:
+            assert np.asarray(shown)[outside].mean() < 0.5 * np.asarray(plain)[outside].mean()
+            checked += 1
+    assert checked >= 1
+        # the boxes are GroundingDINO's best box per target from that one joint prompt
     detector = GroundingDinoDetector(model=gdino, device="cpu", box_threshold=0.3)
     joint = detector.detect(photo, ["dog", "red car"])
     assert [f.box for f in found] == [joint[0][0].box, joint[1][0].box]

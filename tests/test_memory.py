@@ -39,3 +39,25 @@ def test_empty_memory_and_crop_limit():
                     tool="t") for i in range(5)]
     _, crops = VisualWorkingMemory(image, "q", many, max_crops=2).render()
     assert len(crops) == 2
+
+
+def test_a_masked_finding_gets_a_crop_with_the_background_dimmed():
+    import numpy as np
+
+    from lookcloser import Mask
+
+    pixels = np.full((300, 400, 3), 200, np.uint8)
+    image = Image.fromarray(pixels)
+    area = np.zeros((300, 400), bool)
+    area[100:200, 100:150] = True  # the object: the left half of the found box
+    box = Box(x1=100, y1=100, x2=200, y2=200)
+    masked = Finding(target=Target(name="cup"), status="found", box=box, score=0.9, tool="t", mask=Mask.from_array(area))
+    text, [crop] = VisualWorkingMemory(image, "q", [masked], mask_background=0.25).render()
+    assert "cup at [100, 100, 200, 200] (shown enlarged as image 2, its segmentation mask bright, the rest dimmed)" in text
+    # the crop is SEAL's 1.2x box (120 x 120 from (90, 90)): the mask's pixels untouched, the rest at 25 %
+    array = np.asarray(crop)
+    assert crop.size == (224, 224)
+    assert array[112, 60].tolist() == [200, 200, 200]  # inside the mask (x 100..150 of the image)
+    assert array[112, 180].tolist() == [50, 50, 50]  # inside the box, outside the mask
+    plain_text, [plain] = VisualWorkingMemory(image, "q", [masked], mask_background=1.0).render()
+    assert np.asarray(plain)[112, 180].tolist() == [200, 200, 200] and "mask" not in plain_text
