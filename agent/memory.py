@@ -71,6 +71,8 @@ class VisualWorkingMemory:
                     where += ", its segmentation mask bright, the rest dimmed"
                 where += ")" if where else ""
                 score = f", confidence {finding.score:.2f}" if finding.score is not None else ""
+                if (finding.search or {}).get("below_accept"):
+                    score += " (low: the search's best guess, below its acceptance score; it may be wrong)"
                 lines.append(f"- {name} at {_box_text(finding)}{where}{score}")
         budget = self.max_text_lines
         for name, found in texts.items():

@@ -33,10 +33,11 @@ def tiny_owlv2_dir(tmp_path_factory):
 
 
 def scripted(show_reply: str, final: str):
-    """SHOW names a target; the contextual cue gets a position; TELL repeats what the memory holds."""
+    """SHOW names a target; the contextual cue gets a context object and a position; TELL repeats what the
+    memory holds."""
     def reply(text: str, images: list) -> str:
         if "most likely to be" in text:
-            return "bottom-right"
+            return "On the road, bottom-right."
         if "Additional visual information" in text:
             return final(text) if callable(final) else final
         return show_reply
@@ -56,7 +57,8 @@ def test_object_target_with_owlv2_cue_and_contextual_cue(tiny_owlv2_dir, tmp_pat
     steps = finding.search["steps"]
     assert len(steps) == answer.stats.search_steps > 1  # it zoomed in, patch by patch
     asked = [c for c in vlm.calls if "most likely to be" in c["text"]]
-    assert asked and any(s["context"] == "used" for s in steps)  # weak random-weight map -> asked the VLM
+    # weak random-weight map -> asked the VLM, whose context object ("road") the OWLv2 cue mapped (official V*)
+    assert asked and any(s["context"] == "object: road" for s in steps)
     assert answer.stats.vlm_calls == 2 + len(asked) and answer.stats.tool_calls == 1
 
     runs = load_trace(answer.trace_dir)

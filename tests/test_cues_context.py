@@ -1,4 +1,5 @@
-"""The contextual cue: VLM position answers parsed into a prior heatmap, with a scripted VLM."""
+"""The contextual cue: the VLM names a context object (mapped by the search's cue model, as the
+official V* does) and a grid position (the fallback prior), with a scripted VLM."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookcloser.tools.vstar.context_cue import make_context_cue, parse_position, position_prior
+from lookcloser.tools.vstar.context_cue import (make_context_cue, parse_context_object, parse_position,
+                                                position_prior)
+from lookcloser.tools.vstar.cue import CueOutput
 from lookcloser.vlm.base import ChatMessage, VLMReply
 
 
@@ -67,8 +70,10 @@ def test_cue_asks_with_the_patch_and_returns_the_prior():
     assert cue.vlm_calls == 1 and cue.last_position == (0, 2)
     (message,) = vlm.messages[0]
     assert message.role == "user" and message.images == [patch]
-    assert "Where is the license plate most likely to be" in message.text
+    assert "where is the license plate most likely to be" in message.text
+    assert "the object or region it is most likely on" in message.text
     np.testing.assert_array_equal(prior, position_prior(0, 2, 640, 480))
+    assert cue.last_source == "grid: top-right"  # no mapper: the grid position
 
 
 def test_unparseable_answer_returns_none_and_keeps_the_answer():
@@ -82,3 +87,44 @@ def test_needs_a_generating_vlm_and_a_target_slot():
         make_context_cue(None)
     with pytest.raises(ValueError, match="target"):
         make_context_cue(ScriptedVLM("top"), prompt="Where is it?")
+
+
+@pytest.mark.parametrize(
+    ("answer", "context"),
+    [
+        ("On the table, bottom-left.", "table"),
+        ("It is most likely on the wooden shelf near the top.", "wooden shelf"),
+        ("The license plate is most likely to appear on the car.", "car"),
+        ("top-right", None),
+        ("Next to the door (left side)", "door"),
+        ("I think it would be somewhere in the middle of a big crowded market street scene", None),
+        ("", None),
+    ],
+)
+def test_the_context_object_is_taken_from_the_answer(answer, context):
+    assert parse_context_object(answer, "license plate") == context
+
+
+class _MapCue:
+    """Maps a phrase to a fixed map (a cue model's heatmap of the context object)."""
+
+    def __init__(self, heatmap):
+        self.heatmap = heatmap
+        self.phrases = []
+
+    def __call__(self, patch, phrase):
+        self.phrases.append(phrase)
+        return CueOutput(heatmap=self.heatmap, peak=float(self.heatmap.max()))
+
+
+def test_the_named_context_object_is_mapped_by_the_cue_model_else_the_grid_is_used():
+    table = np.zeros((8, 8), np.float32)
+    table[6:, :3] = 1.0  # where the cue model sees "table"
+    mapper = _MapCue(table)
+    cue = make_context_cue(ScriptedVLM("On the table, top-right."), mapper=mapper)
+    prior = cue(Image.new("RGB", (320, 320)), "cup")
+    assert mapper.phrases == ["table"] and cue.last_source == "object: table"
+    np.testing.assert_array_equal(prior, table)  # the object's map, not the top-right cell
+    flat = make_context_cue(ScriptedVLM("On the table, top-right."), mapper=_MapCue(np.ones((8, 8), np.float32)))
+    np.testing.assert_array_equal(flat(Image.new("RGB", (320, 320)), "cup"), position_prior(0, 2, 320, 320))
+    assert flat.last_source == "grid: top-right"  # a flat map says nothing: the grid cell is the fallback

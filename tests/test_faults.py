@@ -84,9 +84,9 @@ def test_endpoint_faults_are_one_line_naming_the_endpoint(fault, words, sign, tm
 @pytest.mark.parametrize("fault", ["slow", "trickle"])
 def test_a_slow_endpoint_is_cut_at_the_timeout(fault, sign, tmp_path):
     with FaultServer(show=fault, slow_seconds=30) as stub:
-        result = _ask(stub, sign, tmp_path, "--timeout", "2")  # ends well before the 30 s reply (or BOUND_S)
+        result = _ask(stub, sign, tmp_path, "--timeout", "6")  # ends well before the 30 s reply (or BOUND_S)
     line = _one_error_line(result)
-    assert f"VLM endpoint {stub.url} (model 'stub') did not answer within the question's time limit of 2 s" in line
+    assert f"VLM endpoint {stub.url} (model 'stub') did not answer within the question's time limit of 6 s" in line
     assert result.stdout == ""
 
 

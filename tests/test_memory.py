@@ -61,3 +61,12 @@ def test_a_masked_finding_gets_a_crop_with_the_background_dimmed():
     assert array[112, 180].tolist() == [50, 50, 50]  # inside the box, outside the mask
     plain_text, [plain] = VisualWorkingMemory(image, "q", [masked], mask_background=1.0).render()
     assert np.asarray(plain)[112, 180].tolist() == [200, 200, 200] and "mask" not in plain_text
+
+
+def test_a_best_guess_below_the_accept_score_is_shown_with_its_weakness():
+    image = Image.new("RGB", (100, 100))
+    guess = Finding(target=Target(name="cat"), status="found", box=Box(x1=1, y1=2, x2=30, y2=40), score=0.12,
+                    tool="vstar", search={"below_accept": True})
+    text, crops = VisualWorkingMemory(image, "q", [guess]).render()
+    assert ("cat at [1, 2, 30, 40] (shown enlarged as image 2), confidence 0.12 (low: the search's best guess, "
+            "below its acceptance score; it may be wrong)") in text and len(crops) == 1

@@ -71,7 +71,7 @@ def test_context_cue_is_used_when_the_context_has_a_vlm(monkeypatch):
 
     made = []
 
-    def fake_make(vlm):
+    def fake_make(vlm, mapper=None):
         made.append(vlm)
         return lambda patch, phrase: None
 
@@ -84,3 +84,48 @@ def test_context_cue_is_used_when_the_context_has_a_vlm(monkeypatch):
     localizer = create_vstar_localizer(Ctx(), cue=weak, max_steps=1)
     [finding] = localizer.locate(coord_image(896, 896), Target(name="cat"))
     assert made == [Ctx.vlm] and finding.search["steps"][0]["context"] == "no_prior"
+
+
+def test_a_confident_first_look_keeps_every_confident_instance():
+    boxes = [Box(x1=100, y1=100, x2=140, y2=130), Box(x1=500, y1=500, x2=540, y2=530), Box(x1=300, y1=50, x2=330, y2=80)]
+    cue = SyntheticCue(blobs=[Blob(120, 115, 30)], things=[Thing(boxes[0], 0.9, 10_000), Thing(boxes[1], 0.7, 10_000),
+                                                             Thing(boxes[2], 0.4, 10_000)])
+    findings = VStarLocalizer(cue=cue).locate(coord_image(800, 800), Target(name="apple"))
+    # official V*: every box above the stop confidence (0.5) at the whole image, best first; 0.4 is not one
+    assert [(f.status, f.box, f.score) for f in findings] == [("found", boxes[0], 0.9), ("found", boxes[1], 0.7)]
+    assert len(findings[0].search["instances"]) == 2 and findings[1].search["instance"] == 2
+
+
+def test_the_best_box_below_the_accept_score_is_still_given_marked_unless_switched_off():
+    weak = Box(x1=600, y1=600, x2=630, y2=620)
+    cue = SyntheticCue(blobs=[Blob(615, 610, 30)], things=[Thing(weak, 0.1, 300)])
+    [finding] = VStarLocalizer(cue=cue).locate(coord_image(896, 896), Target(name="cat"))
+    assert finding.status == "found" and finding.box == weak and finding.score == 0.1
+    assert finding.search["below_accept"] is True and finding.search["found"] is False
+    [strict] = VStarLocalizer(cue=cue, keep_best_below_accept=False).locate(coord_image(896, 896), Target(name="cat"))
+    assert strict.status == "not_found" and strict.box is None and strict.score == 0.1
+
+
+def test_the_contextual_cue_maps_the_context_object_with_the_object_cue_and_records_it():
+    from lookcloser.vlm.base import VLMReply
+
+    class Vlm:
+        name = "scripted"
+
+        def generate(self, messages, *, max_new_tokens=256):
+            return VLMReply(text="On the table, bottom-right.")
+
+    class Ctx:
+        vlm = Vlm()
+
+    weak = SyntheticCue(blobs=[Blob(100, 100, 30, 0.1)])
+    [finding] = create_vstar_localizer(Ctx(), cue=weak, max_steps=2).locate(coord_image(896, 896), Target(name="cat"))
+    assert finding.search["steps"][0]["context"] == "object: table"
+    [grid] = create_vstar_localizer(Ctx(), cue=SyntheticCue(blobs=[Blob(100, 100, 30, 0.1)]), max_steps=2,
+                                    context_map="grid").locate(coord_image(896, 896), Target(name="cat"))
+    assert grid.search["steps"][0]["context"] == "grid: bottom-right"
+    # the object map ranks the children: the first child visited is where the cue's map of "table" is
+    # (the synthetic cue maps every phrase to its blob at (100, 100), top-left); the grid prior sends it bottom-right
+    assert finding.search["steps"][1]["box"][0] < 448 and grid.search["steps"][1]["box"][0] >= 448
+    with pytest.raises(ValueError, match="context_map"):
+        create_vstar_localizer(None, context_map="nearby")

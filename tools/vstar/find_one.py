@@ -1,10 +1,13 @@
 """Find-one strategy of the V* search (objects): stop at the first confident detection.
 
-A detection >= calibration.stop_confidence ends the search ("confident"). Otherwise every
-non-leaf patch is split by the official rule; a patch whose heatmap is too weak to trust
-(peak <= calibration.strong_peak(level)) is ranked by the contextual cue's prior instead, when
-there is one (SEAL's fallback on the VLM's world knowledge). When the queue runs dry the best
-detection seen is accepted if >= calibration.accept_confidence ("best_seen"), else not found.
+A detection >= calibration.stop_confidence ends the search ("confident"); when that happens at the
+first look (the whole image), every detection of that look above the stop confidence is kept as an
+instance, as the official code does (a counting question needs them all). Otherwise every non-leaf
+patch is split by the official rule; a patch whose heatmap is too weak to trust (peak <=
+calibration.strong_peak(level)) is ranked by the contextual cue's map instead, when there is one
+(SEAL's fallback on the VLM's world knowledge). When the queue runs dry the best detection seen is
+accepted if >= calibration.accept_confidence ("best_seen"); below it the result is not found, but
+`best` is kept (the localizer may still hand it to the VLM, as the official evaluation does).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class FindOne:
         self.config = config
         self.context_cue = context_cue
         self.best: Detection | None = None
+        self.instances: list[Detection] = []
         self.context_calls = 0
         self.stop_reason: StopReason | None = None
 
@@ -43,6 +47,9 @@ class FindOne:
                 self.best = det
         if self.best is not None and self.best.score >= self.calibration.stop_confidence:
             self.stop_reason = "confident"
+            if look.node.level == 1:  # the whole image: keep every confident instance (official V*)
+                confident = [d for d in look.step.detections if d.score >= self.calibration.stop_confidence]
+                self.instances = sorted(confident, key=lambda d: -d.score)
             return None
         if look.step.leaf:
             return None
@@ -60,11 +67,12 @@ class FindOne:
             look.step.context = "no_prior"
             return look.heatmap
         guide = check_heatmap(CueOutput(heatmap=prior, peak=0.0), "context cue")
-        look.step.context = "used"
+        look.step.context = getattr(self.context_cue, "last_source", None) or "used"
         return guide
 
     def finish(self, stop_reason: StopReason) -> Outcome:
         found = self.best is not None and self.best.score >= self.calibration.accept_confidence
         if found and stop_reason == "exhausted":
             stop_reason = "best_seen"
-        return Outcome(found=found, best=self.best, stop_reason=stop_reason, context_calls=self.context_calls)
+        return Outcome(found=found, best=self.best, stop_reason=stop_reason, context_calls=self.context_calls,
+                       instances=self.instances if len(self.instances) > 1 else [])

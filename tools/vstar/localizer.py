@@ -8,7 +8,13 @@ already ran, so the cue's reads are kept (nothing read twice; tool "vstar"); any
 enlarged, and its text replaces the cue's (tool "vstar+READER"). `Finding.search["reader"]` records
 which route was taken. Object targets run the find-one
 search with an object cue (`owlv2` by default, or `vlm`, `detector`, or any CueModel instance)
-and return one Finding. Findings carry boxes, not crops.
+and return one Finding, or one per instance when the first look at the whole image is confident
+(official V*: a counting question needs every instance). When the search ends below the accept
+score, its best box is still returned (official V* evaluation), marked `search["below_accept"]` with
+its score, so TELL can tell the VLM how weak it is; `keep_best_below_accept=False` says not found
+instead. The contextual cue maps the context object the VLM names with the object cue
+(`context_map="object"`, official) or uses its grid position only (`"grid"`).
+Findings carry boxes, not crops.
 Cue models are built lazily on first use and kept; a cue that cannot be loaded raises
 ModelLoadError with one clear line (the agent turns it into a "failed" finding).
 """
@@ -30,6 +36,9 @@ from lookcloser.types import Box, Detection, Finding, Target
 __all__ = ["OBJECT_CUES", "VStarLocalizer", "create_vstar_localizer"]
 
 OBJECT_CUES = ("owlv2", "vlm", "detector")
+#: How the contextual cue turns the VLM's answer into a map: the context object mapped by the object
+#: cue (official V*), or the named 3x3 grid cell only.
+CONTEXT_MAPS = ("object", "grid")
 
 
 class VStarLocalizer:
@@ -53,7 +62,11 @@ class VStarLocalizer:
                  detector: Any = None, config: SearchConfig | None = None, use_context: bool = True,
                  model: str | None = None, device: str = "auto", text_options: dict[str, Any] | None = None,
                  ocr: Any = None, read_margin: float = 0.5, read_line_px: float = 48.0,
-                 read_max_upscale: float = 4.0) -> None:
+                 read_max_upscale: float = 4.0, context_map: str = "object", keep_best_below_accept: bool = True) -> None:
+        if context_map not in CONTEXT_MAPS:
+            raise ValueError(f"context_map must be one of {', '.join(CONTEXT_MAPS)}, got {context_map!r}")
+        self.context_map = context_map
+        self.keep_best_below_accept = bool(keep_best_below_accept)
         if isinstance(cue, str) and cue not in OBJECT_CUES:
             raise ValueError(f"unknown V* object cue '{cue}'; choose one of {', '.join(OBJECT_CUES)} or pass a CueModel")
         self.cue_spec = cue
@@ -144,13 +157,14 @@ class VStarLocalizer:
         """The contextual cue (ask the VLM where the target likely is), or None without a VLM."""
         if self.vlm is None or not self.use_context:
             return None
+        mapper = self.object_cue() if self.context_map == "object" else None  # (takes the lock itself)
         with self._lock:
             if self._context_cue is None:
                 try:
                     from lookcloser.tools.vstar.context_cue import make_context_cue
                 except ImportError as exc:
                     raise ModelLoadError(f"the V* contextual cue is not available: {exc}") from exc
-                self._context_cue = make_context_cue(self.vlm)
+                self._context_cue = make_context_cue(self.vlm, mapper=mapper)
             return self._context_cue
 
     # ---------------------------------------------------------------- locate
@@ -170,11 +184,14 @@ class VStarLocalizer:
         result = search(image, target.name, self.object_cue(), self.config, mode="find",
                         context_cue=self.context_cue())
         summary = result.summary()
-        if not result.found or result.best is None:
+        if result.best is None or (not result.found and not self.keep_best_below_accept):
             return [Finding(target=target, status="not_found", tool=self.name, search=summary,
                             score=float(result.best.score) if result.best else None)]
-        return [Finding(target=target, status="found", box=result.best.box, score=float(result.best.score),
-                        tool=self.name, search=summary)]
+        if not result.found:
+            summary["below_accept"] = True
+        return [Finding(target=target, status="found", box=det.box, score=float(det.score), tool=self.name,
+                        search=summary if i == 0 else dict(summary, steps=[], instance=i + 1))
+                for i, det in enumerate(result.instances or [result.best])]
 
     def _text_findings(self, target: Target, result: SearchResult, reader: Any = None) -> list[Finding]:
         """The cue's reads kept (no reader, or the default RapidOCR sharing the cue's models)."""
@@ -266,6 +283,7 @@ def shares_cue(reader: Any) -> bool:
 
 def create_vstar_localizer(context: Any = None, **options: Any) -> VStarLocalizer:
     """Registry factory. Options: cue ("owlv2" | "vlm" | "detector"), model, device, use_context,
+    context_map ("object" | "grid"), keep_best_below_accept,
     ocr (reader instance; by default the agent's configured `ocr` tool), read_margin, read_line_px,
     read_max_upscale,
     text_options (dict for TextCue: det_side, max_upscale, min_box_px, native_max_pixels, threads), and any
@@ -283,7 +301,7 @@ def create_vstar_localizer(context: Any = None, **options: Any) -> VStarLocalize
     if context is not None and "ocr" not in options:
         options["ocr"] = lambda: context.tool("ocr")  # the configured reader, resolved on the first text target
     known = {"cue", "text_cue", "detector", "use_context", "model", "device", "text_options", "ocr",
-             "read_margin", "read_line_px", "read_max_upscale"}
+             "read_margin", "read_line_px", "read_max_upscale", "context_map", "keep_best_below_accept"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"unknown V* localizer option(s) {unknown}; known: {sorted(known | config_fields)}")

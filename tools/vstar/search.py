@@ -55,7 +55,7 @@ class SearchStep:
     peak: float
     strong: bool
     detections: list[Detection]
-    context: str  # "not_needed" | "used" | "skipped" | "no_prior" | "not_used_in_read_all"
+    context: str  # "not_needed" | "skipped" | "no_prior" | "object: PHRASE" | "grid: CELL" | "not_used_in_read_all"
     leaf: bool
     children: int = 0
     heatmap: np.ndarray | None = field(default=None, repr=False)  # uint8 thumbnail, 255 = node max
@@ -93,6 +93,7 @@ class SearchResult:
     seconds: float
     lines: list[Detection] = field(default_factory=list)
     skipped_read: int = 0  # read-all: queued patches dropped because their text was read meanwhile
+    instances: list[Detection] = field(default_factory=list)  # find: every confident box of a confident first look
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe record for Finding.search and traces."""
@@ -106,6 +107,7 @@ class SearchResult:
             "stop_reason": self.stop_reason,
             "best": _det_dict(self.best) if self.best else None,
             "lines": [_det_dict(d) for d in self.lines],
+            "instances": [_det_dict(d) for d in self.instances],
             "cue_calls": self.cue_calls,
             "context_calls": self.context_calls,
             "skipped_read": self.skipped_read,
@@ -290,6 +292,7 @@ class Outcome:
     lines: list[Detection] = field(default_factory=list)
     context_calls: int = 0
     skipped_read: int = 0
+    instances: list[Detection] = field(default_factory=list)
 
 
 class Strategy(Protocol):
@@ -347,7 +350,7 @@ def search(
         phrase=phrase, mode=mode, cue=cue.name, image_size=(width, height), min_patch_size=min_size,
         best=outcome.best, found=outcome.found, stop_reason=outcome.stop_reason, steps=steps,
         cue_calls=len(steps), context_calls=outcome.context_calls, seconds=time.perf_counter() - start,
-        lines=outcome.lines, skipped_read=outcome.skipped_read,
+        lines=outcome.lines, skipped_read=outcome.skipped_read, instances=outcome.instances,
     )
 
 
