@@ -64,7 +64,8 @@ class Owlv2Cue:
     * stop_confidence 0.3 / accept_confidence 0.15: OWLv2 scores run much lower than SEAL's
       fine-tuned detector (a clear, large object scores ~0.6; small or partly visible ones
       0.2-0.4; the transformers examples threshold at 0.1). 0.3 is a confident hit; under 0.15
-      hits are mostly noise, so best-seen below it is "not found".
+      hits are mostly noise: a best-seen box below it is only a weak guess (the localizer marks it
+      `below_accept`, or reports not found with keep_best_below_accept=False).
     * peak: max logit minus the median logit of the patch, i.e. how far the best cell stands out
       from the background, in logit units (>= 0). The raw max logit is negative for most
       patches, which SEAL's rule max(floor, base * decay ** (level - 1)) cannot express; the
