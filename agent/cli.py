@@ -322,6 +322,30 @@ def find(
         _fail(vis_error)
 
 
+@app.command("tools")
+def tools_command(
+    tool: Optional[list[str]] = typer.Option(None, "--tool", help=TOOL_HELP),
+    config_file: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per tool."),
+) -> None:
+    """List every registered tool by role: backend, default model, whether it can run here (checked
+    offline, with the --config / --tool settings) and the command that fixes it."""
+    _parse_tools(tool)
+    try:
+        from lookcloser.runtime import Context
+        from lookcloser.tools.report import rows, table
+
+        context = Context(tools=_settings(config_file, tool).tools)
+    except (LookCloserError, ValueError) as exc:
+        _agent_error(exc)
+    found = rows(context.tools, context.tool_options)
+    if as_json:
+        print(json.dumps(found, ensure_ascii=False), flush=True)
+    else:
+        out.print(table(found))
+        _note("* = the tool each role uses with these settings")
+
+
 @contextmanager
 def _waiting(what: str, limit: float | None) -> Iterator[None]:
     """On a terminal, a spinner on stderr saying what runs and for how long (nothing when piped)."""

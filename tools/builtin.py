@@ -76,30 +76,30 @@ _RAPIDOCR = (Package("rapidocr_onnxruntime", _OCR_EXTRA), Package("onnxruntime",
 
 INFO = {
     ("ocr", "rapidocr"): ToolInfo(
-        "RapidOCR (PP-OCRv4 ONNX models bundled in its wheel)", "bundled PP-OCRv4",
+        "RapidOCR, ONNX", "PP-OCRv4, bundled",
         options=lambda: None, requires=_RAPIDOCR),  # engine options pass on to rapidocr_onnxruntime.RapidOCR
     ("ocr", "tesseract"): ToolInfo(
-        "the tesseract binary (subprocess)", None, options=_options("lookcloser.tools.tesseract", "TesseractOCR"),
+        "tesseract binary", None, options=_options("lookcloser.tools.tesseract", "TesseractOCR"),
         requires=(Binary("tesseract", "apt-get install tesseract-ocr", option="binary"),)),
     ("ocr", "paddleocr"): ToolInfo(
-        "PaddleOCR 3.x in a worker subprocess", "PaddleOCR's (downloaded on first use)",
+        "PaddleOCR 3.x, worker process", "downloaded on first use",
         options=lambda: None,  # other options pass on to paddleocr.PaddleOCR
         requires=(Package("paddleocr", "pip install 'lookcloser[paddle]'"),
                   Package("paddle", "pip install paddlepaddle (or paddlepaddle-gpu)"))),
     ("localizer", "whole_image"): ToolInfo(
-        "one pass of the configured ocr / detector", None,
+        "one pass of the ocr / detector", None,
         options=_options("lookcloser.tools.whole_image", "WholeImageLocalizer")),
     ("localizer", "vstar"): ToolInfo(
-        "V* heatmap search (PP-OCRv4 text cue, OWLv2 object cue)", OWLV2_MODEL, options=_vstar_options,
+        "V* search: PP-OCRv4 + OWLv2 cues", OWLV2_MODEL, options=_vstar_options,
         requires=(*(Package(p.module, p.install, "text targets") for p in _RAPIDOCR),
                   Weights(OWLV2_MODEL, needed_for="object targets with the owlv2 cue",
                           when=lambda options: options.get("cue", "owlv2") == "owlv2"))),
     ("detector", "grounding_dino"): ToolInfo(
-        "GroundingDINO (transformers)", GDINO_MODEL,
+        "transformers", GDINO_MODEL,
         options=_options("lookcloser.tools.grounding_dino", "GroundingDinoDetector"),
         requires=(Weights(GDINO_MODEL),)),
     ("segmenter", "sam2"): ToolInfo(
-        "SAM 2 (transformers)", SAM2_MODEL, options=_options("lookcloser.tools.sam2", "Sam2Segmenter"),
+        "transformers", SAM2_MODEL, options=_options("lookcloser.tools.sam2", "Sam2Segmenter"),
         requires=(Package("torchvision", "pip install 'lookcloser[vision]'"), Weights(SAM2_MODEL))),
 }
 INFO[("localizer", "grounding_dino")] = INFO[("detector", "grounding_dino")]

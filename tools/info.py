@@ -88,9 +88,9 @@ class Weights:
                              f"set the `{self.option}` option to a directory holding the saved model")
         if _hub_cached(model):
             return None
-        return Usability(WEIGHTS_NOT_CACHED, _for(f"'{model}' is not in the local Hugging Face cache", self.needed_for),
-                         f"hf download {model} (where the hub is reachable; or set `{self.option}` to a local "
-                         "directory)")
+        return Usability(WEIGHTS_NOT_CACHED,
+                         _for(f"not in the local Hugging Face cache; or set `{self.option}` to a local directory",
+                              self.needed_for), f"hf download {model}")
 
 
 @dataclass(frozen=True)
