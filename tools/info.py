@@ -99,8 +99,8 @@ class ToolInfo:
 
     backend: what runs it. default_model: the weights used when the `model` option is not set.
     options: () -> the option names its factory accepts, or None when it passes unknown ones on to
-    its backend (not checked); called only when options are given. requires: Package / Binary /
-    Weights, checked in order by `usability`.
+    its backend (not checked); called only when options are given. Left out: the factory's own
+    keyword arguments. requires: Package / Binary / Weights, checked in order by `usability`.
     """
 
     backend: str

@@ -82,8 +82,6 @@ class ToolRegistry:
         info = self.info(role, name)
         if info is not None and info.options is not None:
             accepted = info.options()
-        elif info is not None:
-            accepted = None
         else:
             accepted = keyword_options(self.factory(role, name))
         if accepted is None:
