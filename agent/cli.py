@@ -1,4 +1,7 @@
-"""The `lookcloser` command: ask, find, trace.
+"""The `lookcloser` command: ask, find, tools, trace.
+
+Settings (`--config FILE`, `--tool ROLE=NAME`, `--tool ROLE.OPTION=VALUE`) are read by
+`lookcloser.settings`; errors that a setting fixes are worded in CLI terms (`Agent(spelling="cli")`).
 
 Start-up is kept to typer and rich: the agent (LangGraph, transformers, torch), Pillow and the
 `trace` commands are imported only inside the commands that use them, so `lookcloser --help` and

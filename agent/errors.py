@@ -40,7 +40,7 @@ class ModelLoadError(LookCloserError, RuntimeError):
         self.tool: str | None = None
         self.spelling: str | None = None
 
-    def locate(self, role: str, tool: str, spelling: str) -> None:
+    def blame(self, role: str, tool: str, spelling: str) -> None:
         """Name the role and tool that failed, once: the innermost tool (the one that loads) wins."""
         if self.role is None:
             self.role, self.tool, self.spelling = role, tool, spelling

@@ -121,7 +121,7 @@ class Services:
                 try:
                     built = registry.create(role, spec, context, **self.tool_options.get(role, {}))
                 except ModelLoadError as exc:
-                    exc.locate(role, spec if isinstance(spec, str) else getattr(spec, "name", role), self.spelling)
+                    exc.blame(role, spec if isinstance(spec, str) else getattr(spec, "name", role), self.spelling)
                     raise
                 self._tools[key] = TracedTool(role, built, spelling=self.spelling)
             return self._tools[key]

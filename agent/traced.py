@@ -108,7 +108,7 @@ class TracedTool:
                 try:
                     result = call(image, *args, **kwargs)
                 except ModelLoadError as exc:  # models load on first call: name the role and the caller's words
-                    exc.locate(self.role, self.name, self.spelling)
+                    exc.blame(self.role, self.name, self.spelling)
                     raise
                 run.outputs = {"result": _summarise(result)}
                 return result

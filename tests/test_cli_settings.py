@@ -217,3 +217,11 @@ def test_tools_finds_weights_in_the_local_hugging_face_cache(tmp_path):
     rows = {(r["role"], r["name"]): r["status"] for r in json.loads(result.stdout)}
     assert rows[("detector", "grounding_dino")] == "ok"
     assert rows[("segmenter", "sam2")] == "weights not cached"
+
+
+def test_the_settings_roles_are_the_tool_roles():
+    """lookcloser.settings keeps its own copy (the CLI's fast path imports no PIL): it must not drift."""
+    from lookcloser import settings
+    from lookcloser.tools.base import ROLES
+
+    assert settings.ROLES == ROLES

@@ -7,6 +7,9 @@ for, so one plugin cannot slow down or break the others. A broken entry point is
 `warnings.warn` (naming it and the error) and skipped: a malformed name when the entry points are
 read, an import error (or a non-callable target) when its tool is first asked for. Asking for a
 broken tool by name raises ToolNotFoundError carrying the entry point's error.
+
+A registration may carry a `ToolInfo` (tools/info.py: backend, default model, options, what it needs
+installed): `check_options` refuses an option the tool does not take; `listing` feeds `lookcloser tools`.
 """
 
 from __future__ import annotations
