@@ -22,6 +22,7 @@ _EXPORTS = {
     "ImageError": "lookcloser.errors",
     "LookCloserError": "lookcloser.errors",
     "ModelLoadError": "lookcloser.errors",
+    "SettingsError": "lookcloser.errors",
     "ToolNotFoundError": "lookcloser.errors",
     "VLMError": "lookcloser.errors",
     "VisualWorkingMemory": "lookcloser.memory",

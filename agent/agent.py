@@ -47,10 +47,15 @@ class Agent:
 
     vlm: None (default TransformersVLM), a spec string ("transformers:ID_OR_PATH", "openai:MODEL@URL"),
         a VLM instance, or a LangChain chat model.
-    tools: role -> registered name or instance, merged over the defaults
-        (localizer "vstar", ocr "rapidocr"); e.g. {"localizer": "whole_image", "detector": my_detector}.
-    tool_options: role -> keyword options for that tool's factory.
+    tools: role -> registered name, instance, None (off), or a settings dict (name plus that tool's
+        options), merged over the defaults (localizer "vstar", ocr "rapidocr"); e.g.
+        {"localizer": "whole_image", "detector": my_detector} or
+        {"detector": {"name": "grounding_dino", "model": "/models/gdino", "box_threshold": 0.3}}.
+        An unknown name or option fails here, naming the tool, the option and the valid ones.
+    tool_options: role -> keyword options for that tool's factory (the same options, set apart).
     trace_dir: write a local trace per run under this folder; default: $LOOKCLOSER_TRACE_DIR, else none.
+    spelling: who wrote these settings, "python" (default) or "cli": an error that a setting fixes (a
+        model that cannot load) names it as Agent keywords, or as `--tool` flags / `--config` keys.
     config: AgentConfig; `timeout` (seconds, default None) bounds each question, `max_reply_chars` caps replies.
         The OpenAI client's per-call timeout and retries are OpenAIVLM options
         (`vlm=OpenAIVLM(model, base_url=..., timeout=30, max_retries=1)`); under a question's time limit a
@@ -63,12 +68,12 @@ class Agent:
 
     def __init__(self, vlm: Any = None, tools: dict[str, Any] | None = None, *,
                  tool_options: dict[str, dict[str, Any]] | None = None, config: AgentConfig | None = None,
-                 trace_dir: str | os.PathLike | None = None) -> None:
+                 trace_dir: str | os.PathLike | None = None, spelling: str = "python") -> None:
         trace_dir = trace_dir if trace_dir is not None else os.environ.get(TRACE_DIR_ENV) or None
         self.trace_dir = Path(trace_dir) if trace_dir is not None else None
         self.context = Context(vlm=vlm, tools=dict(tools or {}), tool_options=dict(tool_options or {}),
                                config=config or AgentConfig())
-        self.services = Services(self.context)
+        self.services = Services(self.context, spelling=spelling)
         self.context.services = self.services  # pinned: the graph uses these very models
         self.graph = compiled_graph
 

@@ -1,4 +1,7 @@
-"""The `lookcloser` command: ask, find, trace.
+"""The `lookcloser` command: ask, find, tools, trace.
+
+Settings (`--config FILE`, `--tool ROLE=NAME`, `--tool ROLE.OPTION=VALUE`) are read by
+`lookcloser.settings`; errors that a setting fixes are worded in CLI terms (`Agent(spelling="cli")`).
 
 Start-up is kept to typer and rich: the agent (LangGraph, transformers, torch), Pillow and the
 `trace` commands are imported only inside the commands that use them, so `lookcloser --help` and
@@ -35,6 +38,10 @@ VIS_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 #: Virtual file systems: writable-looking for root, but no place for files.
 VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"))
+
+TOOL_HELP = ("ROLE=NAME (e.g. localizer=whole_image) or ROLE.OPTION=VALUE (e.g. detector.model=/models/gdino); "
+             "repeat. Overrides --config.")
+CONFIG_HELP = "TOML settings file: vlm, [tools] (role = name, or a table of name and options), [config] (AgentConfig)."
 
 #: `lookcloser find IMAGE text` means "read all the text" without needing --kind text.
 TEXT_WORDS = {"text", "all text", "the text", "words", "all the text"}
@@ -176,14 +183,22 @@ def _check_trace_dir(path: Path) -> None:
         _fail(f"--trace-dir {path} cannot hold traces: {problem}")
 
 
-def _parse_tools(values: list[str] | None) -> dict[str, str]:
-    tools: dict[str, str] = {}
-    for value in values or []:
-        role, sep, name = value.partition("=")
-        if not sep or not role.strip() or not name.strip():
-            _fail(f"--tool expects ROLE=NAME (e.g. --tool localizer=whole_image), got '{value}'")
-        tools[role.strip()] = name.strip()
-    return tools
+def _parse_tools(values: list[str] | None) -> None:
+    """--tool flags well-formed (ROLE=NAME, ROLE.OPTION=VALUE) before any work; read with the file later."""
+    from lookcloser.settings import parse_tool_flags
+
+    try:
+        parse_tool_flags(values)
+    except LookCloserError as exc:
+        _fail(str(exc))
+
+
+def _settings(config_file: Path | None, tool: list[str] | None, vlm: str | None = None,
+              timeout: float | None = None) -> Any:
+    """The --config file with the flags over it (lookcloser.settings); SettingsError is one line."""
+    from lookcloser.settings import load
+
+    return load(config_file, vlm=vlm, tool_flags=tool, config={"timeout": timeout} if timeout is not None else None)
 
 
 def _agent_error(exc: BaseException) -> None:
@@ -206,7 +221,8 @@ def ask(
     question: str = typer.Argument(..., help="Question about the image."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="A multiple-choice option (repeat)."),
     vlm: Optional[str] = typer.Option(None, "--vlm", help="transformers:ID_OR_PATH or openai:MODEL@URL (default: transformers:Qwen/Qwen2.5-VL-3B-Instruct)."),
-    tool: Optional[list[str]] = typer.Option(None, "--tool", help="ROLE=NAME, e.g. localizer=whole_image (repeat)."),
+    tool: Optional[list[str]] = typer.Option(None, "--tool", help=TOOL_HELP),
+    config_file: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     save_vis: Optional[str] = typer.Option(None, "--save-vis", help=f"Write an image with the findings drawn ({', '.join(VIS_EXTENSIONS)})."),
     trace_dir: Path = typer.Option(Path("traces"), "--trace-dir", help="Where the run's trace is written."),
@@ -218,7 +234,7 @@ def ask(
         _fail("QUESTION must not be empty")
     if option and any(not o.strip() for o in option):
         _fail("--option must not be empty")
-    tools = _parse_tools(tool)
+    _parse_tools(tool)
     if timeout is not None and not (0 < timeout < float("inf")):
         _fail(f"--timeout must be a positive number of seconds, got {timeout:g}")
     vis_path = _check_save_vis(save_vis) if save_vis is not None else None
@@ -228,13 +244,9 @@ def ask(
         from lookcloser.agent import Agent
         from lookcloser.errors import AnswerError
 
-        kwargs: dict[str, Any] = {}
-        if timeout is not None:
-            from lookcloser.config import AgentConfig
-
-            kwargs["config"] = AgentConfig(timeout=timeout)
-        agent = Agent(vlm=vlm, tools=tools, trace_dir=trace_dir, **kwargs)
-        with _waiting(f"asking {vlm or 'the default VLM'}", timeout):
+        settings = _settings(config_file, tool, vlm, timeout).agent_kwargs()
+        agent = Agent(**settings, trace_dir=trace_dir, spelling="cli")
+        with _waiting(f"asking {settings['vlm'] or 'the default VLM'}", settings["config"].timeout):
             answer = agent.run(path, question, options=option or None)
     except AnswerError as exc:  # the search's findings first, then the one error line
         partial = exc.partial
@@ -270,7 +282,8 @@ def find(
     image: str = typer.Argument(..., help="Image file."),
     target: str = typer.Argument(..., help="What to find, e.g. 'the red sign' or 'text'."),
     kind: Optional[str] = typer.Option(None, "--kind", help="object (find one) or text (read all text); default: text when TARGET is 'text', else object."),
-    tool: Optional[list[str]] = typer.Option(None, "--tool", help="ROLE=NAME, e.g. localizer=whole_image (repeat)."),
+    tool: Optional[list[str]] = typer.Option(None, "--tool", help=TOOL_HELP),
+    config_file: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP + " Its vlm is not used: find runs no VLM."),
     as_json: bool = typer.Option(False, "--json", help="Print {\"findings\": [...]} as JSON."),
     save_vis: Optional[str] = typer.Option(None, "--save-vis", help=f"Write an image of the search and findings ({', '.join(VIS_EXTENSIONS)})."),
     trace_dir: Path = typer.Option(Path("traces"), "--trace-dir", help="Where the search's trace is written."),
@@ -284,7 +297,7 @@ def find(
         kind = "text" if name.casefold() in TEXT_WORDS else "object"
     if kind not in ("object", "text"):
         _fail(f"--kind must be 'object' or 'text', got '{kind}'")
-    tools = _parse_tools(tool)
+    _parse_tools(tool)
     vis_path = _check_save_vis(save_vis) if save_vis is not None else None
     _check_trace_dir(trace_dir)
 
@@ -292,7 +305,9 @@ def find(
         from lookcloser.agent import Agent
         from lookcloser.types import Target
 
-        agent = Agent(tools=tools, trace_dir=trace_dir)  # no VLM named: find gives tools none
+        settings = _settings(config_file, tool).agent_kwargs()
+        settings.pop("vlm")  # no VLM named: find gives tools none
+        agent = Agent(**settings, trace_dir=trace_dir, spelling="cli")
         findings = agent.find(path, Target(name=name, kind=kind))
     except (LookCloserError, ValueError) as exc:
         _agent_error(exc)
@@ -308,6 +323,30 @@ def find(
     _note(f"trace written under {trace_dir}")
     if vis_error:
         _fail(vis_error)
+
+
+@app.command("tools")
+def tools_command(
+    tool: Optional[list[str]] = typer.Option(None, "--tool", help=TOOL_HELP),
+    config_file: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per tool."),
+) -> None:
+    """List every registered tool by role: backend, default model, whether it can run here (checked
+    offline, with the --config / --tool settings) and the command that fixes it."""
+    _parse_tools(tool)
+    try:
+        from lookcloser.runtime import Context
+        from lookcloser.tools.report import rows, table
+
+        context = Context(tools=_settings(config_file, tool).tools)
+    except (LookCloserError, ValueError) as exc:
+        _agent_error(exc)
+    found = rows(context.tools, context.tool_options)
+    if as_json:
+        print(json.dumps(found, ensure_ascii=False), flush=True)
+    else:
+        out.print(table(found))
+        _note("* = the tool each role uses with these settings")
 
 
 @contextmanager

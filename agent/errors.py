@@ -1,5 +1,7 @@
 """Errors users see. Each names the thing that was wrong (file, field, value)."""
 
+from __future__ import annotations
+
 
 class LookCloserError(Exception):
     """Base class for every error lookcloser raises on purpose."""
@@ -16,8 +18,40 @@ class ToolNotFoundError(LookCloserError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class SettingsError(LookCloserError, ValueError):
+    """Tool, VLM or agent settings that cannot be used (unknown option, clashing values, a bad --config
+    file); the message names the file, role, option and value."""
+
+
 class ModelLoadError(LookCloserError, RuntimeError):
-    """A model could not be loaded (missing weights, no hub access, bad path)."""
+    """A model could not be loaded (missing weights, no hub access, bad path).
+
+    When changing one tool option fixes it, `option` names it (e.g. "model") and `example` is a value
+    to show. The agent that ran the tool fills in `role`, `tool` and `spelling` (who configured it:
+    "python", "cli" or "context"), and the message then ends with that setting written the way that
+    caller writes it (`lookcloser.settings.spell`): Python keywords, CLI flags, or context JSON.
+    """
+
+    def __init__(self, message: str, *, option: str | None = None, example: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+        self.example = example
+        self.role: str | None = None
+        self.tool: str | None = None
+        self.spelling: str | None = None
+
+    def blame(self, role: str, tool: str, spelling: str) -> None:
+        """Name the role and tool that failed, once: the innermost tool (the one that loads) wins."""
+        if self.role is None:
+            self.role, self.tool, self.spelling = role, tool, spelling
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        if self.option is None:
+            return message
+        from lookcloser.settings import spell  # noqa: PLC0415 - stdlib only; keeps this module import-free
+
+        return f"{message}: {spell(self.spelling, self.role, self.tool, self.option, self.example)}"
 
 
 class VLMError(LookCloserError, RuntimeError):

@@ -67,20 +67,23 @@ def looks_like_path(model: str) -> bool:
     )
 
 
-def model_source(model: str | os.PathLike, what: str, hint: str) -> tuple[str, bool]:
+def model_source(model: str | os.PathLike, what: str, hint: str, *, option: str | None = None,
+                 example: str | None = None) -> tuple[str, bool]:
     """(source, is_local): an existing directory (user home expanded), or a hub id.
 
     A file, or a path-looking name that does not exist, raises ModelLoadError naming `what`
-    ("VLM", "OWLv2") and ending with `hint` (how to fix it).
+    ("VLM", "OWLv2") and ending with `hint` (how to fix it); `option` / `example` name the tool
+    option that picks the model, so the error can say how to set it (ModelLoadError).
     """
     text = str(model)
     path = Path(text).expanduser()
     if path.is_dir():
         return str(path), True
     if path.exists():
-        raise ModelLoadError(f"{what} model path {text} is a file, not a checkpoint directory; {hint}")
+        raise ModelLoadError(f"{what} model path {text} is a file, not a checkpoint directory; {hint}",
+                             option=option, example=example)
     if looks_like_path(text):
-        raise ModelLoadError(f"{what} model directory not found: {text}; {hint}")
+        raise ModelLoadError(f"{what} model directory not found: {text}; {hint}", option=option, example=example)
     return text, False
 
 
@@ -191,13 +194,15 @@ _shared_lock = threading.Lock()
 
 def load_shared(processor_cls: Any, model_cls: Any, model: str | os.PathLike, *, what: str, hint: str,
                 device: Any = "auto", dtype: Any = "auto", mps: bool = True,
-                cuda_default: str = "bfloat16") -> tuple[Any, Any]:
+                cuda_default: str = "bfloat16", option: str | None = None,
+                example: str | None = None) -> tuple[Any, Any]:
     """(processor, model in eval mode, on its device) for a transformers checkpoint, loaded once per process for each
     (model, class, device, dtype) and shared by every tool instance and thread. Any load failure is one
-    ModelLoadError line naming `what`, the model and `hint` (how to point at local weights)."""
+    ModelLoadError line naming `what`, the model and `hint` (how to point at local weights), carrying
+    `option` / `example` (the tool option to set, e.g. "model") for the caller's wording."""
     import torch  # noqa: PLC0415
 
-    source, _local = model_source(model, what, hint)
+    source, _local = model_source(model, what, hint, option=option, example=example)
     resolved_device = resolve_device(device, torch, what, mps=mps)
     resolved_dtype = resolve_dtype(dtype, resolved_device, torch, what, cuda_default=cuda_default)
     key = (source, model_cls.__name__, resolved_device, str(resolved_dtype))
@@ -209,6 +214,7 @@ def load_shared(processor_cls: Any, model_cls: Any, model: str | os.PathLike, *,
             except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ModelLoadError(f"could not load {what} model '{model}' ({type(exc).__name__}: {reason}); "
-                                     f"there is no hub download at run time: {hint}") from exc
+                                     f"there is no hub download at run time: {hint}", option=option,
+                                     example=example) from exc
             _shared[key] = (processor, loaded.to(resolved_device).eval())
         return _shared[key]

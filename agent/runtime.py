@@ -4,9 +4,13 @@
 JSON when the graph is served (`langgraph dev`, LangGraph Platform):
 
     {"vlm": "openai:MODEL@URL" | "transformers:ID_OR_PATH",
-     "tools": {"localizer": "vstar", "ocr": "rapidocr"},
-     "tool_options": {"localizer": {"max_steps": 60}},
+     "tools": {"localizer": {"name": "grounding_dino", "model": "/models/gdino"}, "ocr": "rapidocr"},
+     "tool_options": {"ocr": {"min_score": 0.6}},
      "config": {"max_targets": 4, "image_dir": "/data/images"}}
+
+A role in `tools` is a registered name, an instance (Python only), None (off), or a settings dict:
+name (default: the role's default tool) plus that tool's options. `Context` normalises the dicts
+once into names + `tool_options`, so both spellings are one context (one `key()`).
 
 From Python, `Agent` builds the same context and may also put built objects in it (a VLM instance, a
 tool instance). `services(context)` turns a context into `Services` (traced VLM and tools, built on
@@ -24,6 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lookcloser.config import AgentConfig
+from lookcloser.errors import ModelLoadError, SettingsError
 
 __all__ = ["Context", "Services", "services"]
 
@@ -31,8 +36,8 @@ __all__ = ["Context", "Services", "services"]
 @dataclass
 class Context:
     """What the graph uses. vlm: a spec string, a VLM object, or None (the default model).
-    tools: role -> registered name or instance, over the defaults (None switches a role off).
-    tool_options: role -> options for that tool's factory. config: AgentConfig fields."""
+    tools: role -> registered name, instance, None (off) or {"name": ..., option: value}, over the
+    defaults. tool_options: role -> options for that tool's factory. config: AgentConfig fields."""
 
     vlm: Any = None
     tools: dict[str, Any] = field(default_factory=dict)
@@ -41,17 +46,18 @@ class Context:
 
     def __post_init__(self) -> None:
         if not isinstance(self.tools, dict):
-            raise ValueError(f"context 'tools' must map role -> tool name, got {type(self.tools).__name__}")
+            raise SettingsError(f"context 'tools' must map role -> tool name, got {type(self.tools).__name__}")
         if not isinstance(self.tool_options, dict) or not all(isinstance(v, dict) for v in self.tool_options.values()):
-            raise ValueError("context 'tool_options' must map role -> {option: value}")
+            raise SettingsError("context 'tool_options' must map role -> {option: value}")
+        self.tools, self.tool_options = _split_settings(self.tools, self.tool_options)
         if isinstance(self.config, dict):
             try:
                 self.config = AgentConfig(**self.config)
             except ValidationError as exc:
                 problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                raise ValueError(f"bad context 'config': {problems}") from None
+                raise SettingsError(f"bad context 'config': {problems}") from None
         elif not isinstance(self.config, AgentConfig):
-            raise ValueError(f"context 'config' must be a dict of AgentConfig fields, got {type(self.config).__name__}")
+            raise SettingsError(f"context 'config' must be a dict of AgentConfig fields, got {type(self.config).__name__}")
 
     def key(self) -> str:
         """Identity of the models this context asks for: JSON specs by value, objects by identity."""
@@ -70,24 +76,28 @@ class Context:
 class Services:
     """The traced VLM and tools for one context; tools are built on first use and shared (thread-safe)."""
 
-    def __init__(self, context: Context) -> None:
-        from lookcloser.tools import DEFAULT_TOOLS, ROLES, registry  # noqa: PLC0415
+    def __init__(self, context: Context, *, spelling: str = "context") -> None:
+        """spelling: who wrote the settings ("python", "cli", "context"), so that an error naming a
+        setting to change says it in their words (see ModelLoadError)."""
+        from lookcloser.tools import DEFAULT_TOOLS, registry  # noqa: PLC0415
         from lookcloser.traced import TracedVLM  # noqa: PLC0415
         from lookcloser.vlm.factory import make_vlm  # noqa: PLC0415
 
         self.config: AgentConfig = context.config
+        self.spelling = spelling
         self.vlm_spec = context.vlm
         self.vlm = TracedVLM(make_vlm(context.vlm))
         self.tool_specs = {**DEFAULT_TOOLS, **context.tools}
         self.tool_options = dict(context.tool_options)
-        for role, spec in self.tool_specs.items():
-            if role not in ROLES:
-                raise ValueError(f"unknown tool role '{role}'; roles are: {', '.join(ROLES)}")
+        for role, spec in self.tool_specs.items():  # fails now, naming the tool and option, not at first use
+            options = self.tool_options.get(role, {})
             if isinstance(spec, str):
-                registry.factory(role, spec)  # fails now, listing the known names, not at first use
-        for role in self.tool_options:
-            if role not in ROLES:
-                raise ValueError(f"tool_options names unknown role '{role}'; roles are: {', '.join(ROLES)}")
+                registry.factory(role, spec)  # lists the known names
+                registry.check_options(role, spec, options)
+            elif spec is not None and options:
+                raise SettingsError(f"options for the {role} ({', '.join(sorted(options))}) go to a registered "
+                                    f"tool's factory, but the {role} given is an instance of "
+                                    f"{type(spec).__name__}; configure the instance itself")
         self._tools: dict[tuple[str, bool], Any] = {}
         self._lock = threading.RLock()
 
@@ -107,9 +117,44 @@ class Services:
             if key not in self._tools:
                 context = ToolContext(vlm=self.vlm if with_vlm else None,
                                       resolve=lambda other: self.tool(other, with_vlm=with_vlm))
-                built = registry.create(role, self.tool_specs[role], context, **self.tool_options.get(role, {}))
-                self._tools[key] = TracedTool(role, built)
+                spec = self.tool_specs[role]
+                try:
+                    built = registry.create(role, spec, context, **self.tool_options.get(role, {}))
+                except ModelLoadError as exc:
+                    exc.blame(role, spec if isinstance(spec, str) else getattr(spec, "name", role), self.spelling)
+                    raise
+                self._tools[key] = TracedTool(role, built, spelling=self.spelling)
             return self._tools[key]
+
+
+def _split_settings(tools: dict[str, Any], tool_options: dict[str, dict[str, Any]]) -> tuple[dict, dict]:
+    """role -> settings dict becomes role -> name plus tool_options[role]; roles checked; an option
+    set both in the dict and in tool_options is an error naming the role and the option."""
+    from lookcloser.tools import DEFAULT_TOOLS, ROLES  # noqa: PLC0415
+
+    for where, roles in (("unknown tool role", tools), ("tool_options names unknown role", tool_options)):
+        for role in roles:
+            if role not in ROLES:
+                raise SettingsError(f"{where} '{role}'; roles are: {', '.join(ROLES)}")
+    names: dict[str, Any] = {}
+    options = {role: dict(values) for role, values in tool_options.items()}
+    for role, spec in tools.items():
+        if isinstance(spec, dict):
+            settings = dict(spec)
+            name = settings.pop("name", DEFAULT_TOOLS.get(role))
+            if not isinstance(name, str) or not name.strip():
+                raise SettingsError(f"tools['{role}'] needs a 'name' (a registered {role}), got {name!r}"
+                                    if name is not None else
+                                    f"tools['{role}'] needs a 'name': there is no default {role}")
+            clash = sorted(set(settings) & set(options.get(role, {})))
+            if clash:
+                raise SettingsError(f"the {role} option '{clash[0]}' is set both in tools['{role}'] and in "
+                                    f"tool_options['{role}']; set it in one place")
+            if settings:
+                options[role] = {**options.get(role, {}), **settings}
+            spec = name.strip()
+        names[role] = spec
+    return names, {role: values for role, values in options.items() if values}
 
 
 _CACHE: OrderedDict[str, Services] = OrderedDict()

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from PIL import Image
 
 from lookcloser.counting import count
+from lookcloser.errors import ModelLoadError
 from lookcloser.tracing.runs import image_ref, trace_run
 from lookcloser.vlm.base import ChatMessage, VLMReply, supports
 
@@ -82,9 +83,10 @@ class TracedVLM:
 class TracedTool:
     """Wraps a tool: its role method becomes a `tool` run and bumps `tool_calls`; the rest passes through."""
 
-    def __init__(self, role: str, inner: Any) -> None:
+    def __init__(self, role: str, inner: Any, *, spelling: str = "python") -> None:
         self.role = role
         self.inner = inner
+        self.spelling = spelling  # how a ModelLoadError from this tool words the setting to change
         self.name = inner.name
         self._metadata = _describe(inner)
         method = TOOL_METHODS[role]
@@ -108,7 +110,11 @@ class TracedTool:
 
             with trace_run(f"tool.{self.role}.{self.name}" + ("" if method == TOOL_METHODS[self.role] else f".{method}"), "tool", inputs, metadata=self._metadata) as run:
                 count("tool_calls")
-                result = call(image, *args, **kwargs)
+                try:
+                    result = call(image, *args, **kwargs)
+                except ModelLoadError as exc:  # models load on first call: name the role and the caller's words
+                    exc.blame(self.role, self.name, self.spelling)
+                    raise
                 run.outputs = {"result": _summarise(result)}
                 return result
 

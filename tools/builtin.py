@@ -1,10 +1,16 @@
-"""Registers the built-in tools. Factories import their heavy modules only when called."""
+"""Registers the built-in tools, each with its `ToolInfo` (backend, default model, options, what it
+needs installed). Factories import their heavy modules only when called."""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import Any, Callable
 
+from lookcloser.tools.grounding_dino import DEFAULT_MODEL as GDINO_MODEL
+from lookcloser.tools.info import Binary, Package, ToolInfo, Weights, keyword_options
 from lookcloser.tools.registry import registry
+from lookcloser.tools.sam2 import DEFAULT_MODEL as SAM2_MODEL
+from lookcloser.tools.vstar.owlv2_cue import DEFAULT_MODEL as OWLV2_MODEL
 
 
 def _rapidocr(**options: Any):
@@ -49,15 +55,66 @@ def _sam2(**options: Any):
     return Sam2Segmenter(**options)
 
 
+def _options(module: str, name: str, *, drop: tuple[str, ...] = ()) -> Callable[[], frozenset[str] | None]:
+    """The options a built-in takes: its class's (or function's) keyword arguments, read when asked."""
+    def read() -> frozenset[str] | None:
+        accepted = keyword_options(getattr(importlib.import_module(module), name))
+        return None if accepted is None else accepted - set(drop)
+
+    return read
+
+
+def _vstar_options() -> frozenset[str]:
+    from lookcloser.tools.vstar.config import SearchConfig
+
+    return _options("lookcloser.tools.vstar.localizer", "VStarLocalizer", drop=("vlm",))() | set(
+        SearchConfig.__dataclass_fields__)
+
+
+_OCR_EXTRA = "pip install 'lookcloser[ocr]'"
+_RAPIDOCR = (Package("rapidocr_onnxruntime", _OCR_EXTRA), Package("onnxruntime", _OCR_EXTRA))
+
+INFO = {
+    ("ocr", "rapidocr"): ToolInfo(
+        "RapidOCR, ONNX", "PP-OCRv4, bundled",
+        options=lambda: None, requires=_RAPIDOCR),  # engine options pass on to rapidocr_onnxruntime.RapidOCR
+    ("ocr", "tesseract"): ToolInfo(
+        "tesseract binary", None, options=_options("lookcloser.tools.tesseract", "TesseractOCR"),
+        requires=(Binary("tesseract", "apt-get install tesseract-ocr", option="binary"),)),
+    ("ocr", "paddleocr"): ToolInfo(
+        "PaddleOCR 3.x, worker process", "downloaded on first use",
+        options=lambda: None,  # other options pass on to paddleocr.PaddleOCR
+        requires=(Package("paddleocr", "pip install 'lookcloser[paddle]'"),
+                  Package("paddle", "pip install paddlepaddle (or paddlepaddle-gpu)"))),
+    ("localizer", "whole_image"): ToolInfo(
+        "one pass of the ocr / detector", None,
+        options=_options("lookcloser.tools.whole_image", "WholeImageLocalizer")),
+    ("localizer", "vstar"): ToolInfo(
+        "V* search: PP-OCRv4 + OWLv2 cues", OWLV2_MODEL, options=_vstar_options,
+        requires=(*(Package(p.module, p.install, "text targets") for p in _RAPIDOCR),
+                  Weights(OWLV2_MODEL, needed_for="object targets with the owlv2 cue",
+                          when=lambda options: options.get("cue", "owlv2") == "owlv2"))),
+    ("detector", "grounding_dino"): ToolInfo(
+        "transformers", GDINO_MODEL,
+        options=_options("lookcloser.tools.grounding_dino", "GroundingDinoDetector"),
+        requires=(Weights(GDINO_MODEL),)),
+    ("segmenter", "sam2"): ToolInfo(
+        "transformers", SAM2_MODEL, options=_options("lookcloser.tools.sam2", "Sam2Segmenter"),
+        requires=(Package("torchvision", "pip install 'lookcloser[vision]'"), Weights(SAM2_MODEL))),
+}
+INFO[("localizer", "grounding_dino")] = INFO[("detector", "grounding_dino")]
+
+_FACTORIES = {
+    ("ocr", "rapidocr"): _rapidocr, ("ocr", "tesseract"): _tesseract, ("ocr", "paddleocr"): _paddleocr,
+    ("localizer", "whole_image"): _whole_image, ("localizer", "vstar"): _vstar,
+    ("detector", "grounding_dino"): _grounding_dino, ("localizer", "grounding_dino"): _grounding_dino,
+    ("segmenter", "sam2"): _sam2,
+}
+
+
 def register_builtins() -> None:
-    registry.register("ocr", "rapidocr", _rapidocr, replace=True)
-    registry.register("ocr", "tesseract", _tesseract, replace=True)
-    registry.register("ocr", "paddleocr", _paddleocr, replace=True)
-    registry.register("localizer", "whole_image", _whole_image, replace=True)
-    registry.register("localizer", "vstar", _vstar, replace=True)
-    registry.register("detector", "grounding_dino", _grounding_dino, replace=True)
-    registry.register("localizer", "grounding_dino", _grounding_dino, replace=True)
-    registry.register("segmenter", "sam2", _sam2, replace=True)
+    for (role, name), factory in _FACTORIES.items():
+        registry.register(role, name, factory, replace=True, info=INFO[(role, name)])
 
 
 register_builtins()

@@ -25,8 +25,9 @@ from lookcloser.types import Box, Detection, Finding, Target
 __all__ = ["DEFAULT_MODEL", "GroundingDinoDetector"]
 
 DEFAULT_MODEL = "IDEA-Research/grounding-dino-tiny"
-_HINT = ("set the tool's `model` option to a local directory holding a saved GroundingDINO model and processor "
-         "(save_pretrained output), e.g. tool_options={'detector': {'model': '/models/grounding-dino-tiny'}}")
+_HINT = ("point the `model` option at a local directory holding a saved GroundingDINO model and processor "
+         "(save_pretrained output)")
+_EXAMPLE = "/models/grounding-dino-tiny"
 
 
 
@@ -77,7 +78,8 @@ class GroundingDinoDetector:
         # (the multi-scale deformable attention is not reliable in half precision)
         processor, model = load_shared(
             AutoProcessor, AutoModelForZeroShotObjectDetection, self.model_name, what="GroundingDINO", hint=_HINT,
-            device=self.device_spec, dtype=self.dtype_spec, mps=False, cuda_default="float32")
+            option="model", example=_EXAMPLE, device=self.device_spec, dtype=self.dtype_spec, mps=False,
+            cuda_default="float32")
         self._loaded = (processor, model)
         return self._loaded
 

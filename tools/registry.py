@@ -7,6 +7,9 @@ for, so one plugin cannot slow down or break the others. A broken entry point is
 `warnings.warn` (naming it and the error) and skipped: a malformed name when the entry points are
 read, an import error (or a non-callable target) when its tool is first asked for. Asking for a
 broken tool by name raises ToolNotFoundError carrying the entry point's error.
+
+A registration may carry a `ToolInfo` (tools/info.py: backend, default model, options, what it needs
+installed): `check_options` refuses an option the tool does not take; `listing` feeds `lookcloser tools`.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable
 
-from lookcloser.errors import ToolNotFoundError
+from lookcloser.errors import SettingsError, ToolNotFoundError
 from lookcloser.tools.base import PROTOCOLS, ROLES
+from lookcloser.tools.info import ToolInfo, keyword_options
 
 ENTRY_POINT_GROUP = "lookcloser.tools"
 
@@ -53,13 +57,55 @@ class ToolRegistry:
         #: was skipped before a role could be read from it (malformed name).
         self._broken: dict[tuple[str, str], str] = {}
         self._skipped: dict[str, str] = {}
+        self._info: dict[tuple[str, str], ToolInfo] = {}
 
-    def register(self, role: str, name: str, factory: Factory, *, replace: bool = False) -> None:
+    def register(self, role: str, name: str, factory: Factory, *, replace: bool = False,
+                 info: ToolInfo | None = None) -> None:
+        """`info` describes the tool (backend, default model, options, requirements) for `lookcloser tools`
+        and the settings check; without it the options are read from the factory's signature."""
         self._check_role(role)
         if name in self._factories[role] and not replace:
             raise ValueError(f"a {role} named '{name}' is already registered (pass replace=True)")
         self._factories[role][name] = factory
         self._broken.pop((role, name), None)
+        if info is not None:
+            self._info[(role, name)] = info
+        else:
+            self._info.pop((role, name), None)
+
+    def info(self, role: str, name: str) -> ToolInfo | None:
+        """What the tool declared when it was registered, or None."""
+        return self._info.get((role, name))
+
+    def check_options(self, role: str, name: str, options: dict[str, Any]) -> None:
+        """SettingsError naming the tool, the option and the valid ones when `options` holds one the
+        tool's factory does not take (tools that pass options on to their backend are not checked)."""
+        if not options:
+            return
+        info = self.info(role, name)
+        if info is not None and info.options is not None:
+            accepted = info.options()
+        else:
+            accepted = keyword_options(self.factory(role, name))
+        if accepted is None:
+            return
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            listed = ", ".join(sorted(accepted)) or "none"
+            what = "option" if len(unknown) == 1 else "options"
+            raise SettingsError(f"unknown {what} {', '.join(repr(u) for u in unknown)} for {role} '{name}'; "
+                                f"its options are: {listed}")
+
+    def listing(self) -> list[tuple[str, str, ToolInfo | None, str | None]]:
+        """Every tool by role, without importing any plugin: (role, name, info, plugin origin or None)."""
+        self._load_entry_points()
+        rows = []
+        for role in ROLES:
+            for name in sorted(self._factories[role]):
+                factory = self._factories[role][name]
+                origin = _describe(factory.entry) if isinstance(factory, _EntryPoint) else None
+                rows.append((role, name, self.info(role, name), origin))
+        return rows
 
     def names(self, role: str) -> list[str]:
         """Registered names for `role` (plugins not imported yet included; broken ones left out)."""
@@ -163,14 +209,15 @@ def _warn(message: str) -> None:
 registry = ToolRegistry()
 
 
-def register_tool(role: str, name: str, factory: Factory | None = None, *, replace: bool = False):
+def register_tool(role: str, name: str, factory: Factory | None = None, *, replace: bool = False,
+                  info: ToolInfo | None = None):
     """Register a factory; usable as a decorator: `@register_tool("ocr", "mine")`."""
     if factory is not None:
-        registry.register(role, name, factory, replace=replace)
+        registry.register(role, name, factory, replace=replace, info=info)
         return factory
 
     def decorate(func: Factory) -> Factory:
-        registry.register(role, name, func, replace=replace)
+        registry.register(role, name, func, replace=replace, info=info)
         return func
 
     return decorate

@@ -24,8 +24,9 @@ from lookcloser.types import Box, Detection, Mask
 __all__ = ["DEFAULT_MODEL", "Sam2Segmenter"]
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
-_HINT = ("set the segmenter's `model` option to a local directory holding a saved SAM 2 model and processor "
-         "(save_pretrained output), e.g. tool_options={'segmenter': {'model': '/models/sam2.1-hiera-tiny'}}")
+_HINT = ("point the `model` option at a local directory holding a saved SAM 2 model and processor "
+         "(save_pretrained output)")
+_EXAMPLE = "/models/sam2.1-hiera-tiny"
 
 
 Point = tuple[float, float]
@@ -63,7 +64,7 @@ class Sam2Segmenter:
         from transformers import Sam2Model, Sam2Processor
 
         processor, model = load_shared(
-            Sam2Processor, Sam2Model, self.model_name, what="SAM 2", hint=_HINT,
+            Sam2Processor, Sam2Model, self.model_name, what="SAM 2", hint=_HINT, option="model", example=_EXAMPLE,
             device=self.device_spec, dtype=self.dtype_spec, mps=False, cuda_default="float32")
         self._loaded = (processor, model)
         return self._loaded
