@@ -147,3 +147,16 @@ def test_device_and_dtype_are_resolved_like_every_local_model(tiny_owlv2_path):
         Owlv2Cue(model=tiny_owlv2_path, device="cuda")(_noise(32, 32), "dog")
     with pytest.raises(ValueError, match="unknown dtype 'float8'"):
         Owlv2Cue(model=tiny_owlv2_path, dtype="float8")
+
+
+def test_an_unloadable_owlv2_tells_a_cli_user_which_flag_to_set(tmp_path):
+    from lookcloser import Agent
+
+    from doubles import ScriptedVLM
+
+    missing_dir = tmp_path / "no-such-owlv2"
+    agent = Agent(vlm=ScriptedVLM(['{"answer": null, "missing": [{"name": "cat", "kind": "object"}]}', "no"]),
+                  tools={"localizer": {"name": "vstar", "model": str(missing_dir)}}, spelling="cli")
+    [finding] = agent.run(_noise(64, 64), "Where is the cat?").findings
+    assert finding.status == "failed" and "Owlv2Cue(" not in finding.error
+    assert "--tool localizer.model=/models/owlv2-base-patch16-ensemble" in finding.error

@@ -37,6 +37,7 @@ DEFAULT_MODEL = "google/owlv2-base-patch16-ensemble"
 #: so the crop follows the patch's true edge to within 1/4 of a grid cell.
 _UPSAMPLE = 4
 _PATH_HINT = "pass a local directory holding a saved OWLv2 model and processor (save_pretrained output)"
+_EXAMPLE = "/models/owlv2-base-patch16-ensemble"
 
 
 @dataclass
@@ -128,7 +129,7 @@ class Owlv2Cue:
             import torch
             from transformers import Owlv2ForObjectDetection, Owlv2Processor
 
-            source, _local = model_source(self.model_name, "OWLv2", _PATH_HINT)
+            source, _local = model_source(self.model_name, "OWLv2", _PATH_HINT, option="model", example=_EXAMPLE)
             # auto: CUDA, else CPU (no MPS); dtype auto: float16 on CUDA (OWLv2 is stable in half precision), else float32
             device = resolve_device(self.device_spec, torch, "OWLv2 cue", mps=False)
             dtype = resolve_dtype(self.dtype_spec, device, torch, "OWLv2 cue", cuda_default="float16")
@@ -139,8 +140,8 @@ class Owlv2Cue:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ModelLoadError(
                     f"could not load OWLv2 model '{self.model_name}' ({type(exc).__name__}: {reason}); "
-                    "there is no hub download at run time: pass a local directory holding a saved "
-                    "OWLv2 model and processor, e.g. Owlv2Cue(model='/models/owlv2-base-patch16-ensemble')"
+                    "there is no hub download at run time: point the `model` option at a local directory "
+                    "holding a saved OWLv2 model and processor", option="model", example=_EXAMPLE,
                 ) from exc
             self._processor = processor
             self._device = device
