@@ -55,6 +55,18 @@ def _sam2(**options: Any):
     return Sam2Segmenter(**options)
 
 
+def _groundingdino(**options: Any):
+    from lookcloser.tools.groundingdino_original import OriginalGroundingDino
+
+    return OriginalGroundingDino(**options)
+
+
+def _sam2_original(**options: Any):
+    from lookcloser.tools.sam2_original import OriginalSam2Segmenter
+
+    return OriginalSam2Segmenter(**options)
+
+
 def _options(module: str, name: str, *, drop: tuple[str, ...] = ()) -> Callable[[], frozenset[str] | None]:
     """The options a built-in takes: its class's (or function's) keyword arguments, read when asked."""
     def read() -> frozenset[str] | None:
@@ -101,14 +113,24 @@ INFO = {
     ("segmenter", "sam2"): ToolInfo(
         "transformers", SAM2_MODEL, options=_options("lookcloser.tools.sam2", "Sam2Segmenter"),
         requires=(Package("torchvision", "pip install 'lookcloser[vision]'"), Weights(SAM2_MODEL))),
+    ("detector", "groundingdino"): ToolInfo(
+        "original GroundingDINO package", "your checkpoint + BERT directory",
+        options=_options("lookcloser.tools.groundingdino_original", "OriginalGroundingDino"),
+        requires=(Package("groundingdino", "pip install --no-build-isolation 'lookcloser[groundingdino]'"),)),
+    ("segmenter", "sam2_original"): ToolInfo(
+        "original SAM 2 package", "your checkpoint",
+        options=_options("lookcloser.tools.sam2_original", "OriginalSam2Segmenter"),
+        requires=(Package("sam2", "SAM2_BUILD_CUDA=0 pip install --no-build-isolation 'lookcloser[sam2]'"),)),
 }
 INFO[("localizer", "grounding_dino")] = INFO[("detector", "grounding_dino")]
+INFO[("localizer", "groundingdino")] = INFO[("detector", "groundingdino")]
 
 _FACTORIES = {
     ("ocr", "rapidocr"): _rapidocr, ("ocr", "tesseract"): _tesseract, ("ocr", "paddleocr"): _paddleocr,
     ("localizer", "whole_image"): _whole_image, ("localizer", "vstar"): _vstar,
     ("detector", "grounding_dino"): _grounding_dino, ("localizer", "grounding_dino"): _grounding_dino,
-    ("segmenter", "sam2"): _sam2,
+    ("segmenter", "sam2"): _sam2, ("detector", "groundingdino"): _groundingdino,
+    ("localizer", "groundingdino"): _groundingdino, ("segmenter", "sam2_original"): _sam2_original,
 }
 
 
