@@ -110,3 +110,35 @@ def test_not_found_targets_are_not_segmented(model_dirs, monkeypatch):
     answer = agent.run(photo, "Is there a dog?")
     [finding] = answer.findings
     assert finding.status == "not_found" and finding.mask is None and calls == []
+
+
+def test_cli_grounded_sam_from_a_config_file_draws_masks_and_reports_them(model_dirs, tmp_path):
+    """The path a CLI user takes: a TOML config naming both experts, `ask --save-vis`, then the report."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from openai_stub import StubServer, prompt_text
+    from lookcloser.tracing.report import render_report
+
+    gdino, sam = model_dirs
+    config = tmp_path / "lookcloser.toml"
+    config.write_text(f'[tools.localizer]\nname = "grounding_dino"\nmodel = "{gdino}"\ndevice = "cpu"\n'
+                      f'box_threshold = 0.3\n\n[tools.segmenter]\nname = "sam2"\nmodel = "{sam}"\ndevice = "cpu"\n')
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.RandomState(5).rand(240, 320, 3) * 255).astype("uint8")).save(photo)
+    show = json.dumps({"answer": None, "missing": [{"name": "dog", "kind": "object"}, {"name": "red car", "kind": "object"}]})
+    script = Path(sys.executable).parent / "lookcloser"
+    with StubServer() as stub:
+        stub.script = lambda request: "done" if "Additional visual information" in prompt_text(request) else show
+        done = subprocess.run([str(script), "ask", str(photo), "What is on the table?", "--vlm", f"openai:stub@{stub.url}",
+                               "--config", str(config), "--save-vis", str(tmp_path / "vis.png"), "--trace-dir",
+                               str(tmp_path / "traces"), "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    masked = [f for f in result["findings"] if f["mask_area"] is not None]
+    assert len(masked) == 2 and {f["tool"] for f in masked} == {"grounding_dino"}
+    vis = np.asarray(Image.open(tmp_path / "vis.png").convert("RGB")).astype(int)
+    assert vis.shape[:2] == (240, 320) and np.abs(vis - np.asarray(Image.open(photo).convert("RGB"))).sum() > 0
+    [trace_dir] = [p for p in (tmp_path / "traces").iterdir() if p.is_dir()]
+    assert render_report(trace_dir).count('class="mask-overlay"') == 2
