@@ -228,3 +228,31 @@ def test_real_vstar_sample_reads_both_categories():
     assert len(items) == 40 and {i.category for i in items} == {"direct_attributes", "relative_position"}
     assert all(i.error is None and i.answer_index == 0 and i.targets and i.targets[0].box for i in items)
     assert QUESTIONS  # the synthetic set above mirrors this layout
+
+
+def test_hugging_face_dataset_on_disk_and_parquet(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image
+
+    images = [Image.new("RGB", (32, 24), color) for color in ("red", "blue", "blue")]  # stored as bytes, as releases are
+    table = datasets.Dataset.from_dict({
+        "image": images,
+        "question": ["What is the color of the cup?", "Is the flag red or white?", "Is the flag red or white?"],
+        "options": [["The cup is red.", "The cup is blue."], ["The flag is white.", "The flag is red."], ["x"]],
+        "answer": ["B", "A", "A"],
+        "category": ["color", "color", "broken"],
+    }).cast_column("image", datasets.Image())
+    table.save_to_disk(str(tmp_path / "hf"))
+    table.to_parquet(str(tmp_path / "set.parquet"))
+
+    for source in (tmp_path / "hf", tmp_path / "set.parquet"):
+        items = load_items(source)
+        assert [i.id for i in items] == ["0", "1", "2"]
+        assert isinstance(items[0].image, bytes) and items[0].answer_index == 1 and items[1].answer_index == 0
+        assert "row 2" in items[2].error and "'options'" in items[2].error
+
+    def reply(prompt, images):  # right for the cup (answer B), wrong for the flag
+        return json.dumps({"answer": "The cup is blue." if "cup" in prompt else "The flag is red.", "missing": []})
+
+    summary = evaluate(tmp_path / "hf", tmp_path / "run", _recipe(ScriptedVLM(reply)))
+    assert summary["categories"]["color"]["accuracy"] == 0.5 and summary["categories"]["broken"]["errors"] == 1

@@ -104,13 +104,15 @@ def _guarded(work: Any) -> Any:
 def _print_groups(summary: dict[str, Any], metric: str) -> None:
     from rich.table import Table  # noqa: PLC0415
 
-    table = Table("", metric, "n", "errors", "VLM calls/item", "search steps/item", "s/item",
-                  title="summary")
+    search = metric == "hit_rate"
+    columns = ("mean IoU", "search steps/item", "s/item") if search else ("VLM calls/item", "search steps/item", "s/item")
+    keys = ("mean_iou", "search_steps_per_item", "seconds_per_item") if search else \
+        ("vlm_calls_per_item", "search_steps_per_item", "seconds_per_item")
+    table = Table("", metric, "n", "errors", *columns, title="summary")
     for name, group in {"overall": summary["overall"], **summary["categories"]}.items():
         value = group.get(metric)
         table.add_row(name, "–" if value is None else f"{100 * value:.1f}%", str(group["n"]), str(group["errors"]),
-                      f"{group['vlm_calls_per_item'] or 0:.2f}", f"{group['search_steps_per_item'] or 0:.2f}",
-                      f"{group['seconds_per_item'] or 0:.2f}")
+                      *("–" if group.get(k) is None else f"{group[k]:.2f}" for k in keys))
     out.print(table)
 
 

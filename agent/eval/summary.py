@@ -39,6 +39,7 @@ def _group(rows: list[dict[str, Any]]) -> dict[str, Any]:
         group["hit_rate"] = round(group["hits"] / n, 4) if n else None
         ious = [float(r["iou"]) for r in rows if r.get("iou") is not None]
         group["mean_iou"] = round(sum(ious) / len(ious), 4) if ious else None
+        group["cue_calls_per_item"] = round(sum(int(r.get("cue_calls") or 0) for r in rows) / n, 3) if n else None
         group.pop("accuracy", None)
         group.pop("correct", None)
     return group
