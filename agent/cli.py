@@ -1,4 +1,4 @@
-"""The `lookcloser` command: ask, find, tools, trace.
+"""The `lookcloser` command: ask, find, tools, eval, eval-search, trace.
 
 Settings (`--config FILE`, `--tool ROLE=NAME`, `--tool ROLE.OPTION=VALUE`) are read by
 `lookcloser.settings`; errors that a setting fixes are worded in CLI terms (`Agent(spelling="cli")`).
@@ -279,7 +279,7 @@ def ask(
 
 @app.command()
 def find(
-    image: str = typer.Argument(..., help="Image file."),
+    images: list[str] = typer.Argument(..., metavar="IMAGE...", help="Image file(s) or directories of images."),
     target: str = typer.Argument(..., help="What to find, e.g. 'the red sign' or 'text'."),
     kind: Optional[str] = typer.Option(None, "--kind", help="object (find one) or text (read all text); default: text when TARGET is 'text', else object."),
     tool: Optional[list[str]] = typer.Option(None, "--tool", help=TOOL_HELP),
@@ -288,8 +288,9 @@ def find(
     save_vis: Optional[str] = typer.Option(None, "--save-vis", help=f"Write an image of the search and findings ({', '.join(VIS_EXTENSIONS)})."),
     trace_dir: Path = typer.Option(Path("traces"), "--trace-dir", help="Where the search's trace is written."),
 ) -> None:
-    """SEARCH only (no VLM): locate TARGET in IMAGE; with --kind text, read every line of text."""
-    path = _check_image(image)
+    """SEARCH only (no VLM): locate TARGET in IMAGE; with --kind text, read every line of text (several images or a directory: JSON Lines)."""
+    many = len(images) > 1 or Path(images[0]).is_dir()
+    path = None if many else _check_image(images[0])
     name = " ".join(target.split())
     if not name:
         _fail("TARGET must not be empty: say what to find, e.g. 'the red sign' or 'text'")
@@ -300,6 +301,19 @@ def find(
     _parse_tools(tool)
     vis_path = _check_save_vis(save_vis) if save_vis is not None else None
     _check_trace_dir(trace_dir)
+    if many:
+        if vis_path is not None:
+            _fail("--save-vis draws one image: give one IMAGE")
+        from lookcloser.eval.cli import expand_images, find_many
+        from lookcloser.types import Target
+
+        try:
+            settings = _settings(config_file, tool).agent_kwargs()
+        except (LookCloserError, ValueError) as exc:
+            _agent_error(exc)
+        settings.pop("vlm")  # no VLM named: find gives tools none
+        find_many(expand_images(images), Target(name=name, kind=kind), settings, trace_dir)
+        return
 
     try:
         from lookcloser.agent import Agent
@@ -411,6 +425,11 @@ def _flush_langsmith() -> None:
     tracers = sys.modules.get("langchain_core.tracers.langchain")
     if tracers is not None:
         tracers.wait_for_all_tracers()
+
+
+from lookcloser.eval.cli import register as _register_eval  # noqa: E402 - light: typer, rich, no models
+
+_register_eval(app)  # `eval`, `eval-search`
 
 
 def main() -> None:

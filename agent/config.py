@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator
+from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,10 @@ class AgentConfig(BaseModel):
                                 "(no Agent around it) applies it to each node: each VLM call and each search.")
     max_reply_chars: int = Field(
         4000, ge=1, description="Longest VLM reply used; a longer one is cut, marked with '…[cut]'.")
+    choice: Literal["text", "likelihood"] = Field(
+        "text", description="Multiple choice: 'text' takes the option the reply names (option likelihood only when it "
+                            "names none); 'likelihood' takes the most likely option whenever the VLM can score options "
+                            "(V*'s own protocol; `lookcloser eval` uses it), else the named one.")
     max_crops: int = Field(8, ge=0, description="Crops shown to the VLM in TELL, most confident first.")
     max_pixels: int | None = Field(DEFAULT_MAX_PIXELS, description="Decompression-bomb guard for input images.")
     segment_found: bool = Field(True, description="Refine found object boxes into masks when a segmenter is set.")

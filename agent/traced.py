@@ -71,9 +71,10 @@ class TracedVLM:
             run.outputs = {"text": f"p(yes) = {value:.4f}", "p_yes": value}
             return value
 
-    def _score_options(self, image: Image.Image, question: str, options: list[str]) -> list[float]:
+    def _score_options(self, image: Image.Image | Sequence[Image.Image], question: str, options: list[str]) -> list[float]:
         prompt = question + "\n" + "\n".join(f"({chr(65 + i)}) {o}" for i, o in enumerate(options))
-        with trace_run("vlm.score_options", "llm", lambda: {"messages": [{"role": "user", "content": _content([image, prompt])}]}, metadata=self._metadata) as run:
+        images = list(image) if isinstance(image, (list, tuple)) else [image]  # TELL scores with its crops too
+        with trace_run("vlm.score_options", "llm", lambda: {"messages": [{"role": "user", "content": _content([*images, prompt])}]}, metadata=self._metadata) as run:
             count("vlm_calls")
             scores = [float(s) for s in self.inner.score_options(image, question, options)]
             run.outputs = {"text": ", ".join(f"{chr(65 + i)}: {s:.4f}" for i, s in enumerate(scores)), "scores": scores}

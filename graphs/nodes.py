@@ -289,7 +289,8 @@ def tell(state: AgentState, services: Services) -> dict[str, Any]:
         memory_text, crops = memory.render()
         reply = _ask_vlm("tell", [image, *crops], image, state, services, memory=memory_text)
         answer = cap_text(_final_answer_text(reply), config.max_reply_chars)
-        update: dict[str, Any] = {"answer": answer, **_choice(image, state["question"], options, answer, services)}
+        scored = ([image, *crops], f"{memory_text}\n{state['question']}") if memory_text else (image, state["question"])
+        update: dict[str, Any] = {"answer": answer, **_choice(*scored, options, answer, services)}
     update.update(_chat_reply(state, answer))
     update["stats"] = _counts(stats)
     return update
@@ -319,15 +320,17 @@ def _final_answer_text(text: str) -> str:
     return stripped
 
 
-def _choice(image: Image.Image, question: str, options: list[str] | None, answer: str | None,
+def _choice(image: Image.Image | list[Image.Image], question: str, options: list[str] | None, answer: str | None,
             services: Services) -> dict[str, Any]:
-    """Option index from the answer text; if it names none and the VLM can score options, use likelihoods."""
+    """Option index from the answer text; if it names none and the VLM can score options, use likelihoods.
+    With AgentConfig.choice == "likelihood", a VLM that can score options always picks by likelihood."""
     if not options:
         return {"choice": None, "choice_path": None}
-    choice = parse_choice(answer, options)
+    can_score = supports(services.vlm, "score_options")
+    choice = None if can_score and services.config.choice == "likelihood" else parse_choice(answer, options)
     if choice is not None:
         return {"choice": choice, "choice_path": "text"}
-    if supports(services.vlm, "score_options"):
+    if can_score:
         _check_time("scoring the options", services)
         scores = services.vlm.score_options(image, question, options)
         return {"choice": int(max(range(len(scores)), key=scores.__getitem__)), "choice_path": "likelihood"}
