@@ -174,6 +174,8 @@ def test_int8_detector_builds_from_the_wheel_and_agrees_with_the_float_one(tmp_p
         text_cue.detector_session.cache_clear()
 
 
-#: Stated tolerance of the int8 detector against the float one on real crops (measured: see docs/vstar.md).
-INT8_MAP_IOU = 0.6
-INT8_READ_SHARE = 0.7
+#: Stated tolerance of the int8 detector against the float one on these real crops: binary-map IoU
+#: (measured 0.92-0.94) and share of the float model's legible lines read the same (measured 0.89-1.0).
+#: On small text in large photos it loses more: see docs/vstar.md (why it is not the default).
+INT8_MAP_IOU = 0.85
+INT8_READ_SHARE = 0.8
