@@ -201,7 +201,7 @@ class TextCue:
         larger ones get a coarse det_side look. Measured on ../shared/data/text_dev: PP-OCRv4's map
         for 13-35 px text in these photos is ~0 at scales 0.4-0.9 and ~1 at >= 1.0, so only a
         native-resolution look can tell that a region holds no small text. Default 2048 x 2048
-        (one 2250x1500 photo in one call, ~1.2 GB peak RSS).
+        (one 2250x1500 photo in one look: 4 detector chunks of <= max_input_pixels).
     min_box_px: boxes shorter than this at the detector input are not sent to the recognizer
         (they stay in the map as unread text, so a read-all search looks closer).
     max_input_pixels: a larger detector input is run in overlapping chunks of at most this many
