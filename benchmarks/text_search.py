@@ -2,21 +2,29 @@
 
 Protocol: ../shared/data/text_dev/README.md. Every strategy reads all text in each photo; an
 expected string counts as read if some returned text, normalised (casefold, a-z0-9 only),
-contains it or is within edit distance max(1, len/10) of it. Each strategy runs in its own
-subprocess so its peak memory (ru_maxrss: onnxruntime allocates outside Python, so tracemalloc
-would miss it) is its own. "Detector Mpx" is the total number of pixels fed to the text detector
-(its input tensors, after each strategy's own resizing): a fairer cost than calls when input sizes
-differ.
+contains it or is within edit distance max(1, len/10) of it.
 
-    .venv/bin/python benchmarks/text_search.py            # all three, prints a markdown table
-    .venv/bin/python benchmarks/text_search.py --strategies vstar --verbose
+Two splits: `tuned` = ../shared/data/text_dev (the read-all constants were fitted on it) and
+`untuned` = benchmarks/text_holdout.jsonl (photos elsewhere in ../shared/data, labelled by eye; see
+the file's protocol in docs/vstar.md). One run: one worker process per strategy, each loading its
+models once; the coordinator hands every photo to every worker in turn (the order rotates per
+photo), so timing noise from other jobs on the machine hits all strategies alike. Peak memory is
+each worker's own peak RSS (VmHWM, reset at the start of each split: onnxruntime allocates outside
+Python, so tracemalloc would miss it). Seconds are wall time; CPU seconds (the worker's user + system
+time, all threads) are printed beside them because they barely move when other jobs share the cores. "Detector Mpx" is the total number of pixels fed to the
+text detector (its input tensors, after each strategy's own resizing): a fairer cost than calls
+when input sizes differ.
+
+    .venv/bin/python benchmarks/text_search.py            # whole, tiling, vstar on both splits
+    .venv/bin/python benchmarks/text_search.py --strategies tiling,vstar,vstar@read_focus=false --splits untuned
     .venv/bin/python benchmarks/text_search.py --strategies vstar,vstar+tesseract,vstar+paddleocr
 
-The `vstar+READER` strategies compare OCR readers behind the same V* localizer: the search finds the
-lines with the text cue, then READER reads each found line region (see docs/tools.md, "OCR
-experts"); plain `vstar` is the default reader (RapidOCR, sharing the cue's reads). Reader calls
-are added to the recognizer calls (the cue still reads while it searches). `vstar+paddleocr` needs
-the `[paddle]` extra and PaddleOCR's models.
+A strategy `vstar@NAME=VALUE@...` is the V* search with TextCue / SearchConfig options (value as
+JSON), so variants run side by side. The `vstar+READER` strategies compare OCR readers behind the
+same V* localizer: the search finds the lines with the text cue, then READER reads each found
+line region (see docs/tools.md, "OCR experts"); plain `vstar` is the default reader (RapidOCR,
+sharing the cue's reads). Reader calls are added to the recognizer calls (the cue still reads
+while it searches). `vstar+paddleocr` needs the `[paddle]` extra and PaddleOCR's models.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import re
 import subprocess
 import sys
 import time
@@ -32,7 +41,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "text_dev"
+DATA_ROOT = ROOT.parent / "shared" / "data"
+#: split name -> (items file, folder its image paths are relative to, given the data root)
+SPLITS = {
+    "tuned": (lambda root: root / "text_dev" / "items.jsonl", lambda root: root / "text_dev"),
+    "untuned": (lambda root: ROOT / "benchmarks" / "text_holdout.jsonl", lambda root: root),
+}
 STRATEGIES = {
     "whole": "(a) whole-image OCR (RapidOCR)",
     "tiling": "(b) tiling OCR, 1024 px tiles, 25% overlap",
@@ -110,115 +124,232 @@ class CountingReader:
         return self.inner.read(image)
 
 
-def run_worker(strategy: str, data: Path, verbose: bool, options: dict | None = None) -> dict:
-    from PIL import Image
+CUE_FIELDS = {"det_side", "max_upscale", "min_box_px", "native_max_pixels", "max_input_pixels", "map_max_pixels",
+              "quantized"}
 
-    items = [json.loads(line) for line in (data / "items.jsonl").read_text().splitlines() if line.strip()]
-    by_image: dict[str, list[dict]] = {}
+
+def parse_strategy(spec: str) -> tuple[str, dict]:
+    """'vstar@a=1@b=true' -> ('vstar', {'a': 1, 'b': True}); options are JSON values."""
+    name, *items = spec.split("@")
+    options = {}
     for item in items:
-        by_image.setdefault(item["image"], []).append(item)
-    if strategy.startswith("vstar"):
-        from lookcloser.tools.vstar.localizer import VStarLocalizer
-        from lookcloser.tools.vstar.text_cue import TextCue
-        from lookcloser.types import Target
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"strategy option needs NAME=VALUE, got {item!r} in {spec!r}")
+        options[key.strip()] = json.loads(value) if value.strip() not in ("", "None") else None
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy '{name}'; known: {', '.join(STRATEGIES)}")
+    if options and not name.startswith("vstar"):
+        raise ValueError(f"only vstar strategies take options, got {spec!r}")
+    return name, options
 
-        from lookcloser.tools.vstar.config import SearchConfig
 
-        options = dict(options or {})
-        cue_fields = {"det_side", "max_upscale", "min_box_px", "native_max_pixels"}
-        cue = TextCue(**{k: v for k, v in options.items() if k in cue_fields})
-        config = SearchConfig().with_options(**{k: v for k, v in options.items() if k not in cue_fields})
-        reader = None
-        if strategy == "vstar+tesseract":
-            from lookcloser.tools.tesseract import TesseractOCR
+def peak_rss_mb() -> float:
+    """This process's peak RSS since the last reset_peak_rss (VmHWM), or since start."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
+    except (OSError, AttributeError):  # not Linux: since start
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-            reader = CountingReader(TesseractOCR(), cue)
-        elif strategy == "vstar+paddleocr":
-            from lookcloser.tools.paddleocr import PaddleOCRTool
 
-            reader = CountingReader(PaddleOCRTool(), cue)
-        localizer = VStarLocalizer(text_cue=cue, config=config, ocr=reader)
-        counter = cue
-    else:
-        engine = CountingEngine()
-        counter = engine
-    hits, per_image = 0, []
-    start = time.perf_counter()
-    for name, expected in by_image.items():
-        image = Image.open(data / name).convert("RGB")
-        t0 = time.perf_counter()
+def reset_peak_rss() -> None:
+    try:  # Linux >= 4.0: writing 5 resets VmHWM to the current RSS
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+class Worker:
+    """One strategy with its models loaded once: read(image) -> (texts, counters)."""
+
+    def __init__(self, spec: str) -> None:
+        name, options = parse_strategy(spec)
+        self.name = name
+        if name.startswith("vstar"):
+            from lookcloser.tools.vstar.config import SearchConfig
+            from lookcloser.tools.vstar.localizer import VStarLocalizer
+            from lookcloser.tools.vstar.text_cue import TextCue
+
+            cue = TextCue(**{k: v for k, v in options.items() if k in CUE_FIELDS})
+            config = SearchConfig().with_options(**{k: v for k, v in options.items() if k not in CUE_FIELDS})
+            reader = None
+            if name == "vstar+tesseract":
+                from lookcloser.tools.tesseract import TesseractOCR
+
+                reader = CountingReader(TesseractOCR(), cue)
+            elif name == "vstar+paddleocr":
+                from lookcloser.tools.paddleocr import PaddleOCRTool
+
+                reader = CountingReader(PaddleOCRTool(), cue)
+            self.localizer = VStarLocalizer(text_cue=cue, config=config, ocr=reader)
+            self.counter = cue
+        else:
+            self.engine = CountingEngine()
+            self.counter = self.engine
+
+    def read(self, path: str) -> dict:
+        from PIL import Image
+
+        image = Image.open(path).convert("RGB")
+        counter = self.counter
         d0, r0, p0 = counter.detector_calls, counter.recognizer_calls, counter.detector_pixels
-        if strategy == "whole":
-            texts = engine.read(np.asarray(image))
-        elif strategy == "tiling":
+        t0, c0 = time.perf_counter(), time.process_time()
+        if self.name == "whole":
+            texts = self.engine.read(np.asarray(image))
+        elif self.name == "tiling":
             rgb = np.asarray(image)
             texts = []
             for x1, y1, x2, y2 in tile_boxes(*image.size):
-                texts.extend(engine.read(rgb[y1:y2, x1:x2]))
+                texts.extend(self.engine.read(rgb[y1:y2, x1:x2]))
         else:
-            findings = localizer.locate(image, Target(name="text", kind="text"))
+            from lookcloser.types import Target
+
+            findings = self.localizer.locate(image, Target(name="text", kind="text"))
             texts = [f.text for f in findings if f.text]
-        read = [is_read(item["text"], texts) for item in expected]
-        hits += sum(read)
-        row = {"image": name, "read": read, "expected": [i["text"] for i in expected],
-               "det": counter.detector_calls - d0, "det_mpx": round((counter.detector_pixels - p0) / 1e6, 2),
-               "rec": counter.recognizer_calls - r0,
-               "seconds": round(time.perf_counter() - t0, 2)}
-        per_image.append(row)
-        if verbose:
-            print(json.dumps(row, ensure_ascii=False), file=sys.stderr, flush=True)
-    return {
-        "strategy": strategy, "read": hits, "total": len(items),
-        "detector_calls": counter.detector_calls, "detector_mpx": round(counter.detector_pixels / 1e6, 1),
-        "recognizer_calls": counter.recognizer_calls,
-        "seconds": round(time.perf_counter() - start, 1),
-        # the larger of this process and its largest child (the PaddleOCR worker, Tesseract runs)
-        "peak_rss_mb": round(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                                 resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024, 0),
-        "per_image": per_image,
-    }
+        return {"texts": texts, "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0,
+                "det": counter.detector_calls - d0,
+                "det_px": counter.detector_pixels - p0, "rec": counter.recognizer_calls - r0}
+
+
+def serve(spec: str) -> int:
+    """Worker loop: one JSON command per stdin line ({"image": path} or {"reset": true}), one JSON reply."""
+    worker = Worker(spec)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command.get("reset"):
+            reset_peak_rss()
+            reply = {"ok": True}
+        else:
+            reply = worker.read(command["image"])
+        reply["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(reply, ensure_ascii=False), flush=True)
+    return 0
+
+
+class Remote:
+    """The coordinator's handle on a worker process."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.process = subprocess.Popen([sys.executable, __file__, "--worker", spec], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        self.ask(None)
+
+    def ask(self, command: dict | None) -> dict:
+        if command is not None:
+            self.process.stdin.write(json.dumps(command) + "\n")
+            self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker '{self.spec}' exited (rc={self.process.wait()})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def load_items(split: str, root: Path) -> tuple[list[dict], Path] | None:
+    items_file, base = SPLITS[split]
+    path = items_file(root)
+    if not path.exists():
+        return None
+    items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return items, base(root)
+
+
+def run_split(split: str, items: list[dict], base: Path, remotes: list[Remote], verbose: bool) -> list[dict]:
+    by_image: dict[str, list[dict]] = {}
+    for item in items:
+        by_image.setdefault(item["image"], []).append(item)
+    totals = {r.spec: {"strategy": r.spec, "split": split, "read": 0, "total": len(items), "detector_calls": 0,
+                       "det_px": 0, "recognizer_calls": 0, "seconds": 0.0, "cpu": 0.0, "peak_rss_mb": 0.0, "per_image": []}
+              for r in remotes}
+    for remote in remotes:
+        remote.ask({"reset": True})
+    for k, (name, expected) in enumerate(by_image.items()):
+        order = remotes[k % len(remotes):] + remotes[:k % len(remotes)]  # rotate who goes first
+        for remote in order:
+            reply = remote.ask({"image": str(base / name)})
+            read = [is_read(item["text"], reply["texts"]) for item in expected]
+            total = totals[remote.spec]
+            total["read"] += sum(read)
+            total["detector_calls"] += reply["det"]
+            total["det_px"] += reply["det_px"]
+            total["recognizer_calls"] += reply["rec"]
+            total["seconds"] += reply["seconds"]
+            total["cpu"] += reply["cpu"]
+            total["peak_rss_mb"] = max(total["peak_rss_mb"], reply["peak_rss_mb"])
+            row = {"split": split, "strategy": remote.spec, "image": name, "read": read,
+                   "expected": [i["text"] for i in expected], "det": reply["det"],
+                   "det_mpx": round(reply["det_px"] / 1e6, 2), "rec": reply["rec"],
+                   "seconds": round(reply["seconds"], 2), "cpu": round(reply["cpu"], 2)}
+            total["per_image"].append(row)
+            if verbose:
+                print(json.dumps(row, ensure_ascii=False), file=sys.stderr, flush=True)
+    return list(totals.values())
+
+
+def print_table(split: str, results: list[dict]) -> None:
+    base = next((r for r in results if r["strategy"] == "tiling"), None)
+    print(f"\n{split} split ({results[0]['total']} strings)\n")
+    print("| strategy | read | detector calls | detector Mpx | recognizer calls | seconds | CPU seconds | peak RSS |"
+          + (" time / tiling | CPU / tiling | RSS / tiling |" if base else ""))
+    print("|---|---|---|---|---|---|---|---|" + ("---|---|---|" if base else ""))
+    for r in results:
+        name, options = parse_strategy(r["strategy"])
+        label = STRATEGIES[name] + (f" `{'@'.join(r['strategy'].split('@')[1:])}`" if options else "")
+        line = (f"| {label} | {r['read']}/{r['total']} | {r['detector_calls']} | {r['det_px'] / 1e6:.1f} | "
+                f"{r['recognizer_calls']} | {r['seconds']:.1f} | {r['cpu']:.1f} | {r['peak_rss_mb']:.0f} MB |")
+        if base:
+            line += (f" {r['seconds'] / base['seconds']:.2f}x | {r['cpu'] / base['cpu']:.2f}x |"
+                     f" {r['peak_rss_mb'] / base['peak_rss_mb']:.2f}x |")
+        print(line)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data-root", type=Path, default=DATA_ROOT, help="the shared data folder")
+    parser.add_argument("--splits", default="tuned,untuned")
     parser.add_argument("--strategies", default="whole,tiling,vstar")
-    parser.add_argument("--worker", choices=sorted(STRATEGIES), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
-    parser.add_argument("--vstar-option", action="append", default=[], metavar="NAME=VALUE",
-                        help="a TextCue or SearchConfig option for the V* run (repeatable), e.g. read_focus=false")
     args = parser.parse_args()
-    if not (args.data / "items.jsonl").exists():
-        print(f"no benchmark data at {args.data} (expected items.jsonl); pass --data", file=sys.stderr)
-        return 2
-    options = {}
-    for item in args.vstar_option:
-        name, sep, value = item.partition("=")
-        if not sep:
-            print(f"--vstar-option needs NAME=VALUE, got {item!r}", file=sys.stderr)
-            return 2
-        options[name.strip()] = json.loads(value) if value.strip() not in ("", "None") else None
     if args.worker:
-        print(json.dumps(run_worker(args.worker, args.data, args.verbose, options), ensure_ascii=False))
-        return 0
-    results = []
-    for strategy in [s.strip() for s in args.strategies.split(",") if s.strip()]:
-        if strategy not in STRATEGIES:
-            print(f"unknown strategy '{strategy}'; known: {', '.join(STRATEGIES)}", file=sys.stderr)
+        return serve(args.worker)
+    specs = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    try:
+        for spec in specs:
+            parse_strategy(spec)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    splits = {}
+    for split in [s.strip() for s in args.splits.split(",") if s.strip()]:
+        if split not in SPLITS:
+            print(f"unknown split '{split}'; known: {', '.join(SPLITS)}", file=sys.stderr)
             return 2
-        command = [sys.executable, __file__, "--worker", strategy, "--data", str(args.data)]
-        if args.verbose:
-            command.append("--verbose")
-        command += [f"--vstar-option={item}" for item in args.vstar_option]
-        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(f"done: {strategy}", file=sys.stderr, flush=True)
-    print("| strategy | read | detector calls | detector Mpx | recognizer calls | seconds | peak memory (RSS) |")
-    print("|---|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {STRATEGIES[r['strategy']]} | {r['read']}/{r['total']} | {r['detector_calls']} | "
-              f"{r['detector_mpx']} | {r['recognizer_calls']} | {r['seconds']} | {r['peak_rss_mb']:.0f} MB |")
+        loaded = load_items(split, args.data_root)
+        if loaded is None:
+            print(f"note: no data for split '{split}' under {args.data_root}; skipped", file=sys.stderr)
+            continue
+        splits[split] = loaded
+    if not splits:
+        print(f"no benchmark data under {args.data_root}; pass --data-root", file=sys.stderr)
+        return 2
+    remotes = [Remote(spec) for spec in specs]
+    results = []
+    try:
+        for split, (items, base) in splits.items():
+            results.append(run_split(split, items, base, remotes, args.verbose))
+    finally:
+        for remote in remotes:
+            remote.close()
+    for split_results in results:
+        print_table(split_results[0]["split"], split_results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     return 0

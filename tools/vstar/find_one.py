@@ -41,6 +41,9 @@ class FindOne:
     def skip(self, node: Node) -> bool:
         return False
 
+    def cue_hints(self, node: Node) -> dict:
+        return {}
+
     def visit(self, look: Look) -> Expansion | None:
         for det in look.step.detections:
             if self.best is None or det.score > self.best.score:

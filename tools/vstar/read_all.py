@@ -69,6 +69,16 @@ class ReadAll:
         self.skipped += 1
         return True
 
+    def cue_hints(self, node: Node) -> dict:
+        """Lines read legibly inside the patch (patch pixels) for a cue that can reuse reads
+        (`reuses_reads`): a line seen again in a closer look is not recognised twice."""
+        if not getattr(self.cue, "reuses_reads", False) or node.parent is None:
+            return {}
+        box = node.box
+        known = [Detection(box=d.box.shift(-box.x1, -box.y1), score=d.score, label=d.label, text=d.text)
+                 for d in self.legible if boxes_intersect(d.box, box)]
+        return {"known": known} if known else {}
+
     def visit(self, look: Look) -> Expansion | None:
         step, patch = look.step, look.node.box
         step.context = "not_used_in_read_all"

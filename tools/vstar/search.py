@@ -303,6 +303,8 @@ class Strategy(Protocol):
 
     def skip(self, node: Node) -> bool: ...  # drop a queued node without looking at it
 
+    def cue_hints(self, node: Node) -> dict[str, Any]: ...  # extra keyword arguments for the cue call
+
     def visit(self, look: Look) -> Expansion | None: ...  # None: nothing to queue below this patch
 
     def finish(self, stop_reason: StopReason) -> Outcome: ...
@@ -367,7 +369,8 @@ def _walk(image: Image.Image, phrase: str, cue: CueModel, config: SearchConfig, 
         with trace_run("vstar.step", "chain", inputs={
                 "box": node.box.to_list(), "level": node.level, "priority": round(node.priority, 6),
                 "phrase": phrase, "cue": cue.name, "mode": strategy.mode}) as run:
-            look = _look(image, phrase, cue, node, min_size, run, order=len(steps) + 1)
+            look = _look(image, phrase, cue, node, min_size, run, order=len(steps) + 1,
+                         hints=strategy.cue_hints(node))
             step = look.step
             steps.append(step)
             expansion = strategy.visit(look)
@@ -383,13 +386,15 @@ def _walk(image: Image.Image, phrase: str, cue: CueModel, config: SearchConfig, 
 
 
 def _look(image: Image.Image, phrase: str, cue: CueModel, node: Node, min_size: int, run: RunHandle,
-          order: int) -> Look:
-    """Crop the node's box, run the cue on it, and record the step (boxes mapped to the image)."""
+          order: int, hints: dict[str, Any] | None = None) -> Look:
+    """Crop the node's box, run the cue on it (with the strategy's `hints`, if any), and record
+    the step (boxes mapped to the image)."""
     count("search_steps")
     box = node.box
     leaf = is_leaf(node.core, min_size)
-    patch = image.crop(tuple(int(v) for v in (box.x1, box.y1, box.x2, box.y2)))
-    output = cue(patch, phrase)
+    corners = tuple(int(v) for v in (box.x1, box.y1, box.x2, box.y2))
+    patch = image if corners == (0, 0, image.width, image.height) else image.crop(corners)  # no copy of the root
+    output = cue(patch, phrase, **hints) if hints else cue(patch, phrase)
     heatmap = check_heatmap(output, cue.name)
     detections = [_to_original(d, box, image.width, image.height) for d in output.detections]
     strong = float(output.peak) > cue.calibration.strong_peak(node.level)

@@ -13,6 +13,10 @@ of 32. The detector input size is ours (`detector_input_size`): a patch of at mo
 `max_upscale` times), because PP-OCRv4's map misses small text in downscaled photos; a larger
 patch gets a cheap coarse look with its longer side scaled to `det_side`.
 
+A detector input larger than `max_input_pixels` is run in overlapping chunks whose maps are
+stitched (each chunk's border is context only), so a native look at a 4-MP patch costs the
+memory of a 1-MP one. A line a strategy already read legibly (`known`) is not read again.
+
 One onnxruntime session per model per process (cached), shared by every TextCue.
 """
 
@@ -29,10 +33,16 @@ import numpy as np
 from PIL import Image
 
 from lookcloser.errors import ModelLoadError
+from lookcloser.geometry import box_iou_batch
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput
 from lookcloser.types import Box, Detection
 
-__all__ = ["TEXT_CALIBRATION", "TextCue", "crop_quad", "detector_input_size"]
+__all__ = ["TEXT_CALIBRATION", "TextCue", "chunk_grid", "crop_quad", "detector_input_size", "max_pool"]
+
+#: Context (detector-input px) each stitched chunk sees beyond the part of the map it supplies.
+CHUNK_MARGIN = 32
+#: A detected box with at least this IoU against a line already read legibly reuses that read.
+REUSE_IOU = 0.7
 
 #: Text cue calibration. The map is a probability: a "strong" map has a pixel above 0.5 at any
 #: level. A line read at >= 0.9 ends a find-one search; >= 0.5 (RapidOCR's own text_score) is kept.
@@ -59,14 +69,25 @@ def rapidocr_dir() -> Path:
     return Path(rapidocr_onnxruntime.__file__).resolve().parent
 
 
-@functools.lru_cache(maxsize=4)
-def detector_session(threads: int):
-    """The PP-OCRv4 detector session (cached per process and thread count)."""
-    import onnxruntime as ort
-
+def detector_path() -> Path:
     path = rapidocr_dir() / "models" / "ch_PP-OCRv4_det_infer.onnx"
     if not path.exists():
         raise ModelLoadError(f"PP-OCRv4 detector model not found at {path}; reinstall rapidocr-onnxruntime==1.4.4")
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def detector_session(threads: int, quantized: bool = False):
+    """The PP-OCRv4 detector session (cached per process, thread count and precision); `quantized`
+    is the int8 model built from the wheel's own ONNX file (`det_int8.quantized_detector`)."""
+    import onnxruntime as ort
+
+    if quantized:
+        from lookcloser.tools.vstar.det_int8 import quantized_detector
+
+        path = quantized_detector(detector_path())
+    else:
+        path = detector_path()
     options = ort.SessionOptions()
     options.log_severity_level = 4
     options.intra_op_num_threads = threads
@@ -116,6 +137,36 @@ def detector_input_size(width: int, height: int, det_side: int, max_upscale: flo
     return w, h
 
 
+def chunk_grid(width: int, height: int, max_pixels: float, margin: int = CHUNK_MARGIN
+               ) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
+    """Split a detector input of width x height into (chunk, core) boxes (x1, y1, x2, y2): the cores
+    tile the input, each chunk is its core plus `margin` px of context inside the input and holds at
+    most `max_pixels`. The grid with the fewest total pixels wins (fewest chunks on ties)."""
+    if width * height <= max_pixels:
+        return [((0, 0, width, height), (0, 0, width, height))]
+    best = None
+    for nx in range(1, 33):
+        for ny in range(1, 33):
+            cw, ch = math.ceil(width / nx / 32) * 32, math.ceil(height / ny / 32) * 32
+            chunk_w = min(width, cw + margin * (2 if nx > 2 else 1 if nx == 2 else 0))
+            chunk_h = min(height, ch + margin * (2 if ny > 2 else 1 if ny == 2 else 0))
+            if chunk_w * chunk_h > max_pixels:
+                continue
+            cost = (nx * ny * chunk_w * chunk_h, nx * ny)
+            if best is None or cost < best[0]:
+                best = (cost, cw, ch)
+    if best is None:
+        raise ValueError(f"max_input_pixels={max_pixels} is too small for {margin}-px chunk margins")
+    _, cw, ch = best
+    grid = []
+    for y in range(0, height, ch):
+        for x in range(0, width, cw):
+            core = (x, y, min(x + cw, width), min(y + ch, height))
+            chunk = (max(0, x - margin), max(0, y - margin), min(width, core[2] + margin), min(height, core[3] + margin))
+            grid.append((chunk, core))
+    return grid
+
+
 def _order_quad(points: np.ndarray) -> np.ndarray:
     """tl, tr, br, bl (RapidOCR's order_points_clockwise)."""
     xs = points[np.argsort(points[:, 0]), :]
@@ -125,7 +176,7 @@ def _order_quad(points: np.ndarray) -> np.ndarray:
     return np.array([tl, tr, br, bl], dtype=np.float32)
 
 
-def crop_quad(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
+def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
     """Rectify a text quad (RapidOCR's get_rotate_crop_image): perspective warp, rotate tall crops."""
     import cv2
 
@@ -134,7 +185,7 @@ def crop_quad(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
     width, height = max(width, 1), max(height, 1)
     target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
-    crop = cv2.warpPerspective(bgr, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
+    crop = cv2.warpPerspective(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
     if crop.shape[0] / crop.shape[1] >= 1.5:
         crop = np.rot90(crop)
     return np.ascontiguousarray(crop)
@@ -150,16 +201,27 @@ class TextCue:
         larger ones get a coarse det_side look. Measured on ../shared/data/text_dev: PP-OCRv4's map
         for 13-35 px text in these photos is ~0 at scales 0.4-0.9 and ~1 at >= 1.0, so only a
         native-resolution look can tell that a region holds no small text. Default 2048 x 2048
-        (one 2250x1500 photo in one call, ~1.2 GB peak RSS).
+        (one 2250x1500 photo in one look: 4 detector chunks of <= max_input_pixels).
     min_box_px: boxes shorter than this at the detector input are not sent to the recognizer
         (they stay in the map as unread text, so a read-all search looks closer).
-    Counters `detector_calls` and `recognizer_calls` (text crops read) are kept for benchmarks.
+    max_input_pixels: a larger detector input is run in overlapping chunks of at most this many
+        pixels (`chunk_grid`) and the maps stitched: bounds memory (a 4.2-MP input peaked at ~1.7 GB
+        RSS; tiling's 1-MP tiles at ~0.7 GB). 0 = never chunk.
+    map_max_pixels: the heatmap handed to the search is max-pooled down to at most this many cells
+        (boxes come from the full map first): the search keeps several float copies of each map,
+        which for a 12-MP native look cost more memory than the detector itself. 0 = never pool.
+    quantized: use the int8 detector built from the wheel's ONNX (`det_int8`), cached on disk.
+    Counters `detector_calls` (detector runs, chunks included), `detector_pixels`,
+    `recognizer_calls` (text crops read) and `reused_reads` (boxes given a known line's read) are
+    kept for benchmarks.
     """
 
     name = "text"
+    reuses_reads = True  # accepts `known` lines (read-all passes the lines it read legibly)
 
     def __init__(self, det_side: int = 960, max_upscale: float = 2.0, min_box_px: float = 8.0,
-                 native_max_pixels: float = 2048 * 2048, threads: int | None = None,
+                 native_max_pixels: float = 2048 * 2048, max_input_pixels: float = 1024 * 1024,
+                 quantized: bool = False, map_max_pixels: float = 1024 * 1024, threads: int | None = None,
                  calibration: CueCalibration = TEXT_CALIBRATION) -> None:
         if det_side < 32:
             raise ValueError(f"det_side must be >= 32 px, got {det_side}")
@@ -171,15 +233,21 @@ class TextCue:
         if native_max_pixels < 0:
             raise ValueError(f"native_max_pixels must be >= 0, got {native_max_pixels}")
         self.native_max_pixels = float(native_max_pixels)
+        if max_input_pixels and max_input_pixels < 256 * 256:
+            raise ValueError(f"max_input_pixels must be 0 or >= 65536, got {max_input_pixels}")
+        self.max_input_pixels = float(max_input_pixels)
+        self.quantized = bool(quantized)
+        self.map_max_pixels = float(map_max_pixels)
         self.threads = int(threads or default_threads())
         self.calibration = calibration
         self.detector_calls = 0
         self.detector_pixels = 0  # total detector input pixels (benchmarks: a fairer cost than calls)
         self.recognizer_calls = 0
+        self.reused_reads = 0
         self._lock = threading.Lock()
         self._post = _db_postprocess()
         # load both models now: a missing model is a clear error at construction, not mid-search
-        self._session = detector_session(self.threads)
+        self._session = detector_session(self.threads, self.quantized)
         self._recognizer = recognizer(self.threads)
 
     def input_size(self, width: int, height: int) -> tuple[int, int]:
@@ -192,19 +260,28 @@ class TextCue:
         in_w, in_h = self.input_size(width, height)
         return float(np.sqrt((in_w / max(width, 1)) * (in_h / max(height, 1))))
 
-    def probability_map(self, bgr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-        """Detector probability map at the detector's input size, and that size (w, h)."""
+    def probability_map(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """Detector probability map at the detector's input size, and that size (w, h). Takes RGB:
+        the BGR order the model wants is made per chunk, not as a copy of the whole patch."""
         import cv2
 
-        height, width = bgr.shape[:2]
+        height, width = rgb.shape[:2]
         size = self.input_size(width, height)
-        resized = cv2.resize(bgr, size)
-        tensor = ((resized.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
-        with self._lock:
-            self.detector_calls += 1
-            self.detector_pixels += size[0] * size[1]
-        output = self._session.run(None, {self._session.get_inputs()[0].name: tensor})[0]
-        return output[0, 0].astype(np.float32), size
+        resized = rgb if size == (width, height) else cv2.resize(rgb, size)
+        name = self._session.get_inputs()[0].name
+        grid = chunk_grid(size[0], size[1], self.max_input_pixels) if self.max_input_pixels else [
+            ((0, 0, size[0], size[1]), (0, 0, size[0], size[1]))]
+        prob = np.empty((size[1], size[0]), dtype=np.float32)
+        for (x1, y1, x2, y2), (cx1, cy1, cx2, cy2) in grid:
+            with self._lock:
+                self.detector_calls += 1
+                self.detector_pixels += (x2 - x1) * (y2 - y1)
+            # normalised per chunk: a float copy of the whole input would cost 12 bytes per pixel
+            chunk = np.ascontiguousarray(((resized[y1:y2, x1:x2, ::-1].astype(np.float32) / 255.0 - 0.5) / 0.5)
+                                         .transpose(2, 0, 1)[None])
+            output = self._session.run(None, {name: chunk})[0][0, 0]
+            prob[cy1:cy2, cx1:cx2] = output[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
+        return prob, size
 
     def read(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         if not crops:
@@ -214,14 +291,15 @@ class TextCue:
         results, _ = self._recognizer(crops)
         return [(str(text), float(score)) for text, score, *_ in results]
 
-    def __call__(self, patch: Image.Image, phrase: str) -> CueOutput:
-        rgb = np.asarray(patch.convert("RGB"))
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        height, width = bgr.shape[:2]
-        prob, (in_w, in_h) = self.probability_map(bgr)
+    def __call__(self, patch: Image.Image, phrase: str, known: list[Detection] | None = None) -> CueOutput:
+        """Map, boxes and reads for one patch. `known`: lines already read legibly (patch pixels);
+        a detected box matching one (IoU >= REUSE_IOU) takes its read instead of a recognizer call."""
+        rgb = np.asarray(patch if patch.mode == "RGB" else patch.convert("RGB"))  # no copy of an RGB patch
+        height, width = rgb.shape[:2]
+        prob, (in_w, in_h) = self.probability_map(rgb)
         scale = float(np.sqrt((in_w / width) * (in_h / height)))
         boxes, _scores = self._post(prob[None, None], (height, width))
-        quads, crops, tall = [], [], []
+        quads, crops = [], []
         for raw in boxes:
             quad = _order_quad(np.asarray(raw, dtype=np.float32))
             quad[:, 0] = np.clip(quad[:, 0], 0, width - 1)
@@ -233,13 +311,42 @@ class TextCue:
             if min(quad_w, quad_h) * scale < self.min_box_px:
                 continue  # too small to read at this zoom: left in the map as unread text
             quads.append(quad)
-            crops.append(crop_quad(bgr, quad))
-        reads = self.read(crops)
+            crops.append(np.ascontiguousarray(crop_quad(rgb, quad)[:, :, ::-1]))  # the recognizer wants BGR
+        boxes_read = [Box(x1=float(q[:, 0].min()), y1=float(q[:, 1].min()), x2=float(q[:, 0].max()) + 1,
+                          y2=float(q[:, 1].max()) + 1).clip(width, height) for q in quads]
+        reuse = _reuse(boxes_read, known or [])
+        reads = iter(self.read([crop for crop, prior in zip(crops, reuse) if prior is None]))
+        if any(prior is not None for prior in reuse):
+            with self._lock:
+                self.reused_reads += sum(prior is not None for prior in reuse)
         detections = []
-        for quad, (text, score) in zip(quads, reads):
-            x1, y1 = quad.min(axis=0)
-            x2, y2 = quad.max(axis=0)
-            detections.append(Detection(box=Box(x1=float(x1), y1=float(y1), x2=float(x2) + 1, y2=float(y2) + 1)
-                                        .clip(width, height), score=score, text=text.strip() or None))
+        for box, prior in zip(boxes_read, reuse):
+            text, score = (prior.text or "", prior.score) if prior is not None else next(reads)
+            detections.append(Detection(box=box, score=score, text=text.strip() or None))
+        heatmap = max_pool(prob, self.map_max_pixels)
         extra: dict[str, Any] = {"scale": scale, "detector_input": [in_w, in_h], "boxes": len(boxes)}
-        return CueOutput(heatmap=prob, peak=float(prob.max()) if prob.size else 0.0, detections=detections, extra=extra)
+        return CueOutput(heatmap=heatmap, peak=float(prob.max()) if prob.size else 0.0, detections=detections,
+                         extra=extra)
+
+
+def max_pool(prob: np.ndarray, max_cells: float) -> np.ndarray:
+    """`prob` max-pooled by the smallest integer factor that leaves at most `max_cells` cells
+    (a text pixel stays visible; the search measures areas in detector px through the map's shape)."""
+    h, w = prob.shape
+    if not max_cells or h * w <= max_cells:
+        return prob
+    k = int(math.ceil(math.sqrt(h * w / max_cells)))
+    while math.ceil(h / k) * math.ceil(w / k) > max_cells:
+        k += 1
+    padded = np.zeros((math.ceil(h / k) * k, math.ceil(w / k) * k), dtype=prob.dtype)
+    padded[:h, :w] = prob
+    return padded.reshape(padded.shape[0] // k, k, padded.shape[1] // k, k).max(axis=(1, 3))
+
+
+def _reuse(boxes: list[Box], known: list[Detection]) -> list[Detection | None]:
+    """For each box, the known line it matches (IoU >= REUSE_IOU, the best one), else None."""
+    if not boxes or not known:
+        return [None] * len(boxes)
+    iou = box_iou_batch([b.to_list() for b in boxes], [k.box.to_list() for k in known])
+    best = iou.argmax(axis=1)
+    return [known[j] if iou[i, j] >= REUSE_IOU else None for i, j in enumerate(best)]
