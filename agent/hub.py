@@ -188,8 +188,17 @@ def from_pretrained(cls: Any, source: str, **kwargs: Any) -> Any:
     return cls.from_pretrained(source, **kwargs)
 
 
-_shared: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+_shared: dict[tuple[str, ...], Any] = {}
 _shared_lock = threading.Lock()
+
+
+def shared(key: tuple[str, ...], build: Any) -> Any:
+    """`build()` once per process per `key` (built under a lock, so never twice), then that same object
+    for every tool instance and thread: models are big, and built tools share them."""
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = build()
+        return _shared[key]
 
 
 def load_shared(processor_cls: Any, model_cls: Any, model: str | os.PathLike, *, what: str, hint: str,
@@ -205,16 +214,16 @@ def load_shared(processor_cls: Any, model_cls: Any, model: str | os.PathLike, *,
     source, _local = model_source(model, what, hint, option=option, example=example)
     resolved_device = resolve_device(device, torch, what, mps=mps)
     resolved_dtype = resolve_dtype(dtype, resolved_device, torch, what, cuda_default=cuda_default)
-    key = (source, model_cls.__name__, resolved_device, str(resolved_dtype))
-    with _shared_lock:
-        if key not in _shared:
-            try:
-                processor = from_pretrained(processor_cls, source)
-                loaded = from_pretrained(model_cls, source, dtype=resolved_dtype)
-            except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ModelLoadError(f"could not load {what} model '{model}' ({type(exc).__name__}: {reason}); "
-                                     f"there is no hub download at run time: {hint}", option=option,
-                                     example=example) from exc
-            _shared[key] = (processor, loaded.to(resolved_device).eval())
-        return _shared[key]
+
+    def build() -> tuple[Any, Any]:
+        try:
+            processor = from_pretrained(processor_cls, source)
+            loaded = from_pretrained(model_cls, source, dtype=resolved_dtype)
+        except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"could not load {what} model '{model}' ({type(exc).__name__}: {reason}); "
+                                 f"there is no hub download at run time: {hint}", option=option,
+                                 example=example) from exc
+        return processor, loaded.to(resolved_device).eval()
+
+    return shared((source, model_cls.__name__, str(resolved_device), str(resolved_dtype)), build)

@@ -12,24 +12,20 @@ The package is the `[groundingdino]` extra; its sdist needs torch at build time,
 from __future__ import annotations
 
 import importlib.util
-import threading
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from lookcloser.errors import ModelLoadError
-from lookcloser.hub import resolve_device
+from lookcloser.hub import resolve_device, shared
 from lookcloser.tools.grounding_dino import GroundingDinoDetector, _assign, _phrase_spans
 from lookcloser.types import Box, Detection
 
 __all__ = ["INSTALL", "OriginalGroundingDino"]
 
 INSTALL = "pip install --no-build-isolation 'lookcloser[groundingdino]'"
-_CACHE: dict[tuple[str, str, str, str], Any] = {}
-_CACHE_LOCK = threading.Lock()
-#: The original inference transform: shorter side 800, longer at most 1333, ImageNet normalisation.
-_SIZE, _MAX_SIZE = 800, 1333
+#: ImageNet normalisation of the original inference transform.
 _MEAN, _STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
@@ -66,25 +62,22 @@ class OriginalGroundingDino(GroundingDinoDetector):
         text_encoder = _existing(self.text_encoder, "text_encoder", "dir", "/models/bert-base-uncased",
                                  "a local directory with the BERT text encoder and its tokenizer (bert-base-uncased "
                                  "saved with save_pretrained); it is never downloaded")
-        config = self.config or str(Path(importlib.util.find_spec("groundingdino").origin).parent
-                                    / "config" / "GroundingDINO_SwinT_OGC.py")
-        _existing(config, "config", "file", "/models/GroundingDINO_SwinT_OGC.py", "the original config file (.py)")
+        config = _existing(self.config or str(Path(importlib.util.find_spec("groundingdino").origin).parent
+                                              / "config" / "GroundingDINO_SwinT_OGC.py"),
+                           "config", "file", "/models/GroundingDINO_SwinT_OGC.py", "the original config file (.py)")
         import torch
 
         device = resolve_device(self.device_spec, torch, "GroundingDINO", mps=False)
-        key = (checkpoint, text_encoder, config, str(device))
-        with _CACHE_LOCK:
-            if key not in _CACHE:
-                _CACHE[key] = _build(config, checkpoint, text_encoder, device)
-            model = _CACHE[key]
+        model = shared(("groundingdino", checkpoint, text_encoder, config, str(device)),
+                       lambda: _build(config, checkpoint, text_encoder, device))
         self._loaded = (model.tokenizer, model)
         return self._loaded
 
     # ---------------------------------------------------------------- detector
     def _detect_unique(self, image: Image.Image, phrases: list[str]) -> dict[str, list[Detection]]:
         tokenizer, model = self.load()  # first: a missing package is one clear error
+        import groundingdino.datasets.transforms as T
         import torch
-        import torchvision.transforms.functional as F
         from groundingdino.util.utils import get_phrases_from_posmap
 
         caption = " . ".join(phrases) + " ."  # the original prompt format
@@ -92,7 +85,10 @@ class OriginalGroundingDino(GroundingDinoDetector):
         if len(offsets) > model.max_text_len:
             raise ValueError(f"{len(phrases)} phrases make {len(offsets)} tokens, more than GroundingDINO's "
                              f"max_text_len {model.max_text_len}; ask for fewer targets at once")
-        pixels = F.normalize(F.to_tensor(_resize(image)), _MEAN, _STD).to(next(model.parameters()).device)
+        # the original inference transform (its load_image): shorter side 800, longer at most 1333
+        transform = T.Compose([T.RandomResize([800], max_size=1333), T.ToTensor(), T.Normalize(_MEAN, _STD)])
+        pixels, _ = transform(image.convert("RGB"), None)
+        pixels = pixels.to(next(model.parameters()).device)
         with torch.inference_mode():
             outputs = model(pixels[None], captions=[caption])
         with self._count_lock:
@@ -123,18 +119,6 @@ def _existing(path: str | None, option: str, kind: str, example: str, what: str)
         raise ModelLoadError(f"the `groundingdino` tool's {option} {given}: it must be {what}", option=option,
                              example=example)
     return str(Path(path).expanduser())
-
-
-def _resize(image: Image.Image) -> Image.Image:
-    """The original transform's resize: shorter side 800 unless the longer would pass 1333."""
-    rgb = image.convert("RGB")
-    short, long = min(rgb.size), max(rgb.size)
-    size = _SIZE if long * _SIZE / short <= _MAX_SIZE else int(round(_MAX_SIZE * short / long))
-    if rgb.width <= rgb.height:
-        new = (size, int(size * rgb.height / rgb.width))
-    else:
-        new = (int(size * rgb.width / rgb.height), size)
-    return rgb.resize(new, Image.Resampling.BILINEAR)
 
 
 def _build(config: str, checkpoint: str, text_encoder: str, device: Any) -> Any:

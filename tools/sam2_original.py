@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from lookcloser.errors import ModelLoadError
-from lookcloser.hub import resolve_device
+from lookcloser.hub import resolve_device, shared
 from lookcloser.tools.sam2 import _mask_box, _xyxy
 from lookcloser.types import Box, Detection, Mask
 
@@ -29,8 +29,6 @@ __all__ = ["DEFAULT_CONFIG", "INSTALL", "OriginalSam2Segmenter"]
 INSTALL = "SAM2_BUILD_CUDA=0 pip install --no-build-isolation 'lookcloser[sam2]'"
 #: The package's config for SAM 2.1 Hiera-Tiny (a name inside the package, as build_sam2 takes it).
 DEFAULT_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
-_CACHE: dict[tuple[str, str, str], Any] = {}
-_CACHE_LOCK = threading.Lock()
 
 
 class OriginalSam2Segmenter:
@@ -44,16 +42,16 @@ class OriginalSam2Segmenter:
         self.config = str(config)
         self.device_spec = device
         self.calls = 0
-        self._lock = threading.Lock()  # the predictor holds one image at a time
-        self._predictor: Any = None
+        self._loaded: tuple[Any, threading.Lock] | None = None  # (predictor, its lock), shared per settings
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "backend": "sam2 (original)", "checkpoint": self.checkpoint, "config": self.config}
 
-    def load(self) -> Any:
-        """The package's SAM2ImagePredictor, built once per process per (config, checkpoint, device)."""
-        if self._predictor is not None:
-            return self._predictor
+    def load(self) -> tuple[Any, threading.Lock]:
+        """(the package's SAM2ImagePredictor, its lock), built once per process per (config, checkpoint,
+        device); the lock goes with the predictor because it holds one image at a time for all its users."""
+        if self._loaded is not None:
+            return self._loaded
         if importlib.util.find_spec("sam2") is None:
             raise ModelLoadError(f"the `sam2_original` tool runs Meta's original SAM 2 package, which is not "
                                  f"installed: {INSTALL} (or use `sam2`, the transformers port)")
@@ -66,11 +64,8 @@ class OriginalSam2Segmenter:
 
         device = resolve_device(self.device_spec, torch, "SAM 2", mps=False)
         key = (self.config, str(Path(self.checkpoint).expanduser()), str(device))
-        with _CACHE_LOCK:
-            if key not in _CACHE:
-                _CACHE[key] = _build(*key)
-            self._predictor = _CACHE[key]
-        return self._predictor
+        self._loaded = shared(("sam2_original", *key), lambda: (_build(*key), threading.Lock()))
+        return self._loaded
 
     def segment(self, image: Image.Image, boxes: Sequence[Box]) -> list[Detection]:
         """One Detection per box, in order; one image encoding and one batched decoder pass for all."""
@@ -79,9 +74,9 @@ class OriginalSam2Segmenter:
             return []
         import torch
 
-        predictor = self.load()
+        predictor, lock = self.load()
         prompts = np.array([_xyxy(b) for b in boxes], dtype=np.float32)
-        with self._lock, torch.inference_mode():
+        with lock, torch.inference_mode():
             predictor.set_image(np.array(image.convert("RGB")))
             masks, ious, _ = predictor.predict(box=prompts, multimask_output=True)
             self.calls += 1
