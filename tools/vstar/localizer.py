@@ -286,8 +286,8 @@ def create_vstar_localizer(context: Any = None, **options: Any) -> VStarLocalize
     context_map ("object" | "grid"), keep_best_below_accept,
     ocr (reader instance; by default the agent's configured `ocr` tool), read_margin, read_line_px,
     read_max_upscale,
-    text_options (dict for TextCue: det_side, max_upscale, min_box_px, native_max_pixels, threads), and any
-    SearchConfig field (e.g. max_steps=50)."""
+    text_options (dict for TextCue: det_side, max_upscale, min_box_px, native_max_pixels,
+    max_input_pixels, runtime, threads, ...), and any SearchConfig field (e.g. max_steps=50)."""
     config_fields = set(SearchConfig.__dataclass_fields__)
     config_options = {k: options.pop(k) for k in list(options) if k in config_fields}
     config = options.pop("config", None) or SearchConfig()
