@@ -9,8 +9,8 @@ Two splits: `tuned` = ../shared/data/text_dev (the read-all constants were fitte
 the file's protocol in docs/vstar.md). One run: one worker process per strategy, each loading its
 models once; the coordinator hands every photo to every worker in turn (the order rotates per
 photo), so timing noise from other jobs on the machine hits all strategies alike. Peak memory is
-each worker's own peak RSS (VmHWM, reset at the start of each split: onnxruntime allocates outside
-Python, so tracemalloc would miss it). Seconds are wall time; CPU seconds (the worker's user + system
+each worker's own peak RSS (VmHWM; fresh workers per split: onnxruntime allocates outside Python,
+so tracemalloc would miss it, and an allocator keeps what earlier photos needed). Seconds are wall time; CPU seconds (the worker's user + system
 time, all threads) are printed beside them because they barely move when other jobs share the cores. "Detector Mpx" is the total number of pixels fed to the
 text detector (its input tensors, after each strategy's own resizing): a fairer cost than calls
 when input sizes differ.
@@ -367,14 +367,16 @@ def main() -> int:
     if not splits:
         print(f"no benchmark data under {args.data_root}; pass --data-root", file=sys.stderr)
         return 2
-    remotes = [Remote(spec) for spec in specs]
     results = []
-    try:
-        for split, (items, base) in splits.items():
+    for split, (items, base) in splits.items():
+        # fresh workers per split: a worker's allocator keeps what an earlier split's large photos
+        # needed, which would count in the next split's peak RSS
+        remotes = [Remote(spec) for spec in specs]
+        try:
             results.append(run_split(split, items, base, remotes, args.verbose))
-    finally:
-        for remote in remotes:
-            remote.close()
+        finally:
+            for remote in remotes:
+                remote.close()
     for split_results in results:
         print_table(split_results[0]["split"], split_results)
     if args.json:
