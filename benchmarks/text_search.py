@@ -119,13 +119,12 @@ class CountingEngine:
 
 def _swap_runtime(engine, runtime: str) -> None:
     from lookcloser.tools.vstar.ocr_runtime import load_model
-    from lookcloser.tools.vstar.text_cue import default_threads, rapidocr_dir
+    from lookcloser.tools.vstar.text_cue import default_threads, detector_path, rapidocr_dir, recognizer_path
 
-    models, threads = rapidocr_dir() / "models", default_threads()
-    for part, attribute, file in ((engine.text_det, "infer", "ch_PP-OCRv4_det_infer.onnx"),
-                                  (engine.text_cls, "infer", "ch_ppocr_mobile_v2.0_cls_infer.onnx"),
-                                  (engine.text_rec, "session", "ch_PP-OCRv4_rec_infer.onnx")):
-        model = load_model(str(models / file), runtime, threads)
+    classifier = rapidocr_dir() / "models" / "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+    for part, attribute, path in ((engine.text_det, "infer", detector_path()), (engine.text_cls, "infer", classifier),
+                                  (engine.text_rec, "session", recognizer_path())):
+        model = load_model(str(path), runtime, default_threads())
         setattr(part, attribute, lambda batch, model=model: [model(batch)])
 
 

@@ -89,6 +89,13 @@ def detector_model(threads: int, quantized: bool = False, runtime: str = "onnxru
     return load_model(str(path), runtime, threads)
 
 
+def recognizer_path() -> Path:
+    path = rapidocr_dir() / "models" / "ch_PP-OCRv4_rec_infer.onnx"
+    if not path.exists():
+        raise ModelLoadError(f"PP-OCRv4 recognizer model not found at {path}; reinstall rapidocr-onnxruntime==1.4.4")
+    return path
+
+
 @functools.lru_cache(maxsize=4)
 def recognizer(threads: int, runtime: str = "onnxruntime"):
     """RapidOCR's TextRecognizer (PP-OCRv4 rec, its own preprocessing and CTC decoding), cached.
@@ -96,9 +103,7 @@ def recognizer(threads: int, runtime: str = "onnxruntime"):
     swapped for `ocr_runtime.load_model`'s: same file, the runtime and memory settings of the cue."""
     from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
 
-    path = rapidocr_dir() / "models" / "ch_PP-OCRv4_rec_infer.onnx"
-    if not path.exists():
-        raise ModelLoadError(f"PP-OCRv4 recognizer model not found at {path}; reinstall rapidocr-onnxruntime==1.4.4")
+    path = recognizer_path()
     config = {
         "model_path": str(path), "use_cuda": False, "use_dml": False, "rec_batch_num": 6,
         "rec_img_shape": [3, 48, 320], "intra_op_num_threads": threads, "inter_op_num_threads": 1,
