@@ -17,36 +17,44 @@ from pydantic import BaseModel, ConfigDict, Field
 from lookcloser.images import DEFAULT_MAX_PIXELS
 
 
-class AgentConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+#: Longest time limit accepted (a day): larger values are mistakes, and past ~1e9 s the standard
+#: library's timeouts overflow.
+MAX_SECONDS = 86_400.0
 
-    max_targets: int = Field(4, ge=1, description="SHOW may name more; the rest are dropped and recorded.")
+
+class AgentConfig(BaseModel):
+    """Per-run settings. Every field is checked here (type, range, NaN), so a bad value fails when the
+    agent or the run starts, naming the field, never deep inside a node."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    max_targets: int = Field(4, ge=1, le=64, description="SHOW may name more; the rest are dropped and recorded.")
     max_search_seconds: float = Field(
-        120.0, gt=0, description="Per target. A search past it becomes a 'failed' finding (timed out)."
+        120.0, gt=0, le=MAX_SECONDS, description="Per target. A search past it becomes a 'failed' finding (timed out)."
     )
-    max_new_tokens: int = Field(256, ge=1, description="Per VLM call.")
+    max_new_tokens: int = Field(256, ge=1, le=32768, description="Per VLM call.")
     timeout: float | None = Field(
-        None, gt=0, description="Seconds for the whole question (VLM calls and search); None: no limit. When it "
+        None, gt=0, le=MAX_SECONDS, description="Seconds for the whole question (VLM calls and search); None: no limit. When it "
                                 "runs out the run raises TimeLimitError naming what was waiting. A served graph "
                                 "(no Agent around it) applies it to each node: each VLM call and each search.")
     max_reply_chars: int = Field(
-        4000, ge=1, description="Longest VLM reply used; a longer one is cut, marked with '…[cut]'.")
+        4000, ge=1, le=1_000_000, description="Longest VLM reply used; a longer one is cut, marked with '…[cut]'.")
     choice: Literal["text", "likelihood"] = Field(
         "text", description="Multiple choice: 'text' takes the option the reply names (option likelihood only when it "
                             "names none); 'likelihood' takes the most likely option whenever the VLM can score options "
                             "(V*'s own protocol; `lookcloser eval` uses it), else the named one.")
-    max_crops: int = Field(8, ge=0, description="Crops shown to the VLM in TELL, most confident first.")
-    max_pixels: int | None = Field(DEFAULT_MAX_PIXELS, description="Decompression-bomb guard for input images.")
+    max_crops: int = Field(8, ge=0, le=64, description="Crops shown to the VLM in TELL, most confident first.")
+    max_pixels: int | None = Field(DEFAULT_MAX_PIXELS, ge=1, description="Decompression-bomb guard for input images.")
     segment_found: bool = Field(True, description="Refine found object boxes into masks when a segmenter is set.")
-    crop_factor: float = Field(1.2, gt=0, description="TELL's crop around a found box, as SEAL: 1.2x the box.")
-    crop_min_size: float = Field(32.0, ge=1, description="Smallest crop side (px) cut around a found box.")
+    crop_factor: float = Field(1.2, gt=0, le=100, description="TELL's crop around a found box, as SEAL: 1.2x the box.")
+    crop_min_size: float = Field(32.0, ge=1, le=100_000, description="Smallest crop side (px) cut around a found box.")
     mask_background: float = Field(
         0.35, ge=0, le=1, description="TELL's crop of a finding with a mask keeps this much of the brightness outside "
                                       "the mask (Grounded-SAM's masked crop: the object stands out, its context "
                                       "stays visible); 1 shows the plain crop.")
     max_text_chars: int = Field(
-        200, ge=1, description="Longest OCR line shown to the VLM in TELL (longer text is cut, marked with '...').")
-    max_text_lines: int = Field(40, ge=1, description="Most OCR lines shown to the VLM in TELL.")
+        200, ge=1, le=100_000, description="Longest OCR line shown to the VLM in TELL (longer text is cut, marked with '...').")
+    max_text_lines: int = Field(40, ge=1, le=10_000, description="Most OCR lines shown to the VLM in TELL.")
     image_dir: str | None = Field(
         None, description="Graph input may name image FILES only inside this directory (a served graph must not "
                           "read arbitrary server files); None: file paths are refused, send a data URL or base64.")

@@ -33,7 +33,11 @@ def to_ref(image: Image.Image) -> str:
 
 
 def resolve_image(ref: object, config: AgentConfig) -> Image.Image:
-    """The RGB image a reference names, or ImageError saying what is wrong with it."""
+    """The RGB image a reference names, or ImageError saying what is wrong with it.
+
+    The run's own `config` is applied on every call, cached decode or not: a path is read only inside
+    this run's image_dir, and an image over this run's max_pixels is refused even when an earlier run
+    (with other settings) already decoded it."""
     if not isinstance(ref, str) or not ref.strip():
         raise ImageError(f"the graph input 'image' must be a non-empty string (data URL, base64 or file path), "
                          f"got {type(ref).__name__}")
@@ -44,13 +48,19 @@ def resolve_image(ref: object, config: AgentConfig) -> Image.Image:
             raise ImageError(f"image {ref[:60]} is not in this process's image store (in-memory images live only "
                              "as long as the process); send the image as a data URL, base64, or a file path")
         return image
-    digest = xxhash.xxh3_128_hexdigest(ref.encode("utf-8", "surrogatepass"))
+    source: str | Path = ref if _is_inline(ref) else _allowed_path(ref, config)
+    digest = xxhash.xxh3_128_hexdigest(_cache_name(source).encode("utf-8", "surrogatepass"))
     with _lock:
         key = _decoded.get(digest)
     image = store.get(key) if key else None
     if image is not None:
+        images.check_size(image.size, config.max_pixels, "the graph input 'image'")
         return image
-    image = _decode(ref, config)
+    if isinstance(source, Path):
+        image = images.load_image(source, config.max_pixels)
+    else:
+        image = images.load_image(images.decode_image_string(source, what="the graph input 'image'"),
+                                  config.max_pixels)
     with _lock:
         _decoded[digest] = store.put(image)
         while len(_decoded) > _MAX_DECODED:
@@ -58,18 +68,32 @@ def resolve_image(ref: object, config: AgentConfig) -> Image.Image:
     return image
 
 
-def _decode(ref: str, config: AgentConfig) -> Image.Image:
-    lowered = ref[:16].lower()
-    if lowered.startswith(("data:", "http://", "https://")) or _looks_like_base64(ref):
-        return images.load_image(images.decode_image_string(ref, what="the graph input 'image'"), config.max_pixels)
+def _is_inline(ref: str) -> bool:
+    """A data URL, raw base64, or a URL (refused by the decoder): not a file path."""
+    return ref[:16].lower().startswith(("data:", "http://", "https://")) or _looks_like_base64(ref)
+
+
+def _allowed_path(ref: str, config: AgentConfig) -> Path:
+    """The file `ref` names, if this run may read it: inside its image_dir, never elsewhere."""
     if config.image_dir is None:
         raise ImageError(f"the graph input 'image' looks like a file path ({ref[:80]}); file paths are read only "
-                         "inside AgentConfig.image_dir (context config 'image_dir'): send a data URL or base64")
+                         "inside AgentConfig.image_dir (set by whoever runs the graph): send a data URL or base64")
     root = Path(config.image_dir).resolve()
     path = (root / ref).resolve() if not Path(ref).is_absolute() else Path(ref).resolve()
     if not path.is_relative_to(root):
         raise ImageError(f"image path {ref} is outside the allowed image_dir {root}")
-    return images.load_image(path, config.max_pixels)
+    return path
+
+
+def _cache_name(source: str | Path) -> str:
+    """What identifies a decode: the inline data itself, or the file with its size and modification time."""
+    if isinstance(source, str):
+        return source
+    try:
+        stat = source.stat()
+    except OSError:
+        return f"file:{source}"  # not cached under a stale name: load_image will say what is wrong
+    return f"file:{source}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _looks_like_base64(value: str) -> bool:

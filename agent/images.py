@@ -57,7 +57,7 @@ def load_image(source: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Imag
     if isinstance(source, Image.Image):
         frames = _frame_count(source)
         image = source
-        _check_size(image.size, max_pixels, "the PIL image")
+        check_size(image.size, max_pixels, "the PIL image")
         image = ImageOps.exif_transpose(image) or image
         image = _to_rgb(image, "the PIL image")
         if frames > 1:
@@ -143,7 +143,8 @@ def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _check_size(size: tuple[int, int], max_pixels: int | None, what: str, *, plural: bool = False) -> None:
+def check_size(size: tuple[int, int], max_pixels: int | None, what: str, *, plural: bool = False) -> None:
+    """ImageError unless `size` is non-empty and within `max_pixels` (None: no limit)."""
     width, height = size
     if width < 1 or height < 1:
         raise ImageError(f"{what} {'are' if plural else 'is'} empty ({width}x{height} pixels)")
@@ -210,7 +211,7 @@ def _decode(handle: Any, source: _Source, max_pixels: int | None) -> Image.Image
                 image = Image.open(handle, formats=ALLOWED_FORMATS)
             finally:
                 Image.MAX_IMAGE_PIXELS = old_limit
-        _check_size(image.size, max_pixels, source.name, plural=source.plural)
+        check_size(image.size, max_pixels, source.name, plural=source.plural)
         frames = _frame_count(image)
         if frames > 1:
             image.seek(0)
@@ -288,7 +289,7 @@ def _from_array(array: np.ndarray, max_pixels: int | None) -> Image.Image:
         raise ImageError(
             f"numpy image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {array.shape}"
         )
-    _check_size((array.shape[1], array.shape[0]), max_pixels, "the numpy image")
+    check_size((array.shape[1], array.shape[0]), max_pixels, "the numpy image")
     if array.dtype != np.uint8:
         if array.dtype == np.bool_:
             array = array.astype(np.uint8) * 255

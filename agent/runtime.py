@@ -6,7 +6,10 @@ JSON when the graph is served (`langgraph dev`, LangGraph Platform):
     {"vlm": "openai:MODEL@URL" | "transformers:ID_OR_PATH",
      "tools": {"localizer": {"name": "grounding_dino", "model": "/models/gdino"}, "ocr": "rapidocr"},
      "tool_options": {"ocr": {"min_score": 0.6}},
-     "config": {"max_targets": 4, "image_dir": "/data/images"}}
+     "config": {"max_targets": 4, "timeout": 60}}
+
+Served, a client's context is first admitted against the operator's setup (`lookcloser.serving`):
+files, endpoints, models and limit ceilings are the operator's.
 
 A role in `tools` is a registered name, an instance (Python only), None (off), or a settings dict:
 name (default: the role's default tool) plus that tool's options. `Context` normalises the dicts
@@ -60,7 +63,8 @@ class Context:
             raise SettingsError(f"context 'config' must be a dict of AgentConfig fields, got {type(self.config).__name__}")
 
     def key(self) -> str:
-        """Identity of the models this context asks for: JSON specs by value, objects by identity."""
+        """Identity of the models and tools this context asks for (not `config`, which is per run): JSON
+        specs by value, objects by identity."""
         def part(value: Any) -> Any:
             if value is None or isinstance(value, (str, int, float, bool)):
                 return value
@@ -70,11 +74,17 @@ class Context:
                 return [part(v) for v in value]
             return f"<object {type(value).__name__} at {id(value):#x}>"
 
-        return json.dumps([part(self.vlm), part(self.tools), part(self.tool_options)], sort_keys=True)
+        from lookcloser.tools import DEFAULT_TOOLS  # noqa: PLC0415
+
+        tools = {**DEFAULT_TOOLS, **self.tools}  # naming a default tool is the same setup as leaving it out
+        return json.dumps([part(self.vlm), part(tools), part(self.tool_options)], sort_keys=True)
 
 
 class Services:
-    """The traced VLM and tools for one context; tools are built on first use and shared (thread-safe)."""
+    """The traced VLM and tools for one context; tools are built on first use and shared (thread-safe).
+
+    Only what changes the models and tools is here (vlm, tools, tool options): runs whose contexts
+    differ in `config` alone share one Services, and each run reads its own `context.config`."""
 
     def __init__(self, context: Context, *, spelling: str = "context") -> None:
         """spelling: who wrote the settings ("python", "cli", "context"), so that an error naming a
@@ -83,7 +93,6 @@ class Services:
         from lookcloser.traced import TracedVLM  # noqa: PLC0415
         from lookcloser.vlm.factory import make_vlm  # noqa: PLC0415
 
-        self.config: AgentConfig = context.config
         self.spelling = spelling
         self.vlm_spec = context.vlm
         self.vlm = TracedVLM(make_vlm(context.vlm))

@@ -18,6 +18,9 @@ A config file (stdlib tomllib), for `lookcloser ask` and `lookcloser find`:
     [config]                                            # AgentConfig fields
     timeout = 60
 
+    [serve]                                             # only read by the served graph: what its clients
+    vlms = []                                           # may choose (see lookcloser.serving)
+
 Flags override the file: `--vlm`, `--timeout`; `--tool ROLE=NAME` replaces the file's entry for that
 role (its options too); `--tool ROLE.OPTION=VALUE` sets one option over the file's (VALUE is read as
 a TOML value when it is one: 0.3, true, [1, 2]; else as a string). Every mistake is one
@@ -37,7 +40,7 @@ from lookcloser.errors import SettingsError
 __all__ = ["Settings", "load", "parse_tool_flags", "spell"]
 
 ROLES = ("localizer", "detector", "segmenter", "ocr")  # lookcloser.tools.base.ROLES, without importing PIL
-KEYS = ("vlm", "tools", "config")
+KEYS = ("vlm", "tools", "config", "serve")
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Settings:
     vlm: str | None = None
     tools: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    serve: dict[str, Any] = field(default_factory=dict)  # what a served graph's clients may choose (lookcloser.serving)
 
     def agent_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `Agent` (the config validated into an AgentConfig)."""
@@ -135,8 +139,11 @@ def _read(path: Path) -> Settings:
     config = data.get("config", {})
     if not isinstance(config, dict):
         raise SettingsError(f"{path}: [config] must be a table of AgentConfig fields, got {config!r}")
+    serve = data.get("serve", {})
+    if not isinstance(serve, dict):
+        raise SettingsError(f"{path}: [serve] must be a table (vlms, tools, options), got {serve!r}")
     settings = Settings(vlm=vlm, tools={role: _tool(path, role, spec) for role, spec in tools.items()},
-                        config=dict(config))
+                        config=dict(config), serve=dict(serve))
     _check_config(path, settings.config)
     return settings
 

@@ -17,7 +17,7 @@ any checkpointer can store it. Compile your own with a checkpointer: `build_grap
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -31,49 +31,60 @@ from lookcloser.graphs.state import AgentState, InputState, OutputState
 __all__ = ["build_graph", "graph"]
 
 
-def read_input(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    return nodes.read_input(state, services(runtime.context))
+#: Turns the runtime context a run was given into the Context it runs with (see `build_graph`).
+Admit = Callable[[Any], Context]
 
 
-def show(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    return nodes.show(state, services(runtime.context))
+def _as_given(context: Any) -> Context:
+    """No operator in between: the context is used as given (Python callers are their own operator)."""
+    if context is None:
+        return Context()
+    return Context(**context) if isinstance(context, dict) else context
 
 
-def search(task: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
-    return nodes.search(task, services(runtime.context))
+def _nodes(admit: Admit) -> dict[str, Any]:
+    """The node and routing functions, each taking the run's `Runtime[Context]` through `admit`."""
 
+    def run_node(node: Any) -> Any:
+        def adapted(state: Any, runtime: Runtime[Context]) -> dict[str, Any]:
+            context = admit(runtime.context)
+            return node(state, services(context), context.config)
+        adapted.__name__ = adapted.__qualname__ = node.__name__
+        return adapted
 
-def segment(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    return nodes.segment(state, services(runtime.context))
+    def search_all(state: AgentState, runtime: Runtime[Context], *, with_vlm: bool) -> list[Send]:
+        """One `search` branch per target, or one for all of them when the localizer batches."""
+        targets = state.get("targets") or []
+        batched = nodes.localizer_batches(services(admit(runtime.context)), with_vlm=with_vlm)
+        groups = [targets] if batched and targets else [[target] for target in targets]
+        return [Send("search", {"image": state["image"], "targets": group, "mode": state.get("mode", "ask"),
+                                "with_vlm": with_vlm}) for group in groups]
 
+    def route_after_input(state: AgentState, runtime: Runtime[Context]) -> Any:
+        """SEARCH only for a `target` (tools get the VLM only when the context names one); else SHOW."""
+        if state.get("mode") == "find":
+            return search_all(state, runtime, with_vlm=bool(state.get("search_with_vlm")))
+        return "show"
 
-def tell(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    return nodes.tell(state, services(runtime.context))
+    def route_after_show(state: AgentState, runtime: Runtime[Context]) -> Any:
+        """END when SHOW answered; parallel `search` branches for the targets; else straight to `tell`."""
+        if state.get("targets"):
+            return search_all(state, runtime, with_vlm=True)
+        if state.get("answer") is not None:
+            return END
+        return "tell"
 
+    def route_after_search(task: dict[str, Any], runtime: Runtime[Context]) -> str:
+        """All branches meet in `segment` when masks are wanted (it runs once), else in `tell` (or END)."""
+        context = admit(runtime.context)
+        if nodes.wants_masks(services(context), context.config):
+            return "segment"
+        return _after_findings(task.get("mode"))
 
-def _search_all(state: AgentState, runtime: Runtime[Context], *, with_vlm: bool) -> list[Send]:
-    """One `search` branch per target, or one for all of them when the localizer batches."""
-    targets = state.get("targets") or []
-    batched = nodes.localizer_batches(services(runtime.context), with_vlm=with_vlm)
-    groups = [targets] if batched and targets else [[target] for target in targets]
-    return [Send("search", {"image": state["image"], "targets": group, "mode": state.get("mode", "ask"),
-                            "with_vlm": with_vlm}) for group in groups]
-
-
-def route_after_input(state: AgentState, runtime: Runtime[Context]) -> Any:
-    """SEARCH only for a `target` (tools get the VLM only when the context names one); else SHOW."""
-    if state.get("mode") == "find":
-        return _search_all(state, runtime, with_vlm=bool(state.get("search_with_vlm")))
-    return "show"
-
-
-def route_after_show(state: AgentState, runtime: Runtime[Context]) -> Any:
-    """END when SHOW answered; parallel `search` branches for the targets; else straight to `tell`."""
-    if state.get("targets"):
-        return _search_all(state, runtime, with_vlm=True)
-    if state.get("answer") is not None:
-        return END
-    return "tell"
+    return {"read_input": run_node(nodes.read_input), "show": run_node(nodes.show),
+            "search": run_node(nodes.search), "segment": run_node(nodes.segment), "tell": run_node(nodes.tell),
+            "route_after_input": route_after_input, "route_after_show": route_after_show,
+            "route_after_search": route_after_search}
 
 
 def _after_findings(mode: str | None) -> str:
@@ -91,18 +102,20 @@ def route_after_segment(state: AgentState) -> str:
     return _after_findings(state.get("mode"))
 
 
-def build_graph(**compile_options: Any) -> Any:
-    """The graph, compiled with `compile_options` (e.g. `checkpointer=InMemorySaver()`)."""
+def build_graph(*, admit: Admit | None = None, **compile_options: Any) -> Any:
+    """The graph, compiled with `compile_options` (e.g. `checkpointer=InMemorySaver()`).
+
+    admit: context -> the Context a run uses. None uses the run's context as given (the Python API, your
+    own graphs); the served graph (`lookcloser.graphs.served`) admits a client's context only within what
+    the server's operator allows (`lookcloser.serving`)."""
+    parts = _nodes(admit or _as_given)
     builder = StateGraph(AgentState, context_schema=Context, input_schema=InputState, output_schema=OutputState)
-    builder.add_node("read_input", read_input)
-    builder.add_node("show", show)
-    builder.add_node("search", search)
-    builder.add_node("segment", segment)
-    builder.add_node("tell", tell)
+    for name in ("read_input", "show", "search", "segment", "tell"):
+        builder.add_node(name, parts[name])
     builder.add_edge(START, "read_input")
-    builder.add_conditional_edges("read_input", route_after_input, ["show", "search"])
-    builder.add_conditional_edges("show", route_after_show, ["search", "tell", END])
-    builder.add_conditional_edges("search", route_after_search, ["segment", "tell", END])
+    builder.add_conditional_edges("read_input", parts["route_after_input"], ["show", "search"])
+    builder.add_conditional_edges("show", parts["route_after_show"], ["search", "tell", END])
+    builder.add_conditional_edges("search", parts["route_after_search"], ["segment", "tell", END])
     builder.add_conditional_edges("segment", route_after_segment, ["tell", END])
     builder.add_edge("tell", END)
     return builder.compile(name="lookcloser", **compile_options)

@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Overwrite
 from PIL import Image
 
-from lookcloser.config import cap_text, time_left, time_limit, time_limit_seconds
+from lookcloser.config import AgentConfig, cap_text, time_left, time_limit, time_limit_seconds
 from lookcloser.counting import COUNTERS, counting
 from lookcloser.errors import TimeLimitError
 from lookcloser.image_refs import resolve_image
@@ -91,7 +91,7 @@ def _from_chat(messages: list[Any]) -> tuple[str, str | None]:
     return question, image
 
 
-def read_input(state: AgentState, services: Services) -> dict[str, Any]:
+def read_input(state: AgentState, services: Services, config: AgentConfig) -> dict[str, Any]:
     """Validate the input and start a fresh turn: image + question (+ options), chat messages, or a
     SEARCH-only `target`. Per-turn outputs from an earlier turn of the thread are reset."""
     update: dict[str, Any] = {
@@ -112,7 +112,7 @@ def read_input(state: AgentState, services: Services) -> dict[str, Any]:
         update.update(mode="chat", question=question, image=image, options=None)
     else:
         raise ValueError("graph input needs 'image' and 'question', chat 'messages', or 'image' and 'target'")
-    image = resolve_image(update.get("image", state.get("image")), services.config)
+    image = resolve_image(update.get("image", state.get("image")), config)
     frames = image.info.get("lookcloser_frames")
     if frames and frames > 1:
         update["notes"] = [f"the image has {frames} frames or pages; the first one was used"]
@@ -127,12 +127,12 @@ def _newer_chat_turn(state: AgentState) -> bool:
 
 # ------------------------------------------------------------------------------ time limit
 def _within_time_limit(node: Any) -> Any:
-    """Run `node(state, services)` under the question's deadline (set by Agent around the whole run); a
-    served graph has none, so each node gets AgentConfig.timeout of its own. The earlier deadline wins."""
+    """Run `node(state, services, config)` under the question's deadline (set by Agent around the whole run);
+    a served graph has none, so each node gets AgentConfig.timeout of its own. The earlier deadline wins."""
     @functools.wraps(node)
-    def bounded(state: Any, services: Services) -> dict[str, Any]:
-        with time_limit(services.config.timeout):
-            return node(state, services)
+    def bounded(state: Any, services: Services, config: AgentConfig) -> dict[str, Any]:
+        with time_limit(config.timeout):
+            return node(state, services, config)
     return bounded
 
 
@@ -145,24 +145,23 @@ def _check_time(what: str, services: Services) -> None:
 
 
 def _ask_vlm(step: str, images: list[Image.Image], image: Image.Image, state: AgentState, services: Services,
-             **fields: Any) -> str:
+             config: AgentConfig, **fields: Any) -> str:
     """Fill the `step` prompt (image size, question, options) and ask the VLM with `images`; the reply text."""
     options = state.get("options")
     prompt = render_prompt(step, width=image.width, height=image.height, question=state["question"],
                            options_block=options_block(options), answer_hint=_answer_hint(options), **fields)
     _check_time(f"{step.upper()}'s VLM call", services)
     return services.vlm.generate([ChatMessage("user", [*images, prompt])],
-                                 max_new_tokens=services.config.max_new_tokens).text
+                                 max_new_tokens=config.max_new_tokens).text
 
 
 # ------------------------------------------------------------------------------------ show
 @_within_time_limit
-def show(state: AgentState, services: Services) -> dict[str, Any]:
-    image = resolve_image(state["image"], services.config)
-    config = services.config
+def show(state: AgentState, services: Services, config: AgentConfig) -> dict[str, Any]:
+    image = resolve_image(state["image"], config)
     options = state.get("options")
     with counting() as stats:
-        reply = _ask_vlm("show", [image], image, state, services)
+        reply = _ask_vlm("show", [image], image, state, services, config)
         parsed = parse_show(cap_text(reply, config.max_reply_chars))
         targets = [t.model_dump(mode="json") for t in parsed.targets[: config.max_targets]]
         dropped = [t.model_dump(mode="json") for t in parsed.targets[config.max_targets:]]
@@ -174,7 +173,7 @@ def show(state: AgentState, services: Services) -> dict[str, Any]:
             update["notes"] = [*state.get("notes", []), f"SHOW named {len(dropped)} target(s) past max_targets="
                                                         f"{config.max_targets}, not searched: {names}"]
         if parsed.answer is not None and not targets:
-            update.update(_choice(image, state["question"], options, parsed.answer, services))
+            update.update(_choice(image, state["question"], options, parsed.answer, services, config))
             update.update(_chat_reply(state, parsed.answer))
     update["stats"] = _counts(stats)
     return update
@@ -187,12 +186,12 @@ def localizer_batches(services: Services, *, with_vlm: bool) -> bool:
 
 
 @_within_time_limit
-def search(task: SearchTask, services: Services) -> dict[str, Any]:
+def search(task: SearchTask, services: Services, config: AgentConfig) -> dict[str, Any]:
     """Find the branch's targets; any exception or time-out becomes a 'failed' finding per target, never
     a crashed run. It runs for at most max_search_seconds, and never past the question's time limit."""
     targets = [Target.model_validate(t) for t in task["targets"]]
-    image = resolve_image(task["image"], services.config)
-    limit = services.config.max_search_seconds
+    image = resolve_image(task["image"], config)
+    limit = config.max_search_seconds
     why = f"timed out after {limit:g} s (max_search_seconds)"
     left = time_left()
     if left is not None and left < limit:
@@ -237,19 +236,19 @@ def _call_with_timeout(func: Any, *args: Any, limit: float) -> Any:
 
 
 # --------------------------------------------------------------------------------- segment
-def wants_masks(services: Services) -> bool:
-    return services.config.segment_found and services.has_tool("segmenter")
+def wants_masks(services: Services, config: AgentConfig) -> bool:
+    return config.segment_found and services.has_tool("segmenter")
 
 
 @_within_time_limit
-def segment(state: AgentState, services: Services) -> dict[str, Any]:
+def segment(state: AgentState, services: Services, config: AgentConfig) -> dict[str, Any]:
     """Grounded-SAM: every found object box of the image (all targets) goes to the segmenter in ONE
     call; each finding gets the mask of its box. A failing segmenter leaves the boxes and says why."""
     findings = [Finding.model_validate(f) for f in state.get("findings") or []]
     todo = [i for i, f in enumerate(findings) if f.status == "found" and f.box is not None and f.target.kind == "object"]
     if not todo:
         return {}
-    image = resolve_image(state["image"], services.config)
+    image = resolve_image(state["image"], config)
     with_vlm = state.get("mode") != "find" or bool(state.get("search_with_vlm"))
     with counting() as stats:
         segmenter = services.tool("segmenter", with_vlm=with_vlm)
@@ -274,9 +273,8 @@ def _as_mask(result: Any) -> Mask | None:
 
 # ------------------------------------------------------------------------------------ tell
 @_within_time_limit
-def tell(state: AgentState, services: Services) -> dict[str, Any]:
-    image = resolve_image(state["image"], services.config)
-    config = services.config
+def tell(state: AgentState, services: Services, config: AgentConfig) -> dict[str, Any]:
+    image = resolve_image(state["image"], config)
     options = state.get("options")
     findings = order_findings([Finding.model_validate(f) for f in state.get("findings") or []],
                               state.get("targets") or [])
@@ -287,10 +285,10 @@ def tell(state: AgentState, services: Services) -> dict[str, Any]:
             max_text_chars=config.max_text_chars,
             max_text_lines=config.max_text_lines)
         memory_text, crops = memory.render()
-        reply = _ask_vlm("tell", [image, *crops], image, state, services, memory=memory_text)
+        reply = _ask_vlm("tell", [image, *crops], image, state, services, config, memory=memory_text)
         answer = cap_text(_final_answer_text(reply), config.max_reply_chars)
         scored = ([image, *crops], f"{memory_text}\n{state['question']}") if memory_text else (image, state["question"])
-        update: dict[str, Any] = {"answer": answer, **_choice(*scored, options, answer, services)}
+        update: dict[str, Any] = {"answer": answer, **_choice(*scored, options, answer, services, config)}
     update.update(_chat_reply(state, answer))
     update["stats"] = _counts(stats)
     return update
@@ -321,13 +319,13 @@ def _final_answer_text(text: str) -> str:
 
 
 def _choice(image: Image.Image | list[Image.Image], question: str, options: list[str] | None, answer: str | None,
-            services: Services) -> dict[str, Any]:
+            services: Services, config: AgentConfig) -> dict[str, Any]:
     """Option index from the answer text; if it names none and the VLM can score options, use likelihoods.
     With AgentConfig.choice == "likelihood", a VLM that can score options always picks by likelihood."""
     if not options:
         return {"choice": None, "choice_path": None}
     can_score = supports(services.vlm, "score_options")
-    choice = None if can_score and services.config.choice == "likelihood" else parse_choice(answer, options)
+    choice = None if can_score and config.choice == "likelihood" else parse_choice(answer, options)
     if choice is not None:
         return {"choice": choice, "choice_path": "text"}
     if can_score:

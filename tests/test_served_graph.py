@@ -1,5 +1,7 @@
 """The graph in langgraph.json, served by `langgraph dev` (LangGraph Studio's server) and driven with
-langgraph_sdk, as a LangGraph user would: both input forms, JSON context, thread state read back."""
+langgraph_sdk, as a LangGraph user would: both input forms, JSON context, thread state read back; the
+operator's setup from the environment (LOOKCLOSER_VLM, LOOKCLOSER_CONFIG) and what a client may and may
+not change in it, with runs of clients with different settings interleaved."""
 
 from __future__ import annotations
 
@@ -33,14 +35,51 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`langgraph dev` on a free local port, from the repository root (where langgraph.json is)."""
+def vlms():
+    """The operator's VLM, another one the operator allows, and one nobody allowed (must never be called)."""
+    with StubServer() as operator, StubServer() as allowed, StubServer() as foreign:
+        for stub in (operator, allowed, foreign):
+            stub.script = vlm_script
+        yield {"operator": operator, "allowed": allowed, "foreign": foreign}
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("served_images")
+    (folder / "sign.png").write_bytes(base64.b64decode(sign_data_url().split(",", 1)[1]))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, vlms, image_dir):
+    """`langgraph dev` on a free local port, from the repository root (where langgraph.json is), with the
+    operator's setup in the environment: its VLM, a folder of images it may read, limits, and what
+    clients may choose (another VLM, the vstar localizer, the OCR's min_score)."""
     cli = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
     if cli is None:
         pytest.skip("langgraph-cli is not installed (pip install 'langgraph-cli[inmem]')")
     port = _free_port()
-    log = (tmp_path_factory.mktemp("langgraph_dev") / "server.log").open("w")
-    env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1"}
+    folder = tmp_path_factory.mktemp("langgraph_dev")
+    config = folder / "operator.toml"
+    config.write_text(f"""
+[tools]
+localizer = "whole_image"
+
+[config]
+image_dir = "{image_dir}"
+max_search_seconds = 30
+max_targets = 2
+
+[serve]
+vlms = ["{vlms['allowed'].spec}"]
+[serve.tools]
+localizer = ["vstar"]
+[serve.options]
+ocr = ["min_score"]
+""")
+    log = (folder / "server.log").open("w")
+    env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+           "LOOKCLOSER_VLM": vlms["operator"].spec, "LOOKCLOSER_CONFIG": str(config)}
     process = subprocess.Popen([cli, "dev", "--port", str(port), "--no-browser", "--no-reload"],
                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -83,41 +122,122 @@ def vlm_script(request: dict) -> str:
     return "It says GATE 42." if "GATE 42" in prompt else "I cannot read it."
 
 
-def test_image_and_question_input_with_json_context(server):
-    with StubServer() as stub:
-        stub.script = vlm_script
-        thread = server.threads.create()
-        context = {"vlm": f"openai:stub@{stub.url}", "tools": {"localizer": "whole_image", "ocr": "rapidocr"},
-                   "config": {"max_targets": 2}}
-        out = server.runs.wait(thread["thread_id"], "lookcloser", context=context,
-                               input={"image": sign_data_url(), "question": "What does the sign say?"})
-        assert out["answer"] == "It says GATE 42."
-        [finding] = out["findings"]
-        assert finding["tool"] == "whole_image+rapidocr" and "GATE" in finding["text"]
-        assert out["stats"] == {"vlm_calls": 2, "tool_calls": 2, "search_steps": 0}  # localizer + its OCR
-        state = server.threads.get_state(thread["thread_id"])
-        assert state["values"]["answer"] == "It says GATE 42." and state["next"] == []
-        assert len(stub.requests) == 2
-
-
-def test_chat_input_is_answered_with_an_ai_message(server):
-    with StubServer() as stub:
-        stub.script = vlm_script
-        thread = server.threads.create()
-        message = {"role": "user", "content": [
-            {"type": "text", "text": "What does the sign say?"},
-            {"type": "image_url", "image_url": {"url": sign_data_url()}}]}
-        server.runs.wait(thread["thread_id"], "lookcloser", input={"messages": [message]},
-                         context={"vlm": f"openai:stub@{stub.url}", "tools": {"localizer": "whole_image"}})
-        messages = server.threads.get_state(thread["thread_id"])["values"]["messages"]
-        assert [m["type"] for m in messages] == ["human", "ai"]
-        assert messages[-1]["content"] == "It says GATE 42."
-
-
-def test_served_graph_refuses_server_file_paths(server):
+def ask(server, context=None, image=None, **extra):
+    """One run on a new thread; the output state (raises the run's error as the SDK does)."""
     thread = server.threads.create()
-    run = server.runs.create(thread["thread_id"], "lookcloser", input={"image": "/etc/hostname", "question": "q?"},
-                             context={"vlm": "openai:stub@http://127.0.0.1:9/v1"})
-    server.runs.join(thread["thread_id"], run["run_id"])
-    finished = server.runs.get(thread["thread_id"], run["run_id"])
-    assert finished["status"] == "error"
+    return server.runs.wait(thread["thread_id"], "lookcloser", context=context,
+                            input={"image": image or sign_data_url(), "question": "What does the sign say?", **extra})
+
+
+def test_image_and_question_input_with_json_context(server, vlms):
+    operator = vlms["operator"]
+    before = len(operator.requests)
+    thread = server.threads.create()
+    context = {"vlm": operator.spec, "tools": {"localizer": "whole_image", "ocr": "rapidocr"},
+               "config": {"max_targets": 2}}
+    out = server.runs.wait(thread["thread_id"], "lookcloser", context=context,
+                           input={"image": sign_data_url(), "question": "What does the sign say?"})
+    assert out["answer"] == "It says GATE 42."
+    [finding] = out["findings"]
+    assert finding["tool"] == "whole_image+rapidocr" and "GATE" in finding["text"]
+    assert out["stats"] == {"vlm_calls": 2, "tool_calls": 2, "search_steps": 0}  # localizer + its OCR
+    state = server.threads.get_state(thread["thread_id"])
+    assert state["values"]["answer"] == "It says GATE 42." and state["next"] == []
+    assert len(operator.requests) - before == 2
+
+
+def test_chat_input_is_answered_with_an_ai_message(server, vlms):
+    thread = server.threads.create()
+    message = {"role": "user", "content": [
+        {"type": "text", "text": "What does the sign say?"},
+        {"type": "image_url", "image_url": {"url": sign_data_url()}}]}
+    server.runs.wait(thread["thread_id"], "lookcloser", input={"messages": [message]},
+                     context={"vlm": vlms["operator"].spec, "tools": {"localizer": "whole_image"}})
+    messages = server.threads.get_state(thread["thread_id"])["values"]["messages"]
+    assert [m["type"] for m in messages] == ["human", "ai"]
+    assert messages[-1]["content"] == "It says GATE 42."
+
+
+def test_a_client_without_context_gets_the_operators_setup(server, vlms):
+    """Agent Chat UI sends no run context: the operator's VLM and tools answer it."""
+    operator = vlms["operator"]
+    before = len(operator.requests)
+    thread = server.threads.create()
+    message = {"role": "user", "content": [
+        {"type": "text", "text": "What does the sign say?"},
+        {"type": "image", "mimeType": "image/png", "data": sign_data_url().split(",", 1)[1]}]}
+    server.runs.wait(thread["thread_id"], "lookcloser", input={"messages": [message]})
+    values = server.threads.get_state(thread["thread_id"])["values"]
+    assert values["messages"][-1]["content"] == "It says GATE 42."
+    assert values["findings"][0]["tool"] == "whole_image+rapidocr"  # the operator's localizer, not the default vstar
+    assert len(operator.requests) - before == 2
+
+
+def test_served_graph_refuses_server_file_paths(server, vlms):
+    with pytest.raises(Exception, match="outside the allowed image_dir"):
+        ask(server, image="/etc/hostname")
+    with pytest.raises(Exception, match="outside the allowed image_dir"):
+        ask(server, image="../../../../etc/hostname")
+
+
+def test_files_inside_the_operators_image_dir_are_read(server):
+    assert ask(server, image="sign.png")["answer"] == "It says GATE 42."
+
+
+def test_a_client_cannot_widen_file_access(server, vlms):
+    foreign = vlms["foreign"]
+    for context in ({"config": {"image_dir": "/"}}, {"config": {"image_dir": "/etc"}}):
+        with pytest.raises(Exception, match=r"SettingsError: context 'config.image_dir' is the server operator's"):
+            ask(server, context, image="/etc/hostname")
+    # ... nor make the server post a file to an address of its choosing
+    with pytest.raises(Exception, match=r"SettingsError: context 'vlm' names a VLM this server's operator does not"):
+        ask(server, {"vlm": foreign.spec, "config": {"image_dir": "/"}}, image="/etc/hostname")
+    with pytest.raises(Exception, match=r"SettingsError: context 'vlm'"):
+        ask(server, {"vlm": foreign.spec})
+    assert foreign.requests == []
+
+
+def test_a_client_chooses_only_among_what_the_operator_allows(server, vlms):
+    allowed = vlms["allowed"]
+    out = ask(server, {"vlm": allowed.spec, "tools": {"ocr": {"min_score": 0.6}}})
+    assert out["answer"] == "It says GATE 42." and len(allowed.requests) == 2
+    refusals = {
+        "'tools.localizer' = 'grounding_dino' is not allowed": {"tools": {"localizer": "grounding_dino"}},
+        "option 'model' of the localizer is the server operator's": {"tools": {"localizer": {"name": "vstar",
+                                                                                            "model": "/etc"}}},
+        "'config.max_search_seconds' = 1000.0 is over this server's limit of 30.0": {
+            "config": {"max_search_seconds": 1000}},
+        "max_search_seconds: Input should be less than or equal to 86400": {"config": {"max_search_seconds": 1e10}},
+        "max_steps": {"tools": {"localizer": {"name": "vstar", "max_steps": {"a": 1}}}},
+        "unknown tool role 'camera'": {"tools": {"camera": "x"}},
+    }
+    for message, context in refusals.items():
+        with pytest.raises(Exception, match=message):
+            ask(server, context)
+
+
+def test_interleaved_clients_each_get_their_own_settings(server, vlms):
+    """Services are shared between runs whose models are the same, but each run's config is its own:
+    one SHOW names two targets; max_targets=1 drops one for that client only, in any order of runs."""
+    def two_targets(request):
+        prompt = prompt_text(request)
+        if "Additional visual information" not in prompt:
+            return json.dumps({"answer": None, "missing": [{"name": "the sign", "kind": "text"},
+                                                          {"name": "the door", "kind": "object"}]})
+        return "It says GATE 42."
+
+    operator = vlms["operator"]
+    operator.script = two_targets
+    try:
+        image = sign_data_url()
+        for _ in range(2):
+            strict = ask(server, {"config": {"max_targets": 1}}, image=image)
+            default = ask(server, None, image=image)
+            assert [t["name"] for t in strict["dropped_targets"]] == ["the door"]
+            assert default["dropped_targets"] == [] and len(default["targets"]) == 2
+        # a pixel limit applies to an image the server has already decoded for another client
+        with pytest.raises(Exception, match="more than the limit of 1,000 \\(max_pixels\\)"):
+            ask(server, {"config": {"max_pixels": 1000}}, image=image)
+        assert ask(server, None, image=image)["answer"] == "It says GATE 42."
+    finally:
+        operator.script = vlm_script
