@@ -102,7 +102,7 @@ class Services:
             options = self.tool_options.get(role, {})
             if isinstance(spec, str):
                 registry.factory(role, spec)  # lists the known names
-                registry.check_options(role, spec, options)
+                registry.check_options(role, spec, options)  # fails when the agent is built, not at first use
             elif spec is not None and options:
                 raise SettingsError(f"options for the {role} ({', '.join(sorted(options))}) go to a registered "
                                     f"tool's factory, but the {role} given is an instance of "

@@ -74,8 +74,10 @@ max_targets = 2
 vlms = ["{vlms['allowed'].spec}"]
 [serve.tools]
 localizer = ["vstar"]
+ocr = ["tesseract"]
 [serve.options]
-ocr = ["min_score"]
+ocr = ["min_score", "bogus"]
+localizer = ["max_steps", "text_options"]
 """)
     log = (folder / "server.log").open("w")
     env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1",
@@ -208,7 +210,12 @@ def test_a_client_chooses_only_among_what_the_operator_allows(server, vlms):
         "'config.max_search_seconds' = 1000.0 is over this server's limit of 30.0": {
             "config": {"max_search_seconds": 1000}},
         "max_search_seconds: Input should be less than or equal to 86400": {"config": {"max_search_seconds": 1e10}},
-        "max_steps": {"tools": {"localizer": {"name": "vstar", "max_steps": {"a": 1}}}},
+        "localizer 'vstar' option 'max_steps' = {'a': 1}: Input should be a valid integer": {
+            "tools": {"localizer": {"name": "vstar", "max_steps": {"a": 1}}}},
+        "localizer 'vstar' option 'max_steps' = 'NaN'": {"tools": {"localizer": {"name": "vstar", "max_steps": "NaN"}}},
+        "unknown option 'text_options.bogus' for localizer 'vstar'; the options of text_options are: det_side": {
+            "tools": {"localizer": {"name": "vstar", "text_options": {"bogus": 1}}}},
+        "unknown option 'bogus' for ocr 'tesseract'": {"tools": {"ocr": {"name": "tesseract", "bogus": 1}}},
         "unknown tool role 'camera'": {"tools": {"camera": "x"}},
     }
     for message, context in refusals.items():

@@ -8,6 +8,7 @@ import pytest
 
 from lookcloser.errors import ModelLoadError
 from lookcloser.tools.base import Localizer
+from lookcloser.tools import registry
 from lookcloser.tools.vstar.localizer import VStarLocalizer, create_vstar_localizer
 from lookcloser.types import Box, Target
 from vstar_fakes import Blob, FakeTextCue, SyntheticCue, Thing, coord_image
@@ -62,8 +63,8 @@ def test_unloadable_object_cue_raises_model_load_error():
 def test_factory_passes_config_and_rejects_unknown_options():
     localizer = create_vstar_localizer(None, max_steps=7, cue="vlm")
     assert localizer.config.max_steps == 7 and localizer.vlm is None
-    with pytest.raises(ValueError, match="unknown"):
-        create_vstar_localizer(None, nonsense=1)
+    with pytest.raises(ValueError, match="unknown option 'nonsense' for localizer 'vstar'"):
+        registry.create("localizer", "vstar", None, nonsense=1)  # how every caller reaches the factory
 
 
 def test_context_cue_is_used_when_the_context_has_a_vlm(monkeypatch):

@@ -3,11 +3,13 @@ needs installed). Factories import their heavy modules only when called."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any, Callable
 
 from lookcloser.tools.grounding_dino import DEFAULT_MODEL as GDINO_MODEL
-from lookcloser.tools.info import Binary, Package, ToolInfo, Weights, keyword_options
+from lookcloser.tools.info import Binary, Package, ToolInfo, Weights
+from lookcloser.tools.options import options_model
 from lookcloser.tools.registry import registry
 from lookcloser.tools.sam2 import DEFAULT_MODEL as SAM2_MODEL
 from lookcloser.tools.vstar.owlv2_cue import DEFAULT_MODEL as OWLV2_MODEL
@@ -67,20 +69,20 @@ def _sam2_original(**options: Any):
     return OriginalSam2Segmenter(**options)
 
 
-def _options(module: str, name: str, *, drop: tuple[str, ...] = ()) -> Callable[[], frozenset[str] | None]:
-    """The options a built-in takes: its class's (or function's) keyword arguments, read when asked."""
-    def read() -> frozenset[str] | None:
-        accepted = keyword_options(getattr(importlib.import_module(module), name))
-        return None if accepted is None else accepted - set(drop)
+def _options(module: str, name: str) -> Callable[[], Any]:
+    """A built-in's typed options: its class's keyword arguments (tools/options.py), read when asked."""
+    @functools.cache
+    def read() -> Any:
+        return options_model(getattr(importlib.import_module(module), name), name=f"{name} options")
 
     return read
 
 
-def _vstar_options() -> frozenset[str]:
-    from lookcloser.tools.vstar.config import SearchConfig
+@functools.cache
+def _vstar_options() -> Any:
+    from lookcloser.tools.vstar.localizer import vstar_options
 
-    return _options("lookcloser.tools.vstar.localizer", "VStarLocalizer", drop=("vlm",))() | set(
-        SearchConfig.__dataclass_fields__)
+    return vstar_options()
 
 
 _OCR_EXTRA = "pip install 'lookcloser[ocr]'"

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
 
 from PIL import Image
+from pydantic import Field
 
 from lookcloser.hub import check_dtype, load_shared
 from lookcloser.types import Box, Detection, Finding, Target
@@ -48,9 +49,9 @@ class GroundingDinoDetector:
         device: str = "auto",
         dtype: Any = "auto",
         *,
-        box_threshold: float = 0.35,
-        text_threshold: float = 0.25,
-        max_per_phrase: int = 20,
+        box_threshold: Annotated[float, Field(ge=0, le=1)] = 0.35,
+        text_threshold: Annotated[float, Field(ge=0, le=1)] = 0.25,
+        max_per_phrase: Annotated[int, Field(ge=1)] = 20,
     ) -> None:
         if not 0.0 <= box_threshold <= 1.0 or not 0.0 <= text_threshold <= 1.0:
             raise ValueError(f"box_threshold and text_threshold must be in [0, 1], got {box_threshold}, {text_threshold}")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from PIL import Image
+from pydantic import Field
 
 from lookcloser.errors import ModelLoadError
 from lookcloser.hub import resolve_device, shared
@@ -37,8 +38,8 @@ class OriginalGroundingDino(GroundingDinoDetector):
     name = "groundingdino"
 
     def __init__(self, checkpoint: str | Path | None = None, text_encoder: str | Path | None = None,
-                 config: str | Path | None = None, device: str = "auto", *, box_threshold: float = 0.35,
-                 text_threshold: float = 0.25, max_per_phrase: int = 20) -> None:
+                 config: str | Path | None = None, device: str = "auto", *, box_threshold: Annotated[float, Field(ge=0, le=1)] = 0.35,
+                 text_threshold: Annotated[float, Field(ge=0, le=1)] = 0.25, max_per_phrase: Annotated[int, Field(ge=1)] = 20) -> None:
         super().__init__(model=str(checkpoint), device=device, box_threshold=box_threshold,
                          text_threshold=text_threshold, max_per_phrase=max_per_phrase)
         self.checkpoint = None if checkpoint is None else str(checkpoint)

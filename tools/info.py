@@ -10,13 +10,14 @@ in the local Hugging Face cache only (never the network), local model directorie
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["Binary", "Package", "ToolInfo", "Usability", "Weights", "keyword_options"]
+from pydantic import BaseModel
+
+__all__ = ["Binary", "Package", "ToolInfo", "Usability", "Weights"]
 
 #: Usability statuses, best first.
 OK, EXTRA_MISSING, BINARY_MISSING, WEIGHTS_NOT_CACHED, UNKNOWN = (
@@ -98,14 +99,14 @@ class ToolInfo:
     """A registered tool's self-description.
 
     backend: what runs it. default_model: the weights used when the `model` option is not set.
-    options: () -> the option names its factory accepts, or None when it passes unknown ones on to
-    its backend (not checked); called only when options are given. Left out: the factory's own
-    keyword arguments. requires: Package / Binary / Weights, checked in order by `usability`.
+    options: () -> the tool's options as a pydantic model (tools/options.py), or None when it passes
+    unknown ones on to its backend (not checked); called only when options are given. Left out: read
+    from the factory's signature. requires: Package / Binary / Weights, checked in order by `usability`.
     """
 
     backend: str
     default_model: str | None = None
-    options: Callable[[], frozenset[str] | None] | None = None
+    options: Callable[[], type[BaseModel] | None] | None = None
     requires: tuple[Any, ...] = field(default_factory=tuple)
 
     def usability(self, options: dict[str, Any] | None = None) -> Usability:
@@ -115,17 +116,6 @@ class ToolInfo:
             if problem is not None:
                 return problem
         return Usability(OK)
-
-
-def keyword_options(func: Callable[..., Any], *, exclude: tuple[str, ...] = ("self", "context")) -> frozenset[str] | None:
-    """The keyword arguments `func` (or a class's constructor) accepts; None when it takes **kwargs."""
-    names = set()
-    for parameter in inspect.signature(func).parameters.values():
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            return None
-        if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
-            names.add(parameter.name)
-    return frozenset(names - set(exclude))
 
 
 def _for(text: str, needed_for: str) -> str:

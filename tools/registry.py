@@ -9,7 +9,8 @@ read, an import error (or a non-callable target) when its tool is first asked fo
 broken tool by name raises ToolNotFoundError carrying the entry point's error.
 
 A registration may carry a `ToolInfo` (tools/info.py: backend, default model, options, what it needs
-installed): `check_options` refuses an option the tool does not take; `listing` feeds `lookcloser tools`.
+installed): `check_options` checks options against the tool's typed options (tools/options.py); `listing`
+feeds `lookcloser tools`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from typing import Any, Callable
 
 from lookcloser.errors import SettingsError, ToolNotFoundError
 from lookcloser.tools.base import PROTOCOLS, ROLES
-from lookcloser.tools.info import ToolInfo, keyword_options
+from pydantic import BaseModel
+
+from lookcloser.tools.info import ToolInfo
+from lookcloser.tools.options import check, options_model
 
 ENTRY_POINT_GROUP = "lookcloser.tools"
 
@@ -77,24 +81,20 @@ class ToolRegistry:
         """What the tool declared when it was registered, or None."""
         return self._info.get((role, name))
 
-    def check_options(self, role: str, name: str, options: dict[str, Any]) -> None:
-        """SettingsError naming the tool, the option and the valid ones when `options` holds one the
-        tool's factory does not take (tools that pass options on to their backend are not checked)."""
-        if not options:
-            return
+    def options_model(self, role: str, name: str) -> type[BaseModel] | None:
+        """The tool's options as a pydantic model (declared in its ToolInfo, else read from its factory's
+        signature); None when the tool passes options on to its backend unchecked."""
         info = self.info(role, name)
         if info is not None and info.options is not None:
-            accepted = info.options()
-        else:
-            accepted = keyword_options(self.factory(role, name))
-        if accepted is None:
-            return
-        unknown = sorted(set(options) - accepted)
-        if unknown:
-            listed = ", ".join(sorted(accepted)) or "none"
-            what = "option" if len(unknown) == 1 else "options"
-            raise SettingsError(f"unknown {what} {', '.join(repr(u) for u in unknown)} for {role} '{name}'; "
-                                f"its options are: {listed}")
+            return info.options()
+        return options_model(self.factory(role, name), name=f"{role}.{name} options")
+
+    def check_options(self, role: str, name: str, options: dict[str, Any]) -> dict[str, Any]:
+        """The options as the tool takes them, checked once: an unknown option, a wrong type, a non-finite
+        number or a value out of range is a one-line SettingsError naming the role, tool, option and value."""
+        if not options:
+            return {}
+        return check(self.options_model(role, name), options, role=role, tool=name)
 
     def listing(self) -> list[tuple[str, str, ToolInfo | None, str | None]]:
         """Every tool by role, without importing any plugin: (role, name, info, plugin origin or None)."""
@@ -124,6 +124,7 @@ class ToolRegistry:
                 raise TypeError(f"{type(spec).__name__} does not implement the {role} protocol (needs {method})")
             return spec
         factory = self.factory(role, spec)
+        options = self.check_options(role, spec, options)
         context = context or ToolContext()
         if "context" in inspect.signature(factory).parameters:
             return factory(context=context, **options)

@@ -18,9 +18,10 @@ import os
 import shutil
 import subprocess
 import threading
-from typing import Any
+from typing import Annotated, Any
 
 from PIL import Image
+from pydantic import Field
 
 from lookcloser.errors import ModelLoadError
 from lookcloser.types import Box, Detection
@@ -44,9 +45,10 @@ class TesseractOCR:
     timeout: seconds one call may take. config: extra `-c VAR=VALUE` settings.
     """
 
-    def __init__(self, lang: str = "eng", psm: int | str = "auto", block_max_height: int = 160,
-                 min_score: float = 0.3, binary: str = "tesseract", threads: int = 1,
-                 timeout: float = 60.0, config: dict[str, Any] | None = None) -> None:
+    def __init__(self, lang: str = "eng", psm: int | str = "auto", block_max_height: Annotated[int, Field(ge=1)] = 160,
+                 min_score: Annotated[float, Field(ge=0, le=1)] = 0.3, binary: str = "tesseract", threads: Annotated[int, Field(ge=1)] = 1,
+                 timeout: Annotated[float, Field(gt=0, le=86_400)] = 60.0,
+                 config: dict[str, Any] | None = None) -> None:
         self.name = "tesseract"
         self.lang = str(lang)
         if psm != "auto" and not str(psm).isdigit():

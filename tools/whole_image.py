@@ -8,9 +8,10 @@ tools downscale a big photo).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from PIL import Image
+from pydantic import Field
 
 from lookcloser.types import Finding, Target
 
@@ -18,7 +19,7 @@ __all__ = ["WholeImageLocalizer", "create_whole_image_localizer"]
 
 
 class WholeImageLocalizer:
-    def __init__(self, ocr: Any = None, detector: Any = None, min_score: float = 0.3):
+    def __init__(self, ocr: Any = None, detector: Any = None, min_score: Annotated[float, Field(ge=0, le=1)] = 0.3):
         self.name = "whole_image"
         self.ocr = ocr
         self.detector = detector

@@ -111,7 +111,7 @@ class SearchConfig:
             )
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
-        if self.max_seconds <= 0:
-            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if not 0 < self.max_seconds <= 86_400:
+            raise ValueError(f"max_seconds must be > 0 and at most a day (86400), got {self.max_seconds}")
         if self.level_weight_base <= 1:
             raise ValueError(f"level_weight_base must be > 1, got {self.level_weight_base}")

@@ -22,11 +22,15 @@ ModelLoadError with one clear line (the agent turns it into a "failed" finding).
 from __future__ import annotations
 
 import threading
-from typing import Any
+import typing
+from dataclasses import fields
+from typing import Annotated, Any
 
 from PIL import Image
+from pydantic import BaseModel, Field
 
 from lookcloser.errors import ModelLoadError
+from lookcloser.tools.options import options_model
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel
 from lookcloser.tools.vstar.search import SearchResult, search
@@ -61,8 +65,8 @@ class VStarLocalizer:
     def __init__(self, *, cue: str | CueModel = "owlv2", text_cue: CueModel | None = None, vlm: Any = None,
                  detector: Any = None, config: SearchConfig | None = None, use_context: bool = True,
                  model: str | None = None, device: str = "auto", text_options: dict[str, Any] | None = None,
-                 ocr: Any = None, read_margin: float = 0.5, read_line_px: float = 48.0,
-                 read_max_upscale: float = 4.0, context_map: str = "object", keep_best_below_accept: bool = True) -> None:
+                 ocr: Any = None, read_margin: Annotated[float, Field(ge=0)] = 0.5,
+                 read_line_px: Annotated[float, Field(gt=0)] = 48.0, read_max_upscale: Annotated[float, Field(ge=1)] = 4.0, context_map: str = "object", keep_best_below_accept: bool = True) -> None:
         if context_map not in CONTEXT_MAPS:
             raise ValueError(f"context_map must be one of {', '.join(CONTEXT_MAPS)}, got {context_map!r}")
         self.context_map = context_map
@@ -300,9 +304,24 @@ def create_vstar_localizer(context: Any = None, **options: Any) -> VStarLocalize
     options.setdefault("detector", detector)
     if context is not None and "ocr" not in options:
         options["ocr"] = lambda: context.tool("ocr")  # the configured reader, resolved on the first text target
-    known = {"cue", "text_cue", "detector", "use_context", "model", "device", "text_options", "ocr",
-             "read_margin", "read_line_px", "read_max_upscale", "context_map", "keep_best_below_accept"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"unknown V* localizer option(s) {unknown}; known: {sorted(known | config_fields)}")
     return VStarLocalizer(vlm=vlm, config=config, **options)
+
+
+def vstar_options() -> type[BaseModel]:
+    """The V* localizer's typed options (checked when the agent is built): VStarLocalizer's keyword
+    arguments, TextCue's as the nested `text_options`, and every SearchConfig field with its own checks."""
+    from lookcloser.tools.vstar.text_cue import TextCue  # noqa: PLC0415 - onnxruntime only when checked
+
+    hints = typing.get_type_hints(SearchConfig)
+    search_fields = {f.name: (hints[f.name], f.default) for f in fields(SearchConfig)}
+    text_model = options_model(TextCue, name="text_options", exclude=("self", "calibration"))
+    return options_model(VStarLocalizer, name="vstar options", exclude=("self", "vlm", "config"),
+                         extra={**search_fields, "text_options": (text_model | None, None)},
+                         check=_search_config_holds)
+
+
+def _search_config_holds(options: dict[str, Any]) -> None:
+    """SearchConfig's own range checks (split_parts >= 2, max_steps >= 1, ...) on the fields set."""
+    chosen = {k: v for k, v in options.items() if k in SearchConfig.__dataclass_fields__}
+    if chosen:
+        SearchConfig(**chosen)
