@@ -189,16 +189,28 @@ def from_pretrained(cls: Any, source: str, **kwargs: Any) -> Any:
 
 
 _shared: dict[tuple[str, ...], Any] = {}
+_building: dict[tuple[str, ...], threading.Lock] = {}
 _shared_lock = threading.Lock()
 
 
 def shared(key: tuple[str, ...], build: Any) -> Any:
-    """`build()` once per process per `key` (built under a lock, so never twice), then that same object
-    for every tool instance and thread: models are big, and built tools share them."""
+    """`build()` once per process per `key`, then that same object for every tool instance, agent and
+    thread: models are big. The one model cache (VLMs, OWLv2, GroundingDINO, SAM 2, OCR sessions); `key`
+    is what determines the weights and where they run. Two keys build in parallel; one key never twice.
+    A failed build is not kept (the next call tries again)."""
     with _shared_lock:
-        if key not in _shared:
-            _shared[key] = build()
-        return _shared[key]
+        if key in _shared:
+            return _shared[key]
+        lock = _building.setdefault(key, threading.Lock())
+    with lock:
+        with _shared_lock:
+            if key in _shared:
+                return _shared[key]
+        built = build()
+        with _shared_lock:
+            _shared[key] = built
+            _building.pop(key, None)
+        return built
 
 
 def load_shared(processor_cls: Any, model_cls: Any, model: str | os.PathLike, *, what: str, hint: str,

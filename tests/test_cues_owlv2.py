@@ -143,7 +143,7 @@ def test_device_and_dtype_are_resolved_like_every_local_model(tiny_owlv2_path):
     assert auto._device == "cpu" and auto._model.dtype == torch.float32
     half = Owlv2Cue(model=tiny_owlv2_path, device="cpu", dtype="bf16")
     assert np.isfinite(half(_noise(32, 32), "dog").heatmap).all() and half._model.dtype == torch.bfloat16
-    with pytest.raises(ModelLoadError, match="OWLv2 cue device 'cuda' was asked for but CUDA is not available"):
+    with pytest.raises(ModelLoadError, match="OWLv2 device 'cuda' was asked for but CUDA is not available"):
         Owlv2Cue(model=tiny_owlv2_path, device="cuda")(_noise(32, 32), "dog")
     with pytest.raises(ValueError, match="unknown dtype 'float8'"):
         Owlv2Cue(model=tiny_owlv2_path, dtype="float8")

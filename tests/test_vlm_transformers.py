@@ -56,8 +56,12 @@ def test_multi_image_messages(vlm):
     assert vlm.generate(turns, max_new_tokens=2).input_tokens > one.input_tokens
 
 
-def test_loads_once_even_from_threads(tiny_qwen_path, monkeypatch):
+def test_loads_once_even_from_threads(tiny_qwen_path, monkeypatch, tmp_path):
+    import shutil
+
     import transformers
+
+    tiny_qwen_path = shutil.copytree(tiny_qwen_path, tmp_path / "fresh-copy")  # not loaded by this process yet
 
     calls = []
     original = transformers.AutoModelForImageTextToText.from_pretrained

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from PIL import Image
 
 from lookcloser.errors import ModelLoadError, VLMError
-from lookcloser.hub import check_dtype, from_pretrained, model_source, resolve_device, resolve_dtype
+from lookcloser.hub import check_dtype, from_pretrained, model_source, resolve_device, resolve_dtype, shared
 from lookcloser.vlm.base import ChatMessage, VLMReply
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
@@ -123,23 +123,29 @@ class TransformersVLM:
                 kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
             kwargs["device_map"] = "auto" if self.requested_device == "auto" else {"": device}
         hub = not local
-        try:
-            processor = from_pretrained(AutoProcessor, source, trust_remote_code=self.trust_remote_code)
-            model = from_pretrained(AutoModelForImageTextToText, source, **kwargs)
-            if not quantized:
-                model = model.to(device)
-        except Exception as exc:  # hub/network/format errors come in many types
-            if hub:
+
+        def build() -> tuple[Any, Any]:
+            try:
+                processor = from_pretrained(AutoProcessor, source, trust_remote_code=self.trust_remote_code)
+                model = from_pretrained(AutoModelForImageTextToText, source, **kwargs)
+                if not quantized:
+                    model = model.to(device)
+            except Exception as exc:  # hub/network/format errors come in many types
+                if hub:
+                    raise ModelLoadError(
+                        f"could not load VLM {self.model_id!r} from the Hugging Face hub ({_short(exc)}); "
+                        f"{_FIX_HINT}"
+                    ) from exc
                 raise ModelLoadError(
-                    f"could not load VLM {self.model_id!r} from the Hugging Face hub ({_short(exc)}); "
-                    f"{_FIX_HINT}"
+                    f"could not load VLM {self.model_id!r} from local directory {source} ({_short(exc)}); "
+                    "pass a directory saved with save_pretrained (config.json, weights, processor files) "
+                    "or use --vlm openai:MODEL@http://host:port/v1"
                 ) from exc
-            raise ModelLoadError(
-                f"could not load VLM {self.model_id!r} from local directory {source} ({_short(exc)}); "
-                "pass a directory saved with save_pretrained (config.json, weights, processor files) "
-                "or use --vlm openai:MODEL@http://host:port/v1"
-            ) from exc
-        model.eval()
+            return processor, model.eval()
+
+        # one copy per process for what determines the weights and where they live (hub.shared)
+        processor, model = shared(("vlm", source, str(device), str(dtype), f"8bit={self.load_in_8bit}",
+                                   f"4bit={self.load_in_4bit}", f"remote={self.trust_remote_code}"), build)
         self.processor = processor
         self.device = str(getattr(model, "device", device))
         self.dtype = getattr(model, "dtype", dtype)

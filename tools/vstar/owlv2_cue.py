@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lookcloser.errors import ModelLoadError
 from lookcloser.geometry import nms
-from lookcloser.hub import check_dtype, from_pretrained, model_source, resolve_device, resolve_dtype
+from lookcloser.hub import check_dtype, load_shared
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput, check_cue_input
 from lookcloser.types import Box, Detection
 
@@ -129,23 +128,15 @@ class Owlv2Cue:
             import torch
             from transformers import Owlv2ForObjectDetection, Owlv2Processor
 
-            source, _local = model_source(self.model_name, "OWLv2", _PATH_HINT, option="model", example=_EXAMPLE)
-            # auto: CUDA, else CPU (no MPS); dtype auto: float16 on CUDA (OWLv2 is stable in half precision), else float32
-            device = resolve_device(self.device_spec, torch, "OWLv2 cue", mps=False)
-            dtype = resolve_dtype(self.dtype_spec, device, torch, "OWLv2 cue", cuda_default="float16")
-            try:
-                processor = from_pretrained(Owlv2Processor, source)
-                model = from_pretrained(Owlv2ForObjectDetection, source, dtype=dtype)
-            except Exception as exc:  # noqa: BLE001 - every load failure becomes one clear line
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ModelLoadError(
-                    f"could not load OWLv2 model '{self.model_name}' ({type(exc).__name__}: {reason}); "
-                    "there is no hub download at run time: point the `model` option at a local directory "
-                    "holding a saved OWLv2 model and processor", option="model", example=_EXAMPLE,
-                ) from exc
+            # auto: CUDA, else CPU (no MPS); dtype auto: float16 on CUDA (OWLv2 is stable in half precision), else
+            # float32. One copy per process (hub.load_shared), whichever tools and agents use it.
+            processor, model = load_shared(
+                Owlv2Processor, Owlv2ForObjectDetection, self.model_name, what="OWLv2", hint=_PATH_HINT,
+                device=self.device_spec, dtype=self.dtype_spec, mps=False, cuda_default="float16",
+                option="model", example=_EXAMPLE)
             self._processor = processor
-            self._device = device
-            self._model = model.to(device).eval()
+            self._device = str(model.device)
+            self._model = model
 
     # ------------------------------------------------------------ embeddings
     def image_embedding(self, patch: Image.Image) -> _ImageEmbedding:
