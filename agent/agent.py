@@ -74,7 +74,7 @@ class Agent:
         self.context = Context(vlm=vlm, tools=dict(tools or {}), tool_options=dict(tool_options or {}),
                                config=config or AgentConfig())
         self.services = Services(self.context, spelling=spelling)
-        self.context.services = self.services  # pinned: the graph uses these very models
+        self.context.pin(self.services)  # the graph uses these very models
         self.graph = compiled_graph
 
     @property

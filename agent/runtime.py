@@ -25,10 +25,9 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from lookcloser.config import AgentConfig
 from lookcloser.errors import ModelLoadError, SettingsError
@@ -36,31 +35,47 @@ from lookcloser.errors import ModelLoadError, SettingsError
 __all__ = ["Context", "Services", "services"]
 
 
-@dataclass
-class Context:
-    """What the graph uses. vlm: a spec string, a VLM object, or None (the default model).
-    tools: role -> registered name, instance, None (off) or {"name": ..., option: value}, over the
-    defaults. tool_options: role -> options for that tool's factory. config: AgentConfig fields."""
+class Context(BaseModel):
+    """A run's setup: the VLM, each role's tool with its options, and the per-run AgentConfig. The one
+    settings model: Agent keywords build it, `lookcloser.serving` admits a served client's into it, and
+    its JSON schema is the served graph's context schema (Studio renders the form). Errors are one
+    SettingsError line naming the key."""
 
-    vlm: Any = None
-    tools: dict[str, Any] = field(default_factory=dict)
-    tool_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    config: Any = field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.tools, dict):
-            raise SettingsError(f"context 'tools' must map role -> tool name, got {type(self.tools).__name__}")
-        if not isinstance(self.tool_options, dict) or not all(isinstance(v, dict) for v in self.tool_options.values()):
-            raise SettingsError("context 'tool_options' must map role -> {option: value}")
+    vlm: Any = Field(None, description="VLM spec ('openai:MODEL@URL', 'transformers:ID_OR_LOCAL_DIR'); null: the "
+                                       "default. From Python, a VLM object or LangChain chat model too.")
+    tools: dict[str, Any] = Field(
+        default_factory=dict, description="Role (localizer, detector, segmenter, ocr) -> registered tool name, null "
+                                          "(off), or {\"name\": NAME, OPTION: VALUE}; over the defaults (localizer: "
+                                          "vstar, ocr: rapidocr). From Python, a tool instance too.")
+    tool_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Role -> that tool's options (the same as in `tools`, set apart).")
+    config: AgentConfig = Field(default_factory=AgentConfig, description="Per-run settings (AgentConfig fields).")
+
+    _services: Services | None = PrivateAttr(default=None)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
+
+    @model_validator(mode="after")
+    def _fold_tool_settings(self) -> "Context":
+        """role -> {name, options} dicts become names + tool_options, so both spellings are one setup."""
         self.tools, self.tool_options = _split_settings(self.tools, self.tool_options)
-        if isinstance(self.config, dict):
-            try:
-                self.config = AgentConfig(**self.config)
-            except ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                raise SettingsError(f"bad context 'config': {problems}") from None
-        elif not isinstance(self.config, AgentConfig):
-            raise SettingsError(f"context 'config' must be a dict of AgentConfig fields, got {type(self.config).__name__}")
+        return self
+
+    @property
+    def services(self) -> "Services":
+        """The models and tools of this setup: the ones pinned to it (an Agent pins its own), else the
+        process's shared ones for an equal setup (`services()`)."""
+        return self._services if self._services is not None else services(self)
+
+    def pin(self, built: "Services") -> None:
+        """Use exactly `built` for this context (the Agent's own services, built with its wording)."""
+        self._services = built
 
     def key(self) -> str:
         """Identity of the models and tools this context asks for (not `config`, which is per run): JSON
@@ -166,6 +181,17 @@ def _split_settings(tools: dict[str, Any], tool_options: dict[str, dict[str, Any
     return names, {role: values for role, values in options.items() if values}
 
 
+def _one_line(exc: ValidationError) -> str:
+    """A context's validation errors as one line naming each key (a SettingsError's own text unchanged)."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:
+            return message
+        problems.append(f"{'.'.join(map(str, error['loc']))}: {message}")
+    return f"bad context: {'; '.join(problems)}"
+
+
 _CACHE: OrderedDict[str, Services] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 #: Distinct model setups kept per process; the least recently used one is dropped past this.
@@ -178,9 +204,8 @@ def services(context: Context | dict | None) -> Services:
         context = Context()
     elif isinstance(context, dict):
         context = Context(**context)
-    pinned = getattr(context, "services", None)  # an Agent pins its own services to its context
-    if isinstance(pinned, Services):
-        return pinned
+    if context._services is not None:  # an Agent pins its own services to its context
+        return context._services
     key = context.key()
     with _CACHE_LOCK:
         found = _CACHE.get(key)
