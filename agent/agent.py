@@ -28,7 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from lookcloser.config import AgentConfig, time_limit
+from lookcloser.config import AgentConfig
+from lookcloser.deadline import time_limit
 from lookcloser.errors import AnswerError
 from lookcloser.graphs.agent_graph import graph as compiled_graph
 from lookcloser.graphs.nodes import check_options, order_findings

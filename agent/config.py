@@ -1,16 +1,9 @@
-"""Agent-level settings. Search-algorithm constants live in lookcloser.tools.vstar.config.
-
-Also the question's time limit: `time_limit(seconds)` sets a deadline for the code below it (a
-context variable, so LangGraph's node threads and the search worker see it); `time_left()` is what
-remains. VLM backends shorten their per-call timeout to it; the search node its max_search_seconds.
-"""
+"""Agent-level settings. Search-algorithm constants live in lookcloser.tools.vstar.config; the
+question's deadline in lookcloser.deadline."""
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Iterator, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,37 +53,7 @@ class AgentConfig(BaseModel):
                           "read arbitrary server files); None: file paths are refused, send a data URL or base64.")
 
 
-#: (deadline on time.monotonic(), the limit in seconds) of the running question, or None.
-_DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("lookcloser_deadline", default=None)
-
 CUT_MARK = "…[cut]"
-
-
-@contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Bound the code below to `seconds` (None: no limit). An outer, earlier deadline is kept."""
-    if seconds is None:
-        yield
-        return
-    deadline = (time.monotonic() + float(seconds), float(seconds))
-    outer = _DEADLINE.get()
-    token = _DEADLINE.set(deadline if outer is None or deadline[0] < outer[0] else outer)
-    try:
-        yield
-    finally:
-        _DEADLINE.reset(token)
-
-
-def time_left() -> float | None:
-    """Seconds left before the question's deadline (may be <= 0), or None without a limit."""
-    deadline = _DEADLINE.get()
-    return None if deadline is None else deadline[0] - time.monotonic()
-
-
-def time_limit_seconds() -> float | None:
-    """The running question's limit in seconds (for messages), or None."""
-    deadline = _DEADLINE.get()
-    return None if deadline is None else deadline[1]
 
 
 def cap_text(text: str, limit: int) -> str:

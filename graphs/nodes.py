@@ -18,7 +18,8 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Overwrite
 from PIL import Image
 
-from lookcloser.config import AgentConfig, cap_text, time_left, time_limit, time_limit_seconds
+from lookcloser.config import AgentConfig, cap_text
+from lookcloser.deadline import time_left, time_limit, time_limit_seconds
 from lookcloser.counting import COUNTERS, counting
 from lookcloser.errors import TimeLimitError
 from lookcloser.image_refs import resolve_image
@@ -202,7 +203,8 @@ def search(task: SearchTask, services: Services, config: AgentConfig) -> dict[st
         try:
             localizer = services.tool("localizer", with_vlm=task.get("with_vlm", True))
             tool_name = localizer.name
-            per_target = _call_with_timeout(_locate, localizer, image, targets, limit=limit)
+            with time_limit(limit):  # passed down: the V* search stops itself when it runs out
+                per_target = _call_with_timeout(_locate, localizer, image, targets, limit=limit)
         except FutureTimeout:
             per_target = [[Finding(target=t, status="failed", tool=tool_name, error=why)] for t in targets]
         except Exception as exc:  # isolate tool failures: the run still answers
@@ -225,8 +227,10 @@ def _locate(localizer: Any, image: Image.Image, targets: list[Target]) -> list[l
 
 
 def _call_with_timeout(func: Any, *args: Any, limit: float) -> Any:
-    """Run `func(*args)` in a worker thread (in this context, so tracing and counting nest) for at most
-    `limit` s. A timed-out worker cannot be killed; it finishes in the background and its result is dropped."""
+    """Run `func(*args)` in a worker thread (in this context, so tracing, counting and the deadline reach it)
+    for at most `limit` s. A worker cannot be killed: the V* search checks the deadline between steps and
+    stops; a single call that cannot be interrupted (one model forward) finishes in the background, its
+    result dropped."""
     context = contextvars.copy_context()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookcloser-search")
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -270,3 +271,38 @@ def test_served_graph_context_config_takes_the_timeout(sign):
         inputs = {"image": to_ref(load_image(sign)), "question": "What does the sign say?"}
         with pytest.raises(VLMTimeoutError, match="time limit of 1 s"):
             _bounded(lambda: graph.invoke(inputs, context=context))
+
+
+def test_a_search_past_its_time_stops_itself_instead_of_running_on(sign):
+    """The search node passes its limit down (lookcloser.deadline): the V* search checks it between
+    steps, so the worker ends soon after the time-out rather than looking at every patch in the background."""
+    import threading
+
+    from lookcloser.agent import Agent
+    from lookcloser.config import AgentConfig
+    from lookcloser.tools.vstar.localizer import VStarLocalizer
+    from vstar_fakes import Blob, SyntheticCue
+
+    workers = set()
+
+    class SlowCue(SyntheticCue):
+        def __call__(self, patch, phrase):
+            workers.add(threading.current_thread())
+            time.sleep(0.2)
+            return super().__call__(patch, phrase)
+
+    cue = SlowCue(blobs=[Blob(x=50, y=50, sigma=30)])
+    localizer = VStarLocalizer(cue=cue, use_context=False, config=None)
+    agent = Agent(vlm=ScriptedVLM([]), tools={"localizer": localizer}, config=AgentConfig(max_search_seconds=1))
+    photo = Image.new("RGB", (4000, 3000), "white")
+    started = time.monotonic()
+    [finding] = _bounded(lambda: agent.find(photo, "a cup"))
+    assert finding.status == "failed" and "timed out after 1 s (max_search_seconds)" in finding.error
+    assert time.monotonic() - started < 5
+    deadline = time.monotonic() + 2  # one more look (0.2 s) at most, then the worker is gone
+    while any(worker.is_alive() for worker in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers and not any(worker.is_alive() for worker in workers)
+    looks = len(cue.seen)
+    time.sleep(0.5)
+    assert len(cue.seen) == looks and looks <= 8  # ~1 s of 0.2-s looks, then nothing more

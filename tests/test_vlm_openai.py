@@ -158,7 +158,7 @@ def test_per_call_timeout_and_retries_are_settings():
 
 def test_the_question_time_limit_shortens_the_call_and_stops_retries():
     from fault_stub import FaultServer
-    from lookcloser.config import time_limit
+    from lookcloser.deadline import time_limit
     from lookcloser.errors import VLMTimeoutError
 
     with FaultServer(show="slow", slow_seconds=30) as slow:

@@ -27,7 +27,8 @@ from typing import Any, Literal, Sequence
 
 from PIL import Image
 
-from lookcloser.config import cap_text, time_left, time_limit_seconds
+from lookcloser.config import cap_text
+from lookcloser.deadline import time_left, time_limit_seconds
 from lookcloser.errors import VLMError, VLMTimeoutError
 from lookcloser.vlm.base import ChatMessage, VLMReply
 

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from lookcloser.counting import count
+from lookcloser.deadline import expired
 from lookcloser.geometry import is_leaf, split_box
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel, CueOutput
@@ -361,8 +362,8 @@ def _walk(image: Image.Image, phrase: str, cue: CueModel, config: SearchConfig, 
     """Pop, look, expand until the strategy stops, the queue runs dry or the budget is spent."""
     frontier = _Frontier(Box(x1=0, y1=0, x2=image.width, y2=image.height))
     while frontier:
-        if len(steps) >= config.max_steps or time.perf_counter() - start >= config.max_seconds:
-            return "budget"
+        if len(steps) >= config.max_steps or time.perf_counter() - start >= config.max_seconds or expired():
+            return "budget"  # expired(): the question's (or the search node's) deadline, lookcloser.deadline
         node = frontier.pop()
         if strategy.skip(node):
             continue
