@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 
 class LookCloserError(Exception):
     """Base class for every error lookcloser raises on purpose."""
@@ -29,7 +32,7 @@ class ModelLoadError(LookCloserError, RuntimeError):
     When changing one tool option fixes it, `option` names it (e.g. "model") and `example` is a value
     to show. The agent that ran the tool fills in `role`, `tool` and `spelling` (who configured it:
     "python", "cli" or "context"), and the message then ends with that setting written the way that
-    caller writes it (`lookcloser.settings.spell`): Python keywords, CLI flags, or context JSON.
+    caller writes it (`spell` below): Python keywords, CLI flags, or context JSON.
     """
 
     def __init__(self, message: str, *, option: str | None = None, example: str | None = None) -> None:
@@ -49,8 +52,6 @@ class ModelLoadError(LookCloserError, RuntimeError):
         message = super().__str__()
         if self.option is None:
             return message
-        from lookcloser.settings import spell  # noqa: PLC0415 - stdlib only; keeps this module import-free
-
         return f"{message}: {spell(self.spelling, self.role, self.tool, self.option, self.example)}"
 
 
@@ -79,3 +80,20 @@ class AnswerError(LookCloserError):
         super().__init__(message)
         self.findings = list(findings or [])
         self.partial = partial
+
+
+def spell(spelling: str | None, role: str | None, tool: str | None, option: str, example: Any) -> str:
+    """How to set `option` of the `role` tool, in the words of whoever configured it:
+    "cli" (flags and --config keys), "context" (the served graph's context JSON), "python" (Agent
+    keywords); without a role (a tool built by hand), its constructor keyword."""
+    value = example if example is not None else "..."
+    if role is None:
+        return f"pass {option}={value!r}"
+    if spelling == "cli":
+        flag = f"--tool {role}={tool} " if role and tool and option != "name" else ""
+        return (f"set it with {flag}--tool {role}.{option}={value} (or in a --config file: "
+                f"[tools.{role}] name = {json.dumps(tool)}, {option} = {json.dumps(value)})")
+    entry = {"name": tool, option: value}
+    if spelling == "context":
+        return f"set it in the graph's context: {json.dumps({'tools': {role: entry}})}"
+    return f"set it with Agent(tools={{{role!r}: {entry!r}}})"

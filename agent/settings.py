@@ -1,5 +1,4 @@
-"""User settings as the CLI reads them (a `--config` TOML file, `--tool` flags) and a tool setting
-written back the way each kind of caller writes it (for error messages).
+"""User settings as the CLI reads them (a `--config` TOML file, `--tool` flags).
 
 A config file (stdlib tomllib), for `lookcloser ask` and `lookcloser find`:
 
@@ -25,11 +24,11 @@ Flags override the file: `--vlm`, `--timeout`; `--tool ROLE=NAME` replaces the f
 role (its options too); `--tool ROLE.OPTION=VALUE` sets one option over the file's (VALUE is read as
 a TOML value when it is one: 0.3, true, [1, 2]; else as a string). Every mistake is one
 SettingsError line naming the file and the key. Only the stdlib is imported at module level.
+How a setting is written back for each kind of caller (in error messages) is `lookcloser.errors.spell`.
 """
 
 from __future__ import annotations
 
-import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 
 from lookcloser.errors import SettingsError
 
-__all__ = ["Settings", "load", "parse_tool_flags", "spell"]
+__all__ = ["Settings", "load", "parse_tool_flags"]
 
 ROLES = ("localizer", "detector", "segmenter", "ocr")  # lookcloser.tools.base.ROLES, without importing PIL
 KEYS = ("vlm", "tools", "config", "serve")
@@ -96,23 +95,6 @@ def parse_tool_flags(values: list[str] | None) -> dict[str, Any]:
         entry[option] = _value(text.strip())
         tools[role] = entry
     return tools
-
-
-def spell(spelling: str | None, role: str | None, tool: str | None, option: str, example: Any) -> str:
-    """How to set `option` of the `role` tool, in the words of whoever configured it:
-    "cli" (flags and --config keys), "context" (the served graph's context JSON), "python" (Agent
-    keywords); without a role (a tool built by hand), its constructor keyword."""
-    value = example if example is not None else "..."
-    if role is None:
-        return f"pass {option}={value!r}"
-    if spelling == "cli":
-        flag = f"--tool {role}={tool} " if role and tool and option != "name" else ""
-        return (f"set it with {flag}--tool {role}.{option}={value} (or in a --config file: "
-                f"[tools.{role}] name = {json.dumps(tool)}, {option} = {json.dumps(value)})")
-    entry = {"name": tool, option: value}
-    if spelling == "context":
-        return f"set it in the graph's context: {json.dumps({'tools': {role: entry}})}"
-    return f"set it with Agent(tools={{{role!r}: {entry!r}}})"
 
 
 # ---------------------------------------------------------------------------------- the file

@@ -125,7 +125,6 @@ class Owlv2Cue:
         with self._load_lock:
             if self._model is not None:
                 return
-            import torch
             from transformers import Owlv2ForObjectDetection, Owlv2Processor
 
             # auto: CUDA, else CPU (no MPS); dtype auto: float16 on CUDA (OWLv2 is stable in half precision), else
