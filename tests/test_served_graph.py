@@ -98,7 +98,9 @@ localizer = ["max_steps", "text_options"]
                 log.flush()
                 raise RuntimeError(f"langgraph dev did not start: {Path(log.name).read_text()[-3000:]}")
             time.sleep(0.5)
-        yield langgraph_sdk.get_sync_client(url=url)
+        client = langgraph_sdk.get_sync_client(url=url)
+        client.log_path = Path(log.name)  # for the test that reads what the server printed
+        yield client
     finally:
         process.terminate()
         try:
@@ -248,3 +250,16 @@ def test_interleaved_clients_each_get_their_own_settings(server, vlms):
         assert ask(server, None, image=image)["answer"] == "It says GATE 42."
     finally:
         operator.script = vlm_script
+
+
+def test_the_server_release_is_supported(server):
+    """langgraph-api 0.4.x printed at start that it is End of Life (no security fixes): the dev extra
+    pins a release the server does not call unsupported."""
+    import importlib.metadata
+
+    from packaging.version import Version
+
+    assert Version(importlib.metadata.version("langgraph-api")) >= Version("0.16.7")
+    printed = server.log_path.read_text(errors="replace")
+    assert "langgraph_api_version" in printed  # the server's own start-up lines are there to read
+    assert "end of life" not in printed.lower() and "end-of-life" not in printed.lower()
