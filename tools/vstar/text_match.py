@@ -11,6 +11,8 @@ import re
 import unicodedata
 from typing import Sequence
 
+from rapidfuzz.distance import Levenshtein
+
 from lookcloser.types import Detection
 
 __all__ = ["edit_distance", "match_score", "normalise", "quoted_text", "rank_lines"]
@@ -43,13 +45,8 @@ def normalise(text: str) -> str:
 
 
 def edit_distance(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
+    """Levenshtein distance (insertions, deletions, substitutions), by rapidfuzz."""
+    return Levenshtein.distance(a, b)
 
 
 def match_score(line: str, query: str) -> float:
