@@ -1,7 +1,7 @@
 """Can a cheap look rule out small text? The floor under the V* read-all search's time.
 
-The PP-OCRv4 detector needs a native-scale look to see 10-35 px text, and that one look over the
-whole photo already costs ~0.53x of tiling OCR's detector pixels. The search can only go lower
+The PP-OCRv4 detector (the numbers in docs/vstar.md were measured with it; the text cue now runs
+PP-OCRv6 small) needs a native-scale look to see 10-35 px text, and that one look over the whole photo already costs ~0.53x of tiling OCR's detector pixels. The search can only go lower
 if something cheaper tells it where small text can NOT be. This script measures candidate cues
 on every labelled string of both splits of benchmarks/text_search.py:
 
@@ -56,6 +56,9 @@ def run_scaled(model, rgb: np.ndarray, scale: float) -> np.ndarray:
     """Model output on the photo scaled by `scale` (sides multiples of 32), row bands of <= 1 MP."""
     import cv2
 
+    from lookcloser.tools.vstar.ppocr import detector_normalisation
+
+    mean, std = (np.asarray(v, dtype=np.float32) for v in detector_normalisation())
     height, width = rgb.shape[:2]
     w, h = max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32)
     small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
@@ -63,7 +66,7 @@ def run_scaled(model, rgb: np.ndarray, scale: float) -> np.ndarray:
     rows = []
     for y in range(0, h, band):  # bands overlap by 32 px of context, then trimmed
         y0, y1 = max(0, y - 32), min(h, y + band + 32)
-        chunk = ((small[y0:y1, :, ::-1].astype(np.float32) / 255 - 0.5) / 0.5).transpose(2, 0, 1)[None]
+        chunk = ((small[y0:y1, :, ::-1].astype(np.float32) / 255 - mean) / std).transpose(2, 0, 1)[None]  # as TextCue
         rows.append(model(np.ascontiguousarray(chunk))[0, 0][y - y0:y - y0 + min(band, h - y)])
     return np.concatenate(rows, axis=0)
 

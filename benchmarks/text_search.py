@@ -18,11 +18,12 @@ when input sizes differ.
     .venv/bin/python benchmarks/text_search.py            # whole, tiling, vstar on both splits
     .venv/bin/python benchmarks/text_search.py --strategies tiling,vstar,vstar@read_focus=false --splits untuned
     .venv/bin/python benchmarks/text_search.py --strategies vstar,vstar+tesseract,vstar+paddleocr
+    .venv/bin/python benchmarks/text_search.py --limit 4 --splits tuned   # a quick check on 4 photos
 
 A strategy `vstar@NAME=VALUE@...` is the V* search with TextCue / SearchConfig options (value as
 JSON), so variants run side by side. The `vstar+READER` strategies compare OCR readers behind the
 same V* localizer: the search finds the lines with the text cue, then READER reads each found
-line region (see docs/tools.md, "OCR experts"); plain `vstar` is the default reader (RapidOCR,
+line region (see docs/tools.md, "OCR experts"); plain `vstar` is the default reader (RapidOCR 3.x,
 sharing the cue's reads). Reader calls are added to the recognizer calls (the cue still reads
 while it searches). `vstar+paddleocr` needs the `[paddle]` extra and PaddleOCR's models.
 """
@@ -79,53 +80,53 @@ def tile_boxes(width: int, height: int, tile: int = TILE, overlap: float = OVERL
 
 
 class CountingEngine:
-    """RapidOCR's engine with its detector and recognizer calls counted. `runtime="openvino"` runs
-    the engine's own three ONNX models (detector, angle classifier, recognizer) with OpenVINO
-    instead of onnxruntime: same pipeline, same files, to show what the runtime alone changes."""
+    """RapidOCR's engine, set up as the `rapidocr` tool sets it up (bundled PP-OCRv6 small models, the
+    text cue's detector normalisation, no angle classifier), with its detector and recognizer calls
+    counted. `runtime="openvino"` runs the same ONNX files with OpenVINO instead of onnxruntime: same
+    pipeline, same files, to show what the runtime alone changes."""
 
     def __init__(self, runtime: str = "onnxruntime") -> None:
-        from rapidocr_onnxruntime import RapidOCR
+        from rapidocr import RapidOCR
 
-        self.engine = RapidOCR()
+        from lookcloser.tools.rapidocr import engine_params
+
+        self.engine = RapidOCR(params=engine_params({}))
+        det, rec = self.engine._load_det_model(), self.engine._load_rec_model()  # loaded now, then wrapped
         if runtime != "onnxruntime":
-            _swap_runtime(self.engine, runtime)
+            _swap_runtime(det, rec, runtime)
         self.detector_calls = 0
         self.detector_pixels = 0
         self.recognizer_calls = 0
-        det, rec = self.engine.text_det, self.engine.text_rec
-        infer = det.infer
+        infer = det.session
 
         def counted_infer(tensor):
             self.detector_pixels += int(tensor.shape[-1]) * int(tensor.shape[-2])
             return infer(tensor)
 
-        det.infer = counted_infer
+        det.session = counted_infer
 
         def counted_det(img):
             self.detector_calls += 1
             return det(img)
 
-        def counted_rec(imgs, *args, **kwargs):
-            self.recognizer_calls += len(imgs) if isinstance(imgs, list) else 1
-            return rec(imgs, *args, **kwargs)
+        def counted_rec(rec_input):
+            self.recognizer_calls += len(rec_input.img) if isinstance(rec_input.img, list) else 1
+            return rec(rec_input)
 
         self.engine.text_det = counted_det
         self.engine.text_rec = counted_rec
 
     def read(self, rgb: np.ndarray) -> list[str]:
-        result, _ = self.engine(np.ascontiguousarray(rgb[:, :, ::-1]))
-        return [text for _box, text, _score in (result or [])]
+        result = self.engine(np.ascontiguousarray(rgb[:, :, ::-1]))
+        return list(getattr(result, "txts", None) or [])
 
 
-def _swap_runtime(engine, runtime: str) -> None:
+def _swap_runtime(det, rec, runtime: str) -> None:
     from lookcloser.tools.vstar.ocr_runtime import load_model
-    from lookcloser.tools.vstar.text_cue import default_threads, detector_path, rapidocr_dir, recognizer_path
+    from lookcloser.tools.vstar.text_cue import default_threads, detector_path, recognizer_path
 
-    classifier = rapidocr_dir() / "models" / "ch_ppocr_mobile_v2.0_cls_infer.onnx"
-    for part, attribute, path in ((engine.text_det, "infer", detector_path()), (engine.text_cls, "infer", classifier),
-                                  (engine.text_rec, "session", recognizer_path())):
-        model = load_model(str(path), runtime, default_threads())
-        setattr(part, attribute, lambda batch, model=model: [model(batch)])
+    for part, path in ((det, detector_path()), (rec, recognizer_path())):
+        part.session = load_model(str(path), runtime, default_threads())  # called as session(batch) -> output
 
 
 class CountingReader:
@@ -341,6 +342,8 @@ def main() -> int:
     parser.add_argument("--splits", default="tuned,untuned")
     parser.add_argument("--strategies", default="whole,tiling,vstar")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--limit", type=int, default=0,
+                        help="only the first N photos of each split (a quick check, not the benchmark)")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
@@ -362,6 +365,10 @@ def main() -> int:
         if loaded is None:
             print(f"note: no data for split '{split}' under {args.data_root}; skipped", file=sys.stderr)
             continue
+        if args.limit > 0:
+            items, base = loaded
+            photos = list(dict.fromkeys(item["image"] for item in items))[:args.limit]
+            loaded = [item for item in items if item["image"] in photos], base
         splits[split] = loaded
     if not splits:
         print(f"no benchmark data under {args.data_root}; pass --data-root", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 - object target: the V* searcher with a tiny random-weight OWLv2 cue (loaded through the real
   transformers path) and the contextual cue asked through the agent's traced VLM;
-- text target: the V* read-all search with the real PP-OCRv4 text cue on a real photo;
+- text target: the V* read-all search with the real PP-OCRv6 text cue on a real photo;
 and the local trace of those runs, read back as one tree.
 """
 

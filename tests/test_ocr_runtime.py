@@ -48,7 +48,7 @@ MAP_IOU = 0.9
 
 
 def _lines(output) -> list[tuple[str, Box]]:
-    return [(normalise(d.text), d.box) for d in output.detections if normalise(d.text)]
+    return [(normalise(d.text), d.box) for d in output.detections if d.text and normalise(d.text)]
 
 
 def test_unknown_runtime_names_the_choices():

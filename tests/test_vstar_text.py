@@ -1,4 +1,4 @@
-"""The real `text` cue (PP-OCRv4 detector map + recognizer) and the read-all helpers."""
+"""The real `text` cue (PP-OCRv6 small detector map + recognizer) and the read-all helpers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from lookcloser.tools.vstar.text_match import match_score, normalise, quoted_tex
 from lookcloser.types import Box, Detection
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-TAXI_BOX = Box(x1=536, y1=643, x2=564, y2=657)  # read by eye; whole-image OCR reads 'IXYL'
+TAXI_BOX = Box(x1=536, y1=643, x2=564, y2=657)  # read by eye
 
 
 def test_quoted_text_and_matching():
@@ -71,14 +71,16 @@ def test_text_cue_reads_synthetic_text_and_counts_calls(cue):
 
 @pytest.mark.slow
 def test_vstar_reads_small_text_that_whole_image_ocr_misses(cue):
-    from rapidocr_onnxruntime import RapidOCR
-
+    from lookcloser.tools.rapidocr import RapidOCRTool
     from lookcloser.tools.vstar.localizer import VStarLocalizer
     from lookcloser.types import Target
 
-    image = Image.open(EXAMPLES / "instrument.webp").convert("RGB")
-    whole, _ = RapidOCR()(np.asarray(image)[:, :, ::-1])
-    whole_texts = [normalise(t) for _, t, _ in (whole or [])]
+    # the street photo in the top-left quarter of a 3360 x 1752 frame: PP-OCRv6 reads "TAXI" in the photo
+    # alone in one whole-image pass, not once the engine shrinks the larger frame to 2000 px
+    photo = Image.open(EXAMPLES / "instrument.webp").convert("RGB")
+    image = Image.new("RGB", (photo.width * 2, photo.height * 2), (128, 128, 128))
+    image.paste(photo, (0, 0))
+    whole_texts = [normalise(line.text) for line in RapidOCRTool().read(image)]
     assert not any("taxi" in t for t in whole_texts)  # the gap the search closes
 
     localizer = VStarLocalizer(text_cue=cue)
@@ -89,3 +91,58 @@ def test_vstar_reads_small_text_that_whole_image_ocr_misses(cue):
     search = first.search
     assert search["mode"] == "read_all" and search["cue_calls"] <= 12 and search["match"] == 1.0
     assert all(f.search["steps"] == search["steps"] for f in findings)
+
+
+VENDING_URL_BOX = Box(x1=2119, y1=904, x2=2174, y2=917)  # "WWW.TVR.BY", 13 px high (read by eye)
+
+
+@pytest.mark.slow
+def test_find_reads_the_small_url_on_the_vending_machine(tmp_path):
+    """`lookcloser find examples/vending_machine.jpg text --json`: the read-all search with the bundled
+    PP-OCRv6 models reads the 13-px "WWW.TVR.BY" on the 2250 x 1500 photo, where it is."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from lookcloser.cli import app
+    from lookcloser.tools.vstar.text_match import edit_distance
+
+    result = CliRunner().invoke(app, ["find", str(EXAMPLES / "vending_machine.jpg"), "text", "--json",
+                                      "--trace-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    findings = json.loads(result.stdout[result.stdout.index("{"):])["findings"]
+    assert findings and all(f["tool"] == "vstar" and f["kind"] == "text" for f in findings)  # read-all search
+    url = [f for f in findings if f["text"] and edit_distance(normalise(f["text"]), "wwwtvrby") <= 1]
+    assert url, [f["text"] for f in findings]
+    assert url[0]["status"] == "found" and Box.from_list(url[0]["box"]).iou(VENDING_URL_BOX) > 0.5
+
+
+@pytest.mark.slow
+def test_text_cue_map_and_reads_match_rapidocrs_own_pipeline():
+    """The cue runs the detector itself (it needs the map) but must see what RapidOCR's engine sees, set up
+    as the `rapidocr` tool sets it up: the same map for the same input, and the same lines read."""
+    from rapidocr import RapidOCR
+
+    from lookcloser.tools.rapidocr import engine_params
+    from lookcloser.tools.vstar.text_match import edit_distance
+
+    patch = Image.open(EXAMPLES / "vending_machine.jpg").convert("RGB").crop((1200, 600, 2224, 1368))
+    bgr = np.ascontiguousarray(np.asarray(patch)[:, :, ::-1])
+    engine = RapidOCR(params=engine_params({}))
+    detector = engine._load_det_model()
+    tensor = detector.get_preprocess()(bgr)  # 1024 x 768: the engine's own input size, which is also the cue's
+    reference = detector.session(tensor)[0, 0]
+    cue = TextCue()
+    prob, size = cue.probability_map(np.asarray(patch))
+    assert size == (tensor.shape[3], tensor.shape[2])
+    ours, theirs = prob > 0.3, reference > 0.3
+    assert theirs.sum() > 1000 and (ours & theirs).sum() / (ours | theirs).sum() >= 0.99
+    result = engine(bgr)
+    read = [(normalise(d.text), d.box) for d in cue(patch, "text").detections if d.text and d.score >= 0.5]
+    assert len(result.txts) >= 5
+    for text, points in zip(result.txts, result.boxes):
+        box = Box(x1=float(points[:, 0].min()), y1=float(points[:, 1].min()), x2=float(points[:, 0].max()),
+                  y2=float(points[:, 1].max()))
+        same_place = [other for other, other_box in read if box.iou(other_box) >= 0.5]
+        assert same_place, f"the cue read nothing where RapidOCR read {text!r}"
+        assert min(edit_distance(normalise(text), other) for other in same_place) <= max(1, len(text) // 5)

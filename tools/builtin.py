@@ -86,12 +86,12 @@ def _vstar_options() -> Any:
 
 
 _OCR_EXTRA = "pip install 'lookcloser[ocr]'"
-_RAPIDOCR = (Package("rapidocr_onnxruntime", _OCR_EXTRA), Package("onnxruntime", _OCR_EXTRA))
+_RAPIDOCR = (Package("rapidocr", _OCR_EXTRA), Package("onnxruntime", _OCR_EXTRA))
 
 INFO = {
     ("ocr", "rapidocr"): ToolInfo(
-        "RapidOCR, ONNX", "PP-OCRv4, bundled",
-        options=lambda: None, requires=_RAPIDOCR),  # engine options pass on to rapidocr_onnxruntime.RapidOCR
+        "RapidOCR 3.x, ONNX", "PP-OCRv6 small, bundled",
+        options=lambda: None, requires=_RAPIDOCR),  # engine options pass on to rapidocr.RapidOCR (tools/rapidocr.py)
     ("ocr", "tesseract"): ToolInfo(
         "tesseract binary", None, options=_options("lookcloser.tools.tesseract", "TesseractOCR"),
         requires=(Binary("tesseract", "apt-get install tesseract-ocr", option="binary"),)),
@@ -104,7 +104,7 @@ INFO = {
         "one pass of the ocr / detector", None,
         options=_options("lookcloser.tools.whole_image", "WholeImageLocalizer")),
     ("localizer", "vstar"): ToolInfo(
-        "V* search: PP-OCRv4 + OWLv2 cues", OWLV2_MODEL, options=_vstar_options,
+        "V* search: PP-OCRv6 + OWLv2 cues", OWLV2_MODEL, options=_vstar_options,
         requires=(*(Package(p.module, p.install, "text targets") for p in _RAPIDOCR),
                   Weights(OWLV2_MODEL, needed_for="object targets with the owlv2 cue",
                           when=lambda options: options.get("cue", "owlv2") == "owlv2"))),

@@ -15,7 +15,7 @@ from typing import Any
 
 __all__ = ["collect_settings", "prompt_hashes"]
 
-PACKAGES = ("lookcloser", "torch", "transformers", "langgraph", "langchain-core", "rapidocr-onnxruntime",
+PACKAGES = ("lookcloser", "torch", "transformers", "langgraph", "langchain-core", "rapidocr",
             "onnxruntime", "openai", "ray", "datasets")
 
 

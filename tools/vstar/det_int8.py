@@ -1,15 +1,15 @@
-"""An int8 copy of PP-OCRv4's text detector, built on this machine from the wheel's own ONNX file.
+"""An int8 copy of the PP-OCR text detector, built on this machine from the wheel's own ONNX file.
 
 Why: the detector is most of the read-all search's cost. Static int8 quantisation (onnxruntime's
 QOperator format, per-channel weights) runs its convolutions through int8 kernels. Nothing is
-downloaded and no model is shipped: the copy is made once from `ch_PP-OCRv4_det_infer.onnx` in
-the installed `rapidocr-onnxruntime` wheel (Apache-2.0) and cached under the user's cache folder
+downloaded and no model is shipped: the copy is made once from `PP-OCRv6_det_small.onnx` in
+the installed `rapidocr` 3.x wheel (Apache-2.0) and cached under the user's cache folder
 (`$LOOKCLOSER_CACHE`, else `$XDG_CACHE_HOME/lookcloser`, else `~/.cache/lookcloser`), keyed by
 the source file's hash and this recipe's version.
 
 Recipe (what keeps small text detected): the model is converted to opset 13 (per-channel
-quantisation needs it); the DB head (the last concat, its conv and the two transposed convs that
-make the probability map) and the first conv stay float; activations are calibrated (min-max) on
+quantisation needs it); the DB head (from the last concat on: its conv and the two transposed convs
+that make the probability map) and the first conv stay float; activations are calibrated (min-max) on
 synthetic text images made here with a fixed seed -- printed words at 10-60 px on smooth and
 textured backgrounds -- so calibration needs no data set. Needs the `onnx` package (the `[ocr-int8]` extra).
 """
@@ -28,7 +28,7 @@ from lookcloser.errors import ModelLoadError
 
 __all__ = ["RECIPE_VERSION", "cache_dir", "calibration_images", "quantized_detector"]
 
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"  # 2: the DB head found as the last Concat (PP-OCRv6)
 _LOCK = threading.Lock()
 _WORDS = ("EXIT", "OPEN", "Parking", "Cafe", "STAND-BY", "+1 800 451", "www.example.com", "Straße 12",
           "TICKETS", "No Entry", "Bus 42", "Pharmacy", "Hotel", "SALE 50%", "Apotheke", "ENTRANCE")
@@ -69,14 +69,17 @@ def calibration_images(count: int = 12, side: int = 640, seed: int = 0) -> list[
 
 
 def _tensor(bgr: np.ndarray) -> np.ndarray:
-    """RapidOCR's detector preprocessing (the same as TextCue's)."""
-    return ((bgr.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
+    """The detector's preprocessing (the same as TextCue's: `ppocr.detector_normalisation`)."""
+    from lookcloser.tools.vstar.ppocr import detector_normalisation
+
+    mean, std = (np.asarray(v, dtype=np.float32) for v in detector_normalisation())
+    return ((bgr.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1)[None]
 
 
 def quantized_detector(source: Path) -> Path:
     """The cached int8 model for the float detector at `source`, built on first use (~10-30 s)."""
     digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16]
-    target = cache_dir() / f"ppocrv4_det_int8_{digest}_r{RECIPE_VERSION}.onnx"
+    target = cache_dir() / f"ppocr_det_int8_{digest}_r{RECIPE_VERSION}.onnx"
     if target.exists():
         return target
     with _LOCK:
@@ -109,7 +112,8 @@ def _build(source: Path, target: Path) -> None:
         onnx.save(version_converter.convert_version(model, 13), str(opset13))
         quant_pre_process(str(opset13), str(prepared), skip_symbolic_shape=True)
         nodes = list(onnx.load(str(prepared)).graph.node)
-        head = next(i for i, node in enumerate(nodes) if node.op_type == "Concat")  # the DB head starts here
+        # the DB head starts at the last Concat (the neck joins its scales there; v6's backbone has one early too)
+        head = max(i for i, node in enumerate(nodes) if node.op_type == "Concat")
         keep_float = [nodes[0].name] + [node.name for node in nodes[head:]]
         partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # same folder: os.replace is atomic
         quantize_static(str(prepared), str(partial), Reader(model.graph.input[0].name),

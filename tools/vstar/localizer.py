@@ -2,7 +2,7 @@
 
 Text targets run the read-all search with the `text` cue and return one Finding per line read
 (lines matching quoted text first, the text in `Finding.text`). The search finds where text is;
-the configured `ocr` reader reads it: the default `rapidocr` runs the same PP-OCRv4 models the cue
+the configured `ocr` reader reads it: the default `rapidocr` runs the same PP-OCRv6 models the cue
 already ran, so the cue's reads are kept (nothing read twice; tool "vstar"); any other reader
 (tesseract, paddleocr, an instance) reads each found line region again, cropped with a margin and
 enlarged, and its text replaces the cue's (tool "vstar+READER"). `Finding.search["reader"]` records
@@ -106,7 +106,7 @@ class VStarLocalizer:
                 except ModelLoadError:
                     raise
                 except (ImportError, OSError, RuntimeError) as exc:
-                    raise ModelLoadError(f"could not load the V* text cue (PP-OCRv4 via onnxruntime): {exc}") from exc
+                    raise ModelLoadError(f"could not load the V* text cue (PP-OCRv6 via onnxruntime): {exc}") from exc
             return self._text_cue
 
     def object_cue(self) -> CueModel:
@@ -278,7 +278,7 @@ def _inner(tool: Any) -> Any:
 
 def shares_cue(reader: Any) -> bool:
     """True for the default reader: a RapidOCRTool with its bundled models (no engine options),
-    which are the PP-OCRv4 models the text cue already ran on every patch."""
+    which are the PP-OCRv6 models the text cue already ran on every patch."""
     from lookcloser.tools.rapidocr import RapidOCRTool
 
     inner = _inner(reader)

@@ -1,7 +1,8 @@
 """Which library runs the PP-OCR ONNX models of the text cue: onnxruntime or OpenVINO.
 
 Both run the same float ONNX files from the rapidocr wheel and give the same maps and reads
-(measured: detector max abs difference 1.4e-5, recognizer reads identical on real crops).
+(measured with PP-OCRv6 small: detector max abs difference 2.4e-5 on an 800x500 photo patch, the
+same reads; OpenVINO is held to float32, see `_openvino`).
 onnxruntime is the default: it is what the wheel runs, and with its per-shape memory patterns
 turned off (a search feeds many input shapes; the cached patterns cost ~130 MB of peak RSS over
 six photos for ~5 % time) it stays below tiling OCR's peak memory. OpenVINO (`[ocr-openvino]`
@@ -42,7 +43,7 @@ def load_model(path: str, runtime: str, threads: int) -> Model:
     """The ONNX model at `path` compiled for the CPU by `runtime`, using `threads` threads."""
     check_runtime(runtime)
     if not Path(path).exists():
-        raise ModelLoadError(f"ONNX model not found at {path}; reinstall rapidocr-onnxruntime==1.4.4")
+        raise ModelLoadError(f"ONNX model not found at {path}; reinstall rapidocr==3.10.0 (the [ocr] extra)")
     return _openvino(path, threads) if runtime == "openvino" else _onnxruntime(path, threads)
 
 
@@ -71,9 +72,12 @@ def _openvino(path: str, threads: int) -> Model:
             "the text cue's runtime=openvino needs OpenVINO: pip install 'lookcloser[ocr-openvino]' "
             "(or set the text cue option runtime=onnxruntime, the default)"
         ) from exc
-    # LATENCY: one request uses all `threads` (THROUGHPUT splits them into streams: slower per call)
+    # LATENCY: one request uses all `threads` (THROUGHPUT splits them into streams: slower per call).
+    # f32: on CPUs with bf16 units OpenVINO would otherwise run the float model in bf16 (measured with
+    # PP-OCRv6 on an avx512_bf16 CPU: a line read "JNTPAHCHY" there and "TPAHCY" on onnxruntime).
     compiled = openvino.Core().compile_model(
-        path, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads)})
+        path, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads),
+                      "INFERENCE_PRECISION_HINT": "f32"})
     output = compiled.output(0)
     local = threading.local()  # an infer request serves one call at a time: one per thread
 

@@ -1,17 +1,20 @@
-"""The `text` cue model: PP-OCRv4's text detector as the heatmap, its recognizer as the confidence.
+"""The `text` cue model: PP-OCRv6 small's text detector as the heatmap, its recognizer as the confidence.
 
-We run the detector ONNX model that ships inside `rapidocr-onnxruntime==1.4.4` directly (with
-onnxruntime, or OpenVINO: `ocr_runtime`), because RapidOCR's engine only returns boxes and we need the per-pixel text
-probability map (the heatmap the search follows). Boxes come from RapidOCR's own DB
+We run the detector ONNX model that ships inside the `rapidocr` 3.x wheel directly (with
+onnxruntime, or OpenVINO: `ocr_runtime`), because RapidOCR's engine only returns boxes and we need the
+per-pixel text probability map (the heatmap the search follows). Boxes come from RapidOCR's own DB
 post-processing on that map. Each box is cut from the patch at FULL resolution (the patch is a
 crop of the original image; only the detector sees it resized) and read by RapidOCR's
-recognizer; a detection's confidence is the recognizer's confidence.
+recognizer; a detection's confidence is the recognizer's confidence. `ppocr` holds the model
+files and the engine's pieces (normalisation, post-processing parameters, recognizer).
 
-Preprocessing follows RapidOCR: BGR channel order, (x / 255 - 0.5) / 0.5, both sides a multiple
-of 32. The detector input size is ours (`detector_input_size`): a patch of at most
-`native_max_pixels` is seen at native resolution (small ones enlarged to `det_side`, at most
-`max_upscale` times), because PP-OCRv4's map misses small text in downscaled photos; a larger
-patch gets a cheap coarse look with its longer side scaled to `det_side`.
+Preprocessing follows RapidOCR: BGR channel order, (x / 255 - mean) / std, both sides a multiple of
+32; mean and std are PaddleOCR's (ImageNet), which the `rapidocr` tool also passes to its engine
+(`ppocr.DETECTOR_MEAN`: RapidOCR's default 0.5 / 0.5 makes the v6 detector see text in blank areas). The detector input size is ours (`detector_input_size`): a patch
+of at most `native_max_pixels` is seen at native resolution (small ones enlarged to `det_side`, at
+most `max_upscale` times), because the detector's map misses small text in downscaled photos
+(measured with PP-OCRv4, where the constants were fitted); a larger patch gets a cheap coarse look
+with its longer side scaled to `det_side`.
 
 A detector input larger than `max_input_pixels` is run in overlapping chunks whose maps are
 stitched (each chunk's border is context only), so a native look at a 4-MP patch costs the
@@ -26,19 +29,20 @@ import functools
 import math
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from lookcloser.errors import ModelLoadError
 from lookcloser.geometry import box_iou_batch
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput
 from lookcloser.tools.vstar.ocr_runtime import check_runtime, load_model
+from lookcloser.tools.vstar.ppocr import (db_postprocess, detector_normalisation, detector_path, rapidocr_dir,
+                                          recognizer, recognizer_path)
 from lookcloser.types import Box, Detection
 
-__all__ = ["TEXT_CALIBRATION", "TextCue", "chunk_grid", "crop_quad", "detector_input_size", "max_pool"]
+__all__ = ["TEXT_CALIBRATION", "TextCue", "chunk_grid", "crop_quad", "detector_input_size", "detector_path", "max_pool",
+           "rapidocr_dir", "recognizer_path"]
 
 #: Context (detector-input px) each stitched chunk sees beyond the part of the map it supplies.
 CHUNK_MARGIN = 32
@@ -60,26 +64,9 @@ def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def rapidocr_dir() -> Path:
-    try:
-        import rapidocr_onnxruntime
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ModelLoadError(
-            "the text cue needs rapidocr-onnxruntime==1.4.4 (pip install 'lookcloser[ocr]')"
-        ) from exc
-    return Path(rapidocr_onnxruntime.__file__).resolve().parent
-
-
-def detector_path() -> Path:
-    path = rapidocr_dir() / "models" / "ch_PP-OCRv4_det_infer.onnx"
-    if not path.exists():
-        raise ModelLoadError(f"PP-OCRv4 detector model not found at {path}; reinstall rapidocr-onnxruntime==1.4.4")
-    return path
-
-
 def detector_model(threads: int, quantized: bool = False, runtime: str = "onnxruntime"):
-    """The PP-OCRv4 detector (cached per process by `ocr_runtime.load_model`); `quantized` is the
-    int8 model built from the wheel's own ONNX file (`det_int8.quantized_detector`)."""
+    """The PP-OCRv6 small detector (cached per process by `ocr_runtime.load_model`); `quantized` is
+    the int8 model built from the wheel's own ONNX file (`det_int8.quantized_detector`)."""
     if quantized:
         from lookcloser.tools.vstar.det_int8 import quantized_detector
 
@@ -87,39 +74,6 @@ def detector_model(threads: int, quantized: bool = False, runtime: str = "onnxru
     else:
         path = detector_path()
     return load_model(str(path), runtime, threads)
-
-
-def recognizer_path() -> Path:
-    path = rapidocr_dir() / "models" / "ch_PP-OCRv4_rec_infer.onnx"
-    if not path.exists():
-        raise ModelLoadError(f"PP-OCRv4 recognizer model not found at {path}; reinstall rapidocr-onnxruntime==1.4.4")
-    return path
-
-
-@functools.lru_cache(maxsize=4)
-def recognizer(threads: int, runtime: str = "onnxruntime"):
-    """RapidOCR's TextRecognizer (PP-OCRv4 rec, its own preprocessing and CTC decoding), cached.
-    The session RapidOCR builds (it reads the character list from the model's metadata) is then
-    swapped for `ocr_runtime.load_model`'s: same file, the runtime and memory settings of the cue."""
-    from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
-
-    path = recognizer_path()
-    config = {
-        "model_path": str(path), "use_cuda": False, "use_dml": False, "rec_batch_num": 6,
-        "rec_img_shape": [3, 48, 320], "intra_op_num_threads": threads, "inter_op_num_threads": 1,
-    }
-    engine = TextRecognizer(config)
-    model = load_model(str(path), runtime, threads)
-    engine.session = lambda batch: [model(batch)]  # TextRecognizer calls session(batch)[0]
-    return engine
-
-
-def _db_postprocess():
-    from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
-
-    # RapidOCR 1.4.4's defaults (config.yaml, Det section)
-    return DBPostProcess(thresh=0.3, box_thresh=0.5, max_candidates=1000, unclip_ratio=1.6,
-                         score_mode="fast", use_dilation=True)
 
 
 def detector_input_size(width: int, height: int, det_side: int, max_upscale: float,
@@ -196,13 +150,13 @@ def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
 
 
 class TextCue:
-    """Cue model for text: heatmap = PP-OCRv4 text probability map, detections = lines read
+    """Cue model for text: heatmap = PP-OCRv6 small's text probability map, detections = lines read
     (the text in `Detection.text`).
 
     det_side: longer side of the detector input for a coarse look (px), and the size small
         patches are enlarged to. max_upscale: cap on enlarging small patches.
     native_max_pixels: patches up to this many pixels are seen at native resolution (or enlarged);
-        larger ones get a coarse det_side look. Measured on ../shared/data/text_dev: PP-OCRv4's map
+        larger ones get a coarse det_side look. Measured on ../shared/data/text_dev with PP-OCRv4: its map
         for 13-35 px text in these photos is ~0 at scales 0.4-0.9 and ~1 at >= 1.0, so only a
         native-resolution look can tell that a region holds no small text. Default 2048 x 2048
         (one 2250x1500 photo in one look: 4 detector chunks of <= max_input_pixels).
@@ -252,7 +206,11 @@ class TextCue:
         self.recognizer_calls = 0
         self.reused_reads = 0
         self._lock = threading.Lock()
-        self._post = _db_postprocess()
+        self._post = db_postprocess()
+        mean, std = detector_normalisation()
+        # x * scale + shift == (x / 255 - mean) / std per channel of the BGR input (RapidOCR's DetPreProcess)
+        self._scale = np.asarray([1 / (255.0 * s) for s in std], dtype=np.float32)
+        self._shift = np.asarray([-m / s for m, s in zip(mean, std)], dtype=np.float32)
         # load both models now: a missing model is a clear error at construction, not mid-search
         self.runtime = check_runtime(runtime)
         self._detector = detector_model(self.threads, self.quantized, self.runtime)
@@ -284,7 +242,7 @@ class TextCue:
                 self.detector_calls += 1
                 self.detector_pixels += (x2 - x1) * (y2 - y1)
             # normalised per chunk: a float copy of the whole input would cost 12 bytes per pixel
-            chunk = np.ascontiguousarray(((resized[y1:y2, x1:x2, ::-1].astype(np.float32) / 255.0 - 0.5) / 0.5)
+            chunk = np.ascontiguousarray((resized[y1:y2, x1:x2, ::-1] * self._scale + self._shift)
                                          .transpose(2, 0, 1)[None])
             output = self._detector(chunk)[0, 0]
             prob[cy1:cy2, cx1:cx2] = output[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
@@ -295,8 +253,10 @@ class TextCue:
             return []
         with self._lock:
             self.recognizer_calls += len(crops)
-        results, _ = self._recognizer(crops)
-        return [(str(text), float(score)) for text, score, *_ in results]
+        from rapidocr.ch_ppocr_rec import TextRecInput
+
+        output = self._recognizer(TextRecInput(img=crops))
+        return [(str(text), float(score)) for text, score in zip(output.txts, output.scores)]
 
     def __call__(self, patch: Image.Image, phrase: str, known: list[Detection] | None = None) -> CueOutput:
         """Map, boxes and reads for one patch. `known`: lines already read legibly (patch pixels);

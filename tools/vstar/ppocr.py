@@ -1,0 +1,124 @@
+"""The PP-OCR models the text cue runs, and RapidOCR 3.x's own pieces around them.
+
+The `rapidocr` wheel (3.x, the `[ocr]` extra) ships PP-OCRv6 small (detector and recognizer) and the
+v2.0 angle classifier inside its package folder, so nothing is downloaded. The text cue runs the
+detector itself because it needs the probability map, but takes everything else from the engine's
+own code and `config.yaml` (Det and Rec sections): the DB post-processing parameters and the
+recognizer (its resize and normalisation, the character list embedded in the ONNX file's metadata,
+CTC decoding). So the cue's maps and reads are RapidOCR's for the same input and settings.
+
+One setting differs from RapidOCR's config, in the cue and in the `rapidocr` tool alike: the
+detector's input normalisation. RapidOCR normalises with mean = std = 0.5; PaddleOCR's own
+inference config for its PP-OCR detectors uses the ImageNet mean/std (`DETECTOR_MEAN`,
+`DETECTOR_STD`), the statistics the detector was trained with. With 0.5 the v6 detector marks flat
+saturated areas as text (a blank white 1024x768 input: peak 0.42-0.58, 17% of it above the DB
+threshold 0.3, in a 4-px lattice); with the ImageNet values its peak there is 0.001. Both the cue
+and the tool pass the same values to the same code, so their maps stay identical.
+
+Only these files ship: the older PP-OCRv4 models are a download in 3.x, so there is no model
+choice here (downloads fail offline).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.metadata
+import logging
+from pathlib import Path
+from typing import Any
+
+from lookcloser.errors import ModelLoadError
+
+__all__ = ["CLASSIFIER_FILE", "DETECTOR_FILE", "RECOGNIZER_FILE", "classifier_path", "db_postprocess",
+           "DETECTOR_MEAN", "DETECTOR_STD", "detector_normalisation", "detector_path", "engine_config", "rapidocr_dir", "recognizer",
+           "recognizer_path"]
+
+DETECTOR_FILE = "PP-OCRv6_det_small.onnx"
+RECOGNIZER_FILE = "PP-OCRv6_rec_small.onnx"
+CLASSIFIER_FILE = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"  # RapidOCR's angle classifier (the tool uses it)
+#: The detector's input normalisation, per channel of x / 255 (PaddleOCR's inference config; see above).
+DETECTOR_MEAN = (0.485, 0.456, 0.406)
+DETECTOR_STD = (0.229, 0.224, 0.225)
+REQUIRED = "rapidocr 3.x (pip install 'lookcloser[ocr]', which pins rapidocr==3.10.0)"
+
+
+def rapidocr_dir() -> Path:
+    """The installed rapidocr 3.x package folder (its `models/` holds the bundled ONNX files)."""
+    try:
+        import rapidocr
+    except ImportError as exc:
+        raise ModelLoadError(f"the PP-OCR text models need {REQUIRED}") from exc
+    version = importlib.metadata.version("rapidocr")
+    if not version.startswith("3."):
+        raise ModelLoadError(f"rapidocr {version} is installed; the PP-OCRv6 models ship only with {REQUIRED}")
+    return Path(rapidocr.__file__).resolve().parent
+
+
+def _model(name: str) -> Path:
+    path = rapidocr_dir() / "models" / name
+    if not path.is_file():
+        raise ModelLoadError(f"{name} not found at {path}: the rapidocr 3.x wheel ships it; reinstall "
+                             "it with pip install --force-reinstall 'rapidocr==3.10.0'")
+    return path
+
+
+def detector_path() -> Path:
+    return _model(DETECTOR_FILE)
+
+
+def recognizer_path() -> Path:
+    return _model(RECOGNIZER_FILE)
+
+
+def classifier_path() -> Path:
+    return _model(CLASSIFIER_FILE)
+
+
+@functools.lru_cache(maxsize=1)
+def engine_config() -> Any:
+    """RapidOCR's own default configuration (its config.yaml as the engine loads it). Its logger is
+    set to warnings: at its default (info) it prints every model path it loads."""
+    rapidocr_dir()
+    from rapidocr.main import DEFAULT_CFG_PATH
+    from rapidocr.utils.parse_parameters import ParseParams
+
+    logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+    return ParseParams.load(DEFAULT_CFG_PATH)
+
+
+def detector_normalisation() -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel of the detector's input on x / 255, in the order the engine applies
+    them (to BGR pixels, as PaddleOCR and RapidOCR both do)."""
+    return DETECTOR_MEAN, DETECTOR_STD
+
+
+def db_postprocess():
+    """RapidOCR's DB post-processing with the engine's defaults (thresh, box_thresh, unclip_ratio, ...)."""
+    from rapidocr.ch_ppocr_det.utils import DBPostProcess
+
+    det = engine_config().Det
+    return DBPostProcess(thresh=det.thresh, box_thresh=det.box_thresh, max_candidates=det.max_candidates,
+                         unclip_ratio=det.unclip_ratio, score_mode=det.score_mode, use_dilation=det.use_dilation)
+
+
+@functools.lru_cache(maxsize=4)
+def recognizer(threads: int, runtime: str = "onnxruntime"):
+    """RapidOCR's TextRecognizer for the bundled recognizer (its own preprocessing, character list and
+    CTC decoding), cached. The session RapidOCR builds (it reads the character list from the model's
+    metadata) is then swapped for `ocr_runtime.load_model`'s: same file, the cue's runtime and memory
+    settings. Call it with `rapidocr.ch_ppocr_rec.TextRecInput(img=[BGR crops])`."""
+    from rapidocr.ch_ppocr_rec import TextRecognizer
+
+    from lookcloser.tools.vstar.ocr_runtime import load_model
+
+    config = engine_config()
+    rec = copy.deepcopy(config.Rec)  # the cached config stays the engine's defaults
+    path = recognizer_path()
+    rec.model_path = str(path)
+    rec.engine_cfg = config.EngineConfig.onnxruntime
+    rec.font_path = None
+    engine = TextRecognizer(rec)
+    model = load_model(str(path), runtime, threads)
+    engine.session = model  # TextRecognizer calls session(batch) and uses the first output
+    return engine
