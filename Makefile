@@ -17,11 +17,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 # Headless Chromium renders the HTML trace report in its test; Tesseract is the `tesseract` OCR
-# expert (Debian packages; installed when root, else their tests are skipped with the reason).
+# expert; PostgreSQL backs the durable-thread test, which starts its own server (Debian packages;
+# installed when root, else their tests are skipped with the reason).
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: chromium not installed (apt-get install chromium); its report test will be skipped"; fi; }
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "note: postgresql not installed (apt-get install postgresql); its durable-thread test will be skipped"; fi; }
 	@command -v tesseract >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq tesseract-ocr >/dev/null; \
 	  else echo "note: tesseract not installed (apt-get install tesseract-ocr); its tests will be skipped"; fi; }
