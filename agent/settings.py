@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from lookcloser.errors import SettingsError
+from lookcloser.files import MAX_SETTINGS_BYTES, read_regular
 
 __all__ = ["Settings", "load", "parse_tool_flags", "spell"]
 
@@ -118,7 +119,8 @@ def spell(spelling: str | None, role: str | None, tool: str | None, option: str,
 # ---------------------------------------------------------------------------------- the file
 def _read(path: Path) -> Settings:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_regular(path, what="--config", max_bytes=MAX_SETTINGS_BYTES, error=SettingsError)
+                            .decode("utf-8"))  # a pipe, a device or a huge file: one SettingsError
     except FileNotFoundError:
         raise SettingsError(f"--config file not found: {path}") from None
     except IsADirectoryError:
