@@ -23,7 +23,7 @@ A config file (stdlib tomllib), for `lookcloser ask` and `lookcloser find`:
 
 Flags override the file: `--vlm`, `--timeout`; `--tool ROLE=NAME` replaces the file's entry for that
 role (its options too); `--tool ROLE.OPTION=VALUE` sets one option over the file's (VALUE is read as
-a TOML value when it is one: 0.3, true, [1, 2]; else as a string). Every mistake is one
+a TOML or JSON value when it is one: 0.3, true, [1, 2], {"a": 1}; else as a string). Every mistake is one
 SettingsError line naming the file and the key. Only the stdlib is imported at module level.
 """
 
@@ -94,7 +94,7 @@ def parse_tool_flags(values: list[str] | None) -> dict[str, Any]:
             continue
         current = tools.get(role)
         entry = dict(current) if isinstance(current, dict) else ({"name": current} if isinstance(current, str) else {})
-        entry[option] = _value(text.strip())
+        entry[option] = _value(text.strip(), f"--tool {value}")
         tools[role] = entry
     return tools
 
@@ -203,9 +203,16 @@ def _check_role(role: str, where: str) -> None:
         raise SettingsError(f"{where}: unknown role '{role}'; the roles are: {', '.join(ROLES)}")
 
 
-def _value(text: str) -> Any:
-    """A flag value as TOML reads it (0.3, true, "x", [1, 2]); anything else is the string itself."""
+def _value(text: str, flag: str) -> Any:
+    """A flag value as TOML reads it (0.3, true, "x", [1, 2]), or JSON ({"a": 1}); anything else is the string
+    itself. A value that opens a table or a list ({, [) and is neither is one SettingsError naming the flag."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        return text
+        if not text.startswith(("{", "[")):
+            return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{flag}: the value is neither JSON nor TOML ({exc.msg} at character {exc.pos + 1}); "
+                            """e.g. --tool 'localizer.text_options={"max_input_pixels": 4000000}'""") from None
