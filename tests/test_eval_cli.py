@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from lookcloser.cli import app
-from lookcloser.eval.results import read_rows
+from lookcloser.eval import read_rows
 
 runner = CliRunner()
 TEXT_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "text_dev"

@@ -12,7 +12,7 @@ from doubles import ScriptedVLM
 from eval_helpers import QUESTIONS, correct_texts, knowing_reply, make_vstar, question_of
 
 from lookcloser.eval import AgentRecipe, DatasetError, RunOptions, evaluate, load_items, shown_order
-from lookcloser.eval.results import read_rows
+from lookcloser.eval import read_rows
 
 TOOLS = {"localizer": "whole_image"}  # never used here: every reply answers at SHOW
 STABLE = ("id", "category", "options", "shown_order", "answer", "choice", "choice_letter", "correct", "choice_mode",
