@@ -115,6 +115,8 @@ def _table(groups: dict[str, dict[str, Any]]) -> list[str]:
 def _markdown(summary: dict[str, Any], rows: list[dict[str, Any]], title: str) -> str:
     settings = summary["settings"]
     lines = [f"# {title}", "", *_table({"overall": summary["overall"], **summary["categories"]}), ""]
+    if settings.get("retried_errors"):
+        lines += [f"Resumed: {settings['retried_errors']} error rows of the earlier run were run again.", ""]
     errors = [r for r in rows if r.get("error")]
     if errors:
         lines += [f"## Errors ({len(errors)})", ""] + [f"- `{r['id']}`: {r['error']}" for r in errors[:50]] + [""]
