@@ -44,10 +44,11 @@ def test_argument_errors_are_input_errors_raised_before_any_vlm_call(image, call
 def test_batch_as_completed_reads_lazily_and_yields_as_items_finish(image):
     release = threading.Event()
 
-    def reply(text, images):
-        if "slow" in text:
-            release.wait(10)
-        return '{"answer": "ok", "missing": []}'
+    class GatedVLM(ScriptedVLM):  # waits outside ScriptedVLM's lock, so the other worker's call goes on
+        def generate(self, messages, **kwargs):
+            if any("slow" in m.text for m in messages):
+                release.wait(10)
+            return super().generate(messages, **kwargs)
 
     pulled = []
 
@@ -56,7 +57,8 @@ def test_batch_as_completed_reads_lazily_and_yields_as_items_finish(image):
             pulled.append(question)
             yield image, question
 
-    results = _agent(ScriptedVLM(reply)).batch_as_completed(items(), max_workers=2)
+    results = _agent(GatedVLM(lambda text, images: '{"answer": "ok", "missing": []}')).batch_as_completed(
+        items(), max_workers=2)
     first = next(results)
     assert first[0] == 1 and first[1].text == "ok"  # the second item finished while the first still waits
     assert len(pulled) <= 3  # at most max_workers in flight: no item read ahead of a free worker
