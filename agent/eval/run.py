@@ -42,7 +42,7 @@ from lookcloser.eval.summary import RESULTS_FILE, read_rows, write_summary
 
 __all__ = ["AgentRecipe", "RunOptions", "evaluate", "evaluate_search", "prompt_hashes"]
 
-PACKAGES = ("lookcloser", "torch", "transformers", "langgraph", "langchain-core", "rapidocr-onnxruntime",
+PACKAGES = ("lookcloser", "torch", "transformers", "langgraph", "langchain-core", "rapidocr", "rapidocr-onnxruntime",
             "onnxruntime", "openai", "ray", "datasets")
 
 #: rows(agent, units, workers=N) -> the units' rows as each finishes (scoring.ask_rows / search_rows).
