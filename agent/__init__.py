@@ -20,6 +20,7 @@ _EXPORTS = {
     "Stats": "lookcloser.types",
     "Target": "lookcloser.types",
     "ImageError": "lookcloser.errors",
+    "InputError": "lookcloser.errors",
     "LookCloserError": "lookcloser.errors",
     "ModelLoadError": "lookcloser.errors",
     "SettingsError": "lookcloser.errors",

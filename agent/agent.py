@@ -24,13 +24,14 @@ import queue
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from lookcloser.config import AgentConfig
 from lookcloser.deadline import time_limit
-from lookcloser.errors import AnswerError
+from lookcloser.errors import AnswerError, InputError
 from lookcloser.graphs.agent_graph import graph as compiled_graph
 from lookcloser.graphs.nodes import check_options, order_findings
 from lookcloser.image_refs import to_ref
@@ -41,6 +42,19 @@ from lookcloser.types import Answer, Finding, Stats, Target
 __all__ = ["Agent", "TRACE_DIR_ENV"]
 
 TRACE_DIR_ENV = "LOOKCLOSER_TRACE_DIR"
+
+
+def _describe(obj: Any) -> Any:
+    describe = getattr(obj, "describe", None)
+    try:
+        return describe() if callable(describe) else type(obj).__name__
+    except Exception as exc:  # describing must never break a run or its record
+        return {"describe_error": str(exc)}
+
+
+def _check_workers(max_workers: Any) -> None:
+    if not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1:
+        raise InputError(f"max_workers must be a positive integer, got {max_workers!r}")
 
 
 class Agent:
@@ -90,6 +104,24 @@ class Agent:
         """The traced tool for `role`, built on first use and then shared (thread-safe)."""
         return self.services.tool(role, with_vlm=with_vlm)
 
+    def describe(self) -> dict[str, Any]:
+        """What this agent is built from, for a record of a measurement (`lookcloser eval` writes it):
+        the VLM (its spec and its `describe()`), each tool role as configured (name, options) and, for the
+        tools built so far, their `describe()` (model, device, ...), and the whole AgentConfig. Builds nothing."""
+        built: dict[str, Any] = {}
+        for (role, _), tool in list(self.services._tools.items()):  # noqa: SLF001 - Services' cache, same package
+            built.setdefault(role, tool)
+        tools: dict[str, Any] = {}
+        for role, spec in self.services.tool_specs.items():
+            tools[role] = {"name": spec if isinstance(spec, str) or spec is None else type(spec).__name__,
+                           "options": self.services.tool_options.get(role, {})}
+            if role in built:
+                tools[role]["described"] = _describe(built[role])
+        spec = self.context.vlm
+        return {"vlm": {"spec": spec if isinstance(spec, str) or spec is None else type(spec).__name__,
+                        "described": _describe(self.vlm)},
+                "tools": tools, "config": self.config.model_dump(mode="json")}
+
     # ------------------------------------------------------------------ running
     def run(self, image: ImageInput, question: str, options: Sequence[str] | None = None) -> Answer:
         """Answer `question` about `image`; `options` makes it multiple choice (Answer.choice)."""
@@ -101,7 +133,7 @@ class Agent:
     def find(self, image: ImageInput, target: str | Target, kind: str = "object") -> list[Finding]:
         """SEARCH only, through the graph's own search node (time limit, failures become findings).
         Tools get the VLM only when this agent was given one explicitly."""
-        target = target if isinstance(target, Target) else Target(name=target, kind=kind)
+        target = self._target(target, kind)
         picture = load_image(image, self.config.max_pixels)
         inputs = {"image": to_ref(picture), "target": target.model_dump(mode="json")}
         return self._execute(inputs, on_event=None).findings
@@ -109,21 +141,56 @@ class Agent:
     def batch(self, items: Sequence[Any], *, max_workers: int = 2, return_exceptions: bool = False) -> list[Any]:
         """Run many questions on a thread pool sharing this agent's models.
 
-        items: (image, question) or (image, question, options) tuples, or dicts with those keys.
-        Results come back in input order; with return_exceptions=True a failed item yields its exception.
+        items: (image, question) or (image, question, options) tuples, or dicts with those keys; a dict
+        with `image` and `target` (a name or a Target; optional `kind`) is a SEARCH-only item whose result
+        is `find`'s list of findings. Results come back in input order; with return_exceptions=True a failed
+        item yields its exception. A malformed item raises InputError before any item runs.
         """
+        _check_workers(max_workers)
         normalised = [self._normalise_item(i, item) for i, item in enumerate(items)]
+        results: list[Any] = [None] * len(normalised)
+        for index, result in self._completed(iter(normalised), max_workers, return_exceptions):
+            results[index] = result
+        return results
 
-        def one(args: tuple[Any, str, Sequence[str] | None]) -> Any:
+    def batch_as_completed(self, items: Iterable[Any], *, max_workers: int = 2,
+                           return_exceptions: bool = False) -> Iterator[tuple[int, Any]]:
+        """Like `batch`, but yields (index, result) as each item finishes (LangChain's
+        `Runnable.batch_as_completed`). `items` is read lazily, one item each time a worker is free, so at
+        most `max_workers` items are in flight: leaving the loop early (break, an error, Ctrl-C) leaves at
+        most that many unfinished, and starts no other.
+        """
+        _check_workers(max_workers)
+        return self._completed((self._normalise_item(i, item) for i, item in enumerate(items)), max_workers,
+                               return_exceptions)
+
+    def _completed(self, items: Iterator[tuple[Any, ...]], max_workers: int,
+                   return_exceptions: bool) -> Iterator[tuple[int, Any]]:
+        def one(item: tuple[Any, ...]) -> Any:
             try:
-                return self.run(*args)
+                return self.find(item[1], item[2]) if item[0] == "find" else self.run(*item[1:])
             except Exception as exc:
                 if return_exceptions:
                     return exc
                 raise
 
+        numbered = enumerate(items)
+        if max_workers == 1:  # in this thread: Ctrl-C stops the item at once
+            for index, item in numbered:
+                yield index, one(item)
+            return
         with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lookcloser-batch") as pool:
-            return list(pool.map(one, normalised))
+            running = {pool.submit(one, item): index for index, item in islice(numbered, max_workers)}
+            try:
+                while running:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield running.pop(future), future.result()
+                    running.update({pool.submit(one, item): index
+                                    for index, item in islice(numbered, max_workers - len(running))})
+            finally:
+                for future in running:
+                    future.cancel()
 
     def stream(self, image: ImageInput, question: str, options: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Yield {"node": name, "update": {...}} as each node finishes, then {"node": "answer", "answer": Answer}."""
@@ -148,7 +215,7 @@ class Agent:
     # ------------------------------------------------------------------ internals
     def _ask_input(self, image: ImageInput, question: str, options: Sequence[str] | None) -> dict[str, Any]:
         if not isinstance(question, str) or not question.strip():
-            raise ValueError(f"question must be a non-empty string, got {question!r}")
+            raise InputError(f"question must be a non-empty string, got {question!r}")
         option_list = check_options(options)
         picture = load_image(image, self.config.max_pixels)
         return {"image": to_ref(picture), "question": question.strip(), "options": option_list}
@@ -192,11 +259,27 @@ class Agent:
         )
 
     @staticmethod
-    def _normalise_item(index: int, item: Any) -> tuple[Any, str, Sequence[str] | None]:
+    def _normalise_item(index: int, item: Any) -> tuple[Any, ...]:
+        """("run", image, question, options) or ("find", image, Target); InputError naming the item."""
         if isinstance(item, dict):
+            if "image" in item and "target" in item and "question" not in item:
+                return "find", item["image"], Agent._target(item["target"], item.get("kind", "object"),
+                                                            f"batch item {index}: ")
             if "image" not in item or "question" not in item:
-                raise ValueError(f"batch item {index} needs 'image' and 'question' keys, got {sorted(item)}")
-            return item["image"], item["question"], item.get("options")
+                raise InputError(f"batch item {index} needs 'image' and 'question' keys (or 'image' and 'target'), "
+                                 f"got {sorted(item)}")
+            return "run", item["image"], item["question"], item.get("options")
         if isinstance(item, (tuple, list)) and len(item) in (2, 3):
-            return (item[0], item[1], item[2] if len(item) == 3 else None)
-        raise ValueError(f"batch item {index} must be (image, question[, options]) or a dict, got {type(item).__name__}")
+            return ("run", item[0], item[1], item[2] if len(item) == 3 else None)
+        raise InputError(f"batch item {index} must be (image, question[, options]) or a dict, got {type(item).__name__}")
+
+    @staticmethod
+    def _target(target: Any, kind: str, where: str = "") -> Target:
+        """A Target from a name (and kind) or a Target; InputError for an empty name or an unknown kind."""
+        if isinstance(target, Target):
+            return target
+        if not isinstance(target, str) or not target.strip():
+            raise InputError(f"{where}target must be a non-empty name or a Target, got {target!r}")
+        if kind not in ("object", "text"):
+            raise InputError(f"{where}kind must be 'object' or 'text', got {kind!r}")
+        return Target(name=target, kind=kind)

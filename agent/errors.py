@@ -10,6 +10,11 @@ class LookCloserError(Exception):
     """Base class for every error lookcloser raises on purpose."""
 
 
+class InputError(LookCloserError, ValueError):
+    """An argument that cannot be used: an empty question, bad options, a malformed batch item or target
+    (Python API), or a command-line value that fails its check. The message names the argument."""
+
+
 class ImageError(LookCloserError, ValueError):
     """An input image could not be read or is unsafe to decode."""
 

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lookcloser.errors import ImageError
+from lookcloser.files import open_image_file
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
 
@@ -179,17 +180,9 @@ class _Source:
 
 
 def _from_path(path: Path, max_pixels: int | None) -> Image.Image:
-    try:
-        if not path.exists():
-            raise ImageError(f"image file not found: {path}")
-        if path.is_dir():
-            raise ImageError(f"image path is a directory, not a file: {path}")
-        if path.stat().st_size == 0:
-            raise ImageError(f"image file is empty (0 bytes): {path}")
-        with open(path, "rb") as handle:
-            return _decode(handle, _Source(path), max_pixels)
-    except PermissionError:
-        raise ImageError(f"permission denied: cannot read image file {path}") from None
+    """A regular image file of bounded size (lookcloser.files: a pipe or a device is refused, never opened)."""
+    with open_image_file(path) as handle:
+        return _decode(handle, _Source(path), max_pixels)
 
 
 def _from_bytes(data: bytes, max_pixels: int | None) -> Image.Image:

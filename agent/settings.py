@@ -22,7 +22,7 @@ A config file (stdlib tomllib), for `lookcloser ask` and `lookcloser find`:
 
 Flags override the file: `--vlm`, `--timeout`; `--tool ROLE=NAME` replaces the file's entry for that
 role (its options too); `--tool ROLE.OPTION=VALUE` sets one option over the file's (VALUE is read as
-a TOML value when it is one: 0.3, true, [1, 2]; else as a string). Every mistake is one
+a TOML or JSON value when it is one: 0.3, true, [1, 2], {"a": 1}; else as a string). Every mistake is one
 SettingsError line naming the file and the key. Only the stdlib is imported at module level.
 How a setting is written back for each kind of caller (in error messages) is `lookcloser.errors.spell`.
 """
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from lookcloser.errors import SettingsError
+from lookcloser.files import MAX_SETTINGS_BYTES, read_regular
 
 __all__ = ["Settings", "load", "parse_tool_flags"]
 
@@ -92,7 +93,7 @@ def parse_tool_flags(values: list[str] | None) -> dict[str, Any]:
             continue
         current = tools.get(role)
         entry = dict(current) if isinstance(current, dict) else ({"name": current} if isinstance(current, str) else {})
-        entry[option] = _value(text.strip())
+        entry[option] = _value(text.strip(), f"--tool {value}")
         tools[role] = entry
     return tools
 
@@ -100,7 +101,8 @@ def parse_tool_flags(values: list[str] | None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- the file
 def _read(path: Path) -> Settings:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_regular(path, what="--config", max_bytes=MAX_SETTINGS_BYTES, error=SettingsError)
+                            .decode("utf-8"))  # a pipe, a device or a huge file: one SettingsError
     except FileNotFoundError:
         raise SettingsError(f"--config file not found: {path}") from None
     except IsADirectoryError:
@@ -183,9 +185,16 @@ def _check_role(role: str, where: str) -> None:
         raise SettingsError(f"{where}: unknown role '{role}'; the roles are: {', '.join(ROLES)}")
 
 
-def _value(text: str) -> Any:
-    """A flag value as TOML reads it (0.3, true, "x", [1, 2]); anything else is the string itself."""
+def _value(text: str, flag: str) -> Any:
+    """A flag value as TOML reads it (0.3, true, "x", [1, 2]), or JSON ({"a": 1}); anything else is the string
+    itself. A value that opens a table or a list ({, [) and is neither is one SettingsError naming the flag."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        return text
+        if not text.startswith(("{", "[")):
+            return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{flag}: the value is neither JSON nor TOML ({exc.msg} at character {exc.pos + 1}); "
+                            """e.g. --tool 'localizer.text_options={"max_input_pixels": 4000000}'""") from None

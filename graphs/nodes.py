@@ -21,7 +21,7 @@ from PIL import Image
 from lookcloser.config import AgentConfig, cap_text
 from lookcloser.deadline import time_left, time_limit, time_limit_seconds
 from lookcloser.counting import COUNTERS, counting
-from lookcloser.errors import TimeLimitError
+from lookcloser.errors import InputError, TimeLimitError
 from lookcloser.image_refs import resolve_image
 from lookcloser.memory import VisualWorkingMemory
 from lookcloser.parsing import parse_choice, parse_show
@@ -55,12 +55,12 @@ def check_options(options: Any) -> list[str] | None:
     if options is None:
         return None
     if isinstance(options, str) or not isinstance(options, (list, tuple)):
-        raise ValueError("options must be a list of strings, not a single string")
+        raise InputError("options must be a list of strings, not a single string")
     option_list = [str(o).strip() for o in options]
     if len(option_list) < 2 or any(not o for o in option_list):
-        raise ValueError(f"options need at least two non-empty strings, got {list(options)!r}")
+        raise InputError(f"options need at least two non-empty strings, got {list(options)!r}")
     if len(option_list) > 26:
-        raise ValueError(f"at most 26 options (A-Z) are supported, got {len(option_list)}")
+        raise InputError(f"at most 26 options (A-Z) are supported, got {len(option_list)}")
     return option_list
 
 
@@ -68,7 +68,7 @@ def _from_chat(messages: list[Any]) -> tuple[str, str | None]:
     """(question, image reference or None) from the last user message's text and image parts."""
     last = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
     if last is None:
-        raise ValueError("chat input needs a user message with a question (and an image)")
+        raise InputError("chat input needs a user message with a question (and an image)")
     content = last.content if isinstance(last.content, list) else [{"type": "text", "text": str(last.content)}]
     texts, image = [], None
     for part in content:
@@ -88,7 +88,7 @@ def _from_chat(messages: list[Any]) -> tuple[str, str | None]:
                 image = part.get("url") or part.get("data")
     question = " ".join(t.strip() for t in texts if t.strip())
     if not question:
-        raise ValueError("the last user message has no text: ask a question about the image")
+        raise InputError("the last user message has no text: ask a question about the image")
     return question, image
 
 
@@ -109,10 +109,10 @@ def read_input(state: AgentState, services: Services, config: AgentConfig) -> di
         question, image = _from_chat(state["messages"])
         image = image or state.get("image")  # a follow-up question may talk about the same image
         if not image:
-            raise ValueError("the chat message has no image part and the thread has no image yet")
+            raise InputError("the chat message has no image part and the thread has no image yet")
         update.update(mode="chat", question=question, image=image, options=None)
     else:
-        raise ValueError("graph input needs 'image' and 'question', chat 'messages', or 'image' and 'target'")
+        raise InputError("graph input needs 'image' and 'question', chat 'messages', or 'image' and 'target'")
     image = resolve_image(update.get("image", state.get("image")), config)
     frames = image.info.get("lookcloser_frames")
     if frames and frames > 1:

@@ -123,18 +123,33 @@ def test_a_bad_tool_flag_is_one_line(files):
                                      "localizer, detector, segmenter, ocr")
 
 
-def test_a_model_that_cannot_load_is_worded_for_the_cli(tmp_path):
+def test_a_model_that_cannot_load_is_worded_for_the_cli_and_exits_2(tmp_path):
+    """find prints the failed finding, then the load error as its one error line, and exits 2 (as the README says)."""
     Image.new("RGB", (32, 32), "white").save(tmp_path / "a.png")
     result = runner.invoke(app, ["find", str(tmp_path / "a.png"), "a cat", "--json", "--trace-dir", str(tmp_path / "t"),
                                  "--tool", "localizer=grounding_dino", "--tool", f"localizer.model={tmp_path / 'no'}"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output
     [finding] = json.loads(result.stdout)["findings"]
     assert finding["status"] == "failed"
-    assert finding["error"] == (
-        f"ModelLoadError: GroundingDINO model directory not found: {tmp_path / 'no'}; point the `model` option at a "
+    message = (
+        f"GroundingDINO model directory not found: {tmp_path / 'no'}; point the `model` option at a "
         "local directory holding a saved GroundingDINO model and processor (save_pretrained output): set it with "
         "--tool localizer=grounding_dino --tool localizer.model=/models/grounding-dino-tiny (or in a --config file: "
         '[tools.localizer] name = "grounding_dino", model = "/models/grounding-dino-tiny")')
+    assert finding["error"] == f"ModelLoadError: {message}"
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [f"error: {message}"]
+
+
+def test_find_on_many_images_stops_with_exit_2_when_the_localizer_cannot_load(tmp_path):
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (32, 32), "white").save(tmp_path / name)
+    result = runner.invoke(app, ["find", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "a cat",
+                                 "--trace-dir", str(tmp_path / "t"), "--tool", "localizer=grounding_dino",
+                                 "--tool", f"localizer.model={tmp_path / 'no'}"])
+    assert result.exit_code == 2, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1 and lines[0]["findings"][0]["error"].startswith("ModelLoadError: ")  # not every image again
+    assert "error: GroundingDINO model directory not found" in result.stderr
 
 
 # ------------------------------------------------------------------------------ lookcloser tools

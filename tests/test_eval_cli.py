@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from lookcloser.cli import app
-from lookcloser.eval.results import read_rows
+from lookcloser.eval import read_rows
 
 runner = CliRunner()
 TEXT_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "text_dev"
@@ -53,6 +53,47 @@ def test_eval_resume_and_compare_from_the_command_line(tmp_path):
     assert "80.0%" in compared.output and "100.0%" in compared.output
     assert "settings.run.workers" in compared.output  # settings that differ are listed
     assert (tmp_path / "both.svg").read_text().count("<circle") == 2
+
+
+def test_eval_exits_2_when_every_item_failed_and_resume_runs_the_error_rows_again(tmp_path):
+    """The endpoint is down: 5 error rows, exit 2 with one line saying so. It comes back: --resume asks the
+    5 again (and says so), the run is complete and right."""
+    data = make_vstar(tmp_path / "vstar")
+    with StubServer() as stub:
+        stub.status = 400  # a refusal the client does not retry: every item fails at once
+        args = ["eval", str(data), "--vlm", stub.spec, "--tool", "localizer=whole_image", "--no-traces",
+                "--out", str(tmp_path / "run")]
+        failed = runner.invoke(app, args)
+        assert failed.exit_code == 2, failed.output
+        errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith("error: every item failed (5 of 5 rows are errors)")
+        assert "VLMError" in errors[0] and "--resume" in errors[0]
+        assert "overall" in failed.stdout  # the summary table still prints, before the error line
+        assert all(r["error"] for r in read_rows(tmp_path / "run" / "results.jsonl"))
+
+        stub.status = 200
+        _knowing_stub(stub)
+        asked = len(stub.requests)
+        resumed = runner.invoke(app, [*args, "--resume"])
+        assert resumed.exit_code == 0, resumed.output
+        assert len(stub.requests) == asked + 5  # every error row asked again, nothing else
+        assert "--resume: 5 error rows of the earlier run were run again" in resumed.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["overall"]["accuracy"] == 1.0 and summary["overall"]["errors"] == 0
+    assert summary["settings"]["retried_errors"] == 5 and summary["settings"]["complete"] is True
+    assert "error rows of the earlier run were run again" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_eval_search_exits_2_when_every_target_failed(tmp_path):
+    data = make_vstar(tmp_path / "vstar")
+    for image in data.glob("*/*.jpg"):
+        image.unlink()
+    result = runner.invoke(app, ["eval-search", str(data), "--out", str(tmp_path / "s"),
+                                 "--tool", "localizer=whole_image"])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "every item failed (5 of 5 rows are errors)" in errors[0]
+    assert "image file not found" in errors[0]
 
 
 def test_eval_mistakes_are_one_line(tmp_path):

@@ -14,7 +14,7 @@ from openai_stub import StubServer, prompt_text
 from typer.testing import CliRunner
 
 from lookcloser.cli import app
-from lookcloser.eval.results import read_rows
+from lookcloser.eval import read_rows
 
 pytest.importorskip("ray")
 runner = CliRunner()

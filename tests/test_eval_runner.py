@@ -12,7 +12,7 @@ from doubles import ScriptedVLM
 from eval_helpers import QUESTIONS, correct_texts, knowing_reply, make_vstar, question_of
 
 from lookcloser.eval import AgentRecipe, DatasetError, RunOptions, evaluate, load_items, shown_order
-from lookcloser.eval.results import read_rows
+from lookcloser.eval import read_rows
 
 TOOLS = {"localizer": "whole_image"}  # never used here: every reply answers at SHOW
 STABLE = ("id", "category", "options", "shown_order", "answer", "choice", "choice_letter", "correct", "choice_mode",
@@ -256,3 +256,31 @@ def test_hugging_face_dataset_on_disk_and_parquet(tmp_path):
 
     summary = evaluate(tmp_path / "hf", tmp_path / "run", _recipe(ScriptedVLM(reply)))
     assert summary["categories"]["color"]["accuracy"] == 0.5 and summary["categories"]["broken"]["errors"] == 1
+
+
+def test_resume_asks_error_rows_again_and_counts_them(tmp_path):
+    data = make_vstar(tmp_path / "vstar")
+    from lookcloser.errors import VLMError
+
+    def flag_down(prompt, images):
+        if "flag" in prompt:
+            raise VLMError("the endpoint is down")
+        return knowing_reply(prompt)
+
+    down = ScriptedVLM(flag_down)
+    first = evaluate(data, tmp_path / "run", _recipe(down), seed=1)
+    assert first["overall"]["errors"] == 1 and first["settings"]["retried_errors"] == 0
+    back = ScriptedVLM(lambda prompt, images: knowing_reply(prompt))
+    summary = evaluate(data, tmp_path / "run", _recipe(back), seed=1, resume=True)
+    assert [question_of(call["text"]) for call in back.calls] == ["Is the flag red or white?"]  # only the error row
+    assert summary["settings"]["retried_errors"] == 1
+    assert summary["overall"]["errors"] == 0 and summary["overall"]["accuracy"] == 1.0
+
+
+def test_run_options_refuse_bad_values_with_the_projects_error_type():
+    from lookcloser.errors import InputError
+
+    for kwargs, message in (({"workers": 0}, "--workers must be at least 1"), ({"address": "auto"}, "--address needs --ray"),
+                            ({"ray": True, "cpus_per_actor": 0}, "--ray-cpus must be > 0")):
+        with pytest.raises(InputError, match=message):
+            RunOptions(**kwargs)

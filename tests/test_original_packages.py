@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import json
 
-import numpy as np
 import pytest
 from PIL import Image
 

@@ -1,10 +1,11 @@
 """Evaluation at scale: `lookcloser eval` (questions), `lookcloser eval-search` (localizer only).
 
-Small modules with one job each: `datasets` (read V* Bench folders, JSON Lines, Hugging Face data
-into `Item`s), `runner` (ask one item: shuffle, ask, map back, score; a thread pool around it),
-`search_eval` (search one annotated target, IoU against the truth), `results` (the append-only
-results.jsonl), `ray_runner` (the same step on Ray actors), `settings` (what a number was measured
-with), `summary` (summary.json / .md / .svg and --compare), `run` (one call per evaluation: `evaluate`, `evaluate_search`).
+Four modules: `datasets` (read V* Bench folders, JSON Lines, Hugging Face data into `Item`s), `scoring`
+(what one row means: ask an item — shuffle, ask, map back, score — or search one annotated target, IoU
+against the truth; through the agent's own `batch_as_completed`), `run` (one call per evaluation:
+`evaluate`, `evaluate_search`; the append-only results.jsonl, `--resume`, Ray actors, what a number was
+measured with), `summary` (summary.json / .md / .svg, `read_rows`, and `--compare`). The commands are in
+`lookcloser.cli`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "AgentRecipe": "lookcloser.eval.ray_runner",
+    "AgentRecipe": "lookcloser.eval.run",
     "DatasetError": "lookcloser.eval.datasets",
     "Item": "lookcloser.eval.datasets",
     "RunOptions": "lookcloser.eval.run",
     "TargetBox": "lookcloser.eval.datasets",
-    "ask_item": "lookcloser.eval.runner",
+    "ask_item": "lookcloser.eval.scoring",
     "evaluate": "lookcloser.eval.run",
     "evaluate_search": "lookcloser.eval.run",
     "load_items": "lookcloser.eval.datasets",
-    "shown_order": "lookcloser.eval.runner",
+    "read_rows": "lookcloser.eval.summary",
+    "shown_order": "lookcloser.eval.scoring",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from lookcloser.errors import LookCloserError
+from lookcloser.files import IMAGE_SUFFIXES
 
 __all__ = ["DatasetError", "Item", "TargetBox", "load_items"]
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class DatasetError(LookCloserError, ValueError):

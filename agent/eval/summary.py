@@ -1,6 +1,6 @@
 """From result rows to `summary.json`, `summary.md` and `summary.svg`; and two runs side by side.
 
-Why recomputed from `results.jsonl` every time: the summary then always describes exactly the rows on
+Why recomputed from `results.jsonl` (read here: `read_rows`) every time: the summary then always describes exactly the rows on
 disk (a resumed run, a run finished on Ray), and `--compare` can read any two output folders.
 Accuracy counts error rows as wrong: a run cannot look better by failing on hard items.
 The plot is a small hand-written SVG (accuracy against VLM calls per item, one point per run), so
@@ -14,11 +14,32 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from lookcloser.eval.results import ResultsFile, read_rows
+from lookcloser.eval.datasets import DatasetError
 
-__all__ = ["compare_table", "load_summary", "plot_svg", "summarise", "write_summary"]
+__all__ = ["RESULTS_FILE", "compare_table", "load_summary", "plot_svg", "read_rows", "summarise", "write_summary"]
+
+#: One JSON line per finished item in the run folder (written by lookcloser.eval.run).
+RESULTS_FILE = "results.jsonl"
 
 COST_FIELDS = ("vlm_calls", "tool_calls", "search_steps", "seconds")
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The complete rows of a results file, the last row per id winning (a resumed item may be asked again);
+    a line cut short by a kill is skipped (that item was not finished)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows: dict[str, dict[str, Any]] = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and "id" in row:
+                rows[str(row["id"])] = row
+    return list(rows.values())
 
 
 def _group(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -56,7 +77,7 @@ def summarise(rows: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str,
 def write_summary(out_dir: str | Path, settings: dict[str, Any], *, title: str = "lookcloser eval") -> dict[str, Any]:
     """Summarise DIR/results.jsonl into DIR/summary.json, DIR/summary.md and DIR/summary.svg."""
     out_dir = Path(out_dir)
-    rows = read_rows(out_dir / ResultsFile.NAME)
+    rows = read_rows(out_dir / RESULTS_FILE)
     summary = summarise(rows, settings)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n",
                                           encoding="utf-8")
@@ -69,8 +90,6 @@ def write_summary(out_dir: str | Path, settings: dict[str, Any], *, title: str =
 def load_summary(out_dir: str | Path) -> dict[str, Any]:
     path = Path(out_dir) / "summary.json"
     if not path.is_file():
-        from lookcloser.eval.datasets import DatasetError  # noqa: PLC0415
-
         raise DatasetError(f"{path} not found: is {out_dir} the --out folder of a finished `lookcloser eval`?")
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -96,6 +115,8 @@ def _table(groups: dict[str, dict[str, Any]]) -> list[str]:
 def _markdown(summary: dict[str, Any], rows: list[dict[str, Any]], title: str) -> str:
     settings = summary["settings"]
     lines = [f"# {title}", "", *_table({"overall": summary["overall"], **summary["categories"]}), ""]
+    if settings.get("retried_errors"):
+        lines += [f"Resumed: {settings['retried_errors']} error rows of the earlier run were run again.", ""]
     errors = [r for r in rows if r.get("error")]
     if errors:
         lines += [f"## Errors ({len(errors)})", ""] + [f"- `{r['id']}`: {r['error']}" for r in errors[:50]] + [""]

@@ -1,27 +1,24 @@
 """`lookcloser trace ...`: show a trace (or list traces), validate it, write its HTML report, upload it.
 
-Mounted by the main CLI as `lookcloser trace`; usable alone as `python -m lookcloser.tracing.cli`.
-Every failure (a missing folder, a file given for a folder, a broken line, a LangSmith refusal, a
-mistyped argument) is one line `error: ...` on stderr and exit status 2, never a traceback.
+Mounted by the main CLI as `lookcloser trace` (`lookcloser.cli`), whose one error handler turns every
+failure raised here (a missing folder, a file given for a folder, a broken line, a LangSmith refusal, a
+mistyped argument) into one line `error: ...` on stderr and exit status 2, never a traceback.
 Imports stay light (typer, rich, the trace reader): no LangGraph or langchain-core.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
-from typer.core import TyperGroup
-from typer.exceptions import TyperException
 
-from lookcloser.errors import LookCloserError
+from lookcloser.errors import InputError
 from lookcloser.tracing.store import (
     RUNS_FILE,
     RunNode,
@@ -33,59 +30,12 @@ from lookcloser.tracing.store import (
     validate_trace,
 )
 
-#: Exit status of every failure (the same as the main `lookcloser` command).
-EXIT_ERROR = 2
-
 console = Console()
-errors = Console(stderr=True)
 
 TYPE_STYLE = {"chain": "cyan", "llm": "magenta", "tool": "yellow"}
 
-
-def _error_line(message: str) -> None:
-    errors.print(Text.assemble(("error:", "bold red"), " ", " ".join(str(message).split())), soft_wrap=True)
-
-
-def _fail(message: str) -> None:
-    _error_line(message)
-    raise typer.Exit(EXIT_ERROR)
-
-
-class _TraceGroup(TyperGroup):
-    """Turns click's multi-line usage errors of the trace commands into one `error:` line."""
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except TyperException as exc:  # click's UsageError / BadParameter, as typer ships them
-            context = getattr(exc, "ctx", None)
-            hint = f" (see '{context.command_path} --help')" if context is not None else ""
-            _error_line(exc.format_message() + hint)
-            raise typer.Exit(EXIT_ERROR) from None
-
-
-trace_app = typer.Typer(cls=_TraceGroup, help="Read, check, report and upload saved traces.", no_args_is_help=True,
+trace_app = typer.Typer(help="Read, check, report and upload saved traces.", no_args_is_help=True,
                         add_completion=False, pretty_exceptions_enable=False)
-
-
-def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """Any failure inside a command becomes one `error:` line and exit status 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, TyperException):
-            raise
-        except LookCloserError as exc:
-            _fail(str(exc))
-        except OSError as exc:
-            where = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
-            _fail(f"cannot access{where}: {exc.strerror or exc}")
-        except Exception as exc:  # noqa: BLE001  (one line, never a traceback)
-            _fail(f"{type(exc).__name__}: {exc}")
-
-    return wrapper
 
 
 def _short(value: Any, limit: int = 70) -> str:
@@ -154,7 +104,7 @@ def _show_trace(trace_dir: Path) -> None:
 def _show_root(root: Path) -> None:
     summaries = list_traces(root)
     if not summaries:
-        _fail(f"'{root}' holds no traces (no */{RUNS_FILE}) and has no {RUNS_FILE} itself")
+        raise TraceError(f"'{root}' holds no traces (no */{RUNS_FILE}) and has no {RUNS_FILE} itself")
     table = Table(title=f"traces in {root} (newest first)")
     table.add_column("started", no_wrap=True)
     table.add_column("trace", overflow="fold")
@@ -170,11 +120,10 @@ def _show_root(root: Path) -> None:
 
 
 @trace_app.command("show")
-@_one_line_errors
 def show(trace_dir: Path = typer.Argument(..., help="A trace folder, or the traces root to list its traces.")) -> None:
     """Print the run tree with run types, timings, statuses and key outputs (or list the traces in a folder)."""
     if not trace_dir.exists():
-        _fail(f"'{trace_dir}' does not exist")
+        raise TraceError(f"'{trace_dir}' does not exist")
     if trace_dir.is_dir() and not (trace_dir / RUNS_FILE).exists():
         _show_root(trace_dir)
     else:
@@ -182,7 +131,6 @@ def show(trace_dir: Path = typer.Argument(..., help="A trace folder, or the trac
 
 
 @trace_app.command("validate")
-@_one_line_errors
 def validate(trace_dir: Path = typer.Argument(..., help="A trace folder (holding runs.jsonl)."),
              partial: bool = typer.Option(False, "--partial",
                                           help="Accept a trace cut short (no root run, parents missing).")) -> None:
@@ -193,14 +141,13 @@ def validate(trace_dir: Path = typer.Argument(..., help="A trace folder (holding
 
 
 @trace_app.command("report")
-@_one_line_errors
 def report(trace_dir: Path = typer.Argument(..., help="A trace folder (holding runs.jsonl)."),
            output: Path = typer.Option(Path("report.html"), "--output", "-o", help="Where to write the HTML page.")) -> None:
     """Write one self-contained HTML page: answer, image with search path, boxes and masks, VLM calls, timings."""
     from lookcloser.tracing.report import render_report  # noqa: PLC0415  (Pillow/numpy only when needed)
 
     if output.is_dir():
-        _fail(f"--output '{output}' is a folder; name the HTML file to write")
+        raise InputError(f"--output '{output}' is a folder; name the HTML file to write")
     page = render_report(trace_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(page, encoding="utf-8")
@@ -208,7 +155,6 @@ def report(trace_dir: Path = typer.Argument(..., help="A trace folder (holding r
 
 
 @trace_app.command("upload")
-@_one_line_errors
 def upload(trace_dir: Path = typer.Argument(..., help="A trace folder (holding runs.jsonl)."),
            project: Optional[str] = typer.Option(None, "--project", help="LangSmith project (default: LANGSMITH_PROJECT).")) -> None:
     """Send a saved trace to LangSmith (LANGSMITH_API_KEY, LANGSMITH_ENDPOINT) with Client.batch_ingest_runs.
@@ -221,7 +167,3 @@ def upload(trace_dir: Path = typer.Argument(..., help="A trace folder (holding r
     result = upload_trace(trace_dir, project_name=project)
     console.print(f"uploaded {result.runs} runs of trace {result.trace_id} to project '{result.project_name}' "
                   "(images not uploaded)")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    trace_app()

@@ -25,7 +25,6 @@ One loaded model per file, runtime and thread count per process (cached), shared
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading

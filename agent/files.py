@@ -1,0 +1,100 @@
+"""Files lookcloser reads by path (images, settings files): regular files of bounded size, opened without blocking.
+
+Why: `open()` on a named pipe waits until a writer comes, and /dev/zero or /dev/urandom never end; a path
+that names one must be refused in one line, never hang or read until the kernel kills the process.
+`open_regular` looks with `stat` first (no open at all for a pipe or a device), opens with O_NONBLOCK (a
+pipe put there since opens at once instead of waiting) and checks the open descriptor again with `fstat`,
+so what is read is the regular file that was checked. Only the stdlib: the CLI checks its arguments with
+it before Pillow or any model is imported.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+from lookcloser.errors import ImageError
+
+__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_BYTES", "MAX_SETTINGS_BYTES", "open_image_file", "open_regular",
+           "read_regular"]
+
+#: Image files: at most 2 GiB (an uncompressed 100-megapixel 16-bit TIFF is about 600 MB).
+MAX_IMAGE_BYTES = 2 * 1024**3
+
+#: Settings files (`--config`, LOOKCLOSER_CONFIG): at most 1 MiB (a real one is a few hundred bytes).
+MAX_SETTINGS_BYTES = 1024**2
+
+#: File extensions of the formats lookcloser decodes (lookcloser.images.ALLOWED_FORMATS): what a folder of
+#: images is read for (`find DIR`, a V* Bench folder).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+_KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a plain file")
+
+
+def _size(count: int) -> str:
+    return f"{count / 1024**3:g} GiB" if count >= 1024**3 else f"{count / 1024**2:g} MiB"
+
+
+def _check(path: Path, info: os.stat_result, what: str, max_bytes: int, error: type[Exception]) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{what} {path} is {_kind(info.st_mode)}, not a regular file")
+    if info.st_size > max_bytes:
+        raise error(f"{what} {path} is {info.st_size:,} bytes, more than the {_size(max_bytes)} allowed")
+
+
+def open_regular(path: str | os.PathLike, *, what: str, max_bytes: int, error: type[Exception]) -> BinaryIO:
+    """Open `path` for reading (binary) when it is a regular file of at most `max_bytes`.
+
+    `error(message)` (the caller's error type) for a pipe, a device, a socket or a file too large, the
+    message naming `what` and the path; the OS's own FileNotFoundError, IsADirectoryError, PermissionError
+    (or another OSError) otherwise, for the caller to word. Never blocks.
+    """
+    path = Path(path)
+    _check(path, os.stat(path), what, max_bytes, error)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _check(path, os.fstat(fd), what, max_bytes, error)  # the file opened is the file checked
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | os.PathLike, *, what: str, max_bytes: int, error: type[Exception]) -> bytes:
+    """The bytes of `path`, read as `open_regular` allows (never more than `max_bytes`, even if it grows)."""
+    with open_regular(path, what=what, max_bytes=max_bytes, error=error) as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise error(f"{what} {path} grew past the {_size(max_bytes)} allowed while it was read")
+    return data
+
+
+def open_image_file(path: str | os.PathLike) -> BinaryIO:
+    """An image file opened for decoding, or one ImageError line: not found, a directory, empty, a pipe or
+    a device, larger than MAX_IMAGE_BYTES, not readable."""
+    path = Path(path)
+    try:
+        handle = open_regular(path, what="image file", max_bytes=MAX_IMAGE_BYTES, error=ImageError)
+    except FileNotFoundError:
+        raise ImageError(f"image file not found: {path}") from None
+    except IsADirectoryError:
+        raise ImageError(f"image path is a directory, not a file: {path}") from None
+    except PermissionError:
+        raise ImageError(f"permission denied: cannot read image file {path}") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read image file {path}: {exc.strerror or exc}") from None
+    if os.fstat(handle.fileno()).st_size == 0:
+        handle.close()
+        raise ImageError(f"image file is empty (0 bytes): {path}")
+    return handle
