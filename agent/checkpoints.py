@@ -18,6 +18,8 @@ Blob stores: `DirectoryBlobs` (files named by hash; share the folder between pro
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import tempfile
@@ -136,11 +138,19 @@ class ImageRefSerde(SerializerProtocol):
         return found
 
 
+#: The first bytes of the image formats a client may send (JPEG, PNG, GIF, WebP/RIFF, BMP, TIFF).
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
+
+
 def _is_image_text(text: str) -> bool:
-    head = text[:64]
-    if head.startswith("data:"):
-        return True
-    return all(c.isalnum() or c in "+/=" for c in head)  # raw base64
+    """A data URL of an image, or raw base64 whose bytes start like an image file."""
+    if text.startswith("data:"):
+        return text[5:11].lower() == "image/"
+    try:
+        head = base64.b64decode(text[:16], validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    return head.startswith(_MAGIC)
 
 
 def _walk(value: Any, change: Any) -> Any:

@@ -29,6 +29,7 @@ How a setting is written back for each kind of caller (in error messages) is `lo
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path

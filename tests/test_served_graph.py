@@ -173,6 +173,7 @@ def test_a_client_without_context_gets_the_operators_setup(server, vlms):
     server.runs.wait(thread["thread_id"], "lookcloser", input={"messages": [message]})
     values = server.threads.get_state(thread["thread_id"])["values"]
     assert values["messages"][-1]["content"] == "It says GATE 42."
+    assert values["messages"][0]["content"][1]["data"] == message["content"][1]["data"]  # the chat shows the photo
     assert values["findings"][0]["tool"] == "whole_image+rapidocr"  # the operator's localizer, not the default vstar
     assert len(operator.requests) - before == 2
 
