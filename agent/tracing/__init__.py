@@ -1,7 +1,8 @@
 """Tracing on LangGraph's own run tree.
 
-- `runs`: `trace_run` opens a child run (VLM call, tool call, search step) of the current graph node;
-  `image_ref` names an image by content hash.
+The runs are langchain-core's: the graph and its nodes (LangGraph), each VLM call (a chat model's llm
+run, `lookcloser.vlm.chat`), each tool call (a `BaseTool` run, `lookcloser.expert_tools`) and each V*
+search step (a `RunnableLambda` chain run). This package only exports and reads that tree:
 - `jsonl`: `JsonlTracer`, the local exporter of that tree (`<root>/<trace_id>/runs.jsonl`, `meta.json`,
   `images/`); LangSmith gets the same tree from langchain-core's own tracer (LANGSMITH_TRACING=true).
 - `store`: read saved traces back, validate them against langsmith's run schema, list them, build the tree.
@@ -17,9 +18,6 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "RunHandle": "lookcloser.tracing.runs",
-    "image_ref": "lookcloser.tracing.runs",
-    "trace_run": "lookcloser.tracing.runs",
     "JsonlTracer": "lookcloser.tracing.jsonl",
     "IMAGES_DIR": "lookcloser.tracing.store",
     "META_FILE": "lookcloser.tracing.store",

@@ -1,17 +1,20 @@
 """The local trace log: a langchain-core tracer that writes LangGraph's own run tree to disk.
 
 It is one more callback handler beside LangSmith's: it sees exactly the runs LangSmith sees (the
-graph, its nodes, and the VLM calls, tool calls and search steps opened under them by
-`tracing.runs.trace_run`) and appends each finished run as one JSON line in LangSmith's run format.
+graph, its nodes, and the VLM calls, tool calls and search steps that langchain-core opens under them)
+and appends each finished run as one JSON line in LangSmith's run format.
 
 Layout of one trace: `<root>/<trace_id>/runs.jsonl` (one finished run per line, one `write` each, so a
 crash leaves every finished run readable), `meta.json` (name, times, status; replaced atomically) and
-`images/<content hash>.png|jpg` for every image the runs name with an image marker: one file per
-distinct picture, however often it is used.
+`images/` for every image the runs name: an image-store marker as `<content hash>.png|jpg`, an inline
+base64 data URL (what a LangChain chat model is sent) as its own bytes, `<hash of the bytes>.<type>`.
+One file per distinct picture, however often it is used.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import io
 import json
@@ -20,12 +23,13 @@ import os
 import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import numpy as np
+import xxhash
 from langchain_core.load import dumpd
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
@@ -44,6 +48,9 @@ TRACE_FORMAT = "lookcloser-trace/2"
 JPEG_ABOVE_PIXELS = 1_000_000
 #: Long inline strings (data URLs, base64 images sent to a served graph) are not copied into the log.
 MAX_INLINE_CHARS = 20_000
+#: Inline images (data URLs) written as files, by their media type.
+DATA_URL_TYPES = {"data:image/png;base64,": "png", "data:image/jpeg;base64,": "jpg", "data:image/webp;base64,": "webp",
+                  "data:image/gif;base64,": "gif"}
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -64,10 +71,11 @@ class JsonlTracer(BaseTracer):
     name: str = "lookcloser_jsonl"
 
     def __init__(self, root: str | os.PathLike, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        # "original+chat": chat model runs keep their messages (LangSmith's "llm" runs; see _record)
+        super().__init__(_schema_format="original+chat", **kwargs)
         self.root = Path(root)
         self._lock = threading.Lock()
-        self._saved: dict[str, set[str]] = {}  # trace id -> image keys written
+        self._saved: dict[str, set[str]] = {}  # trace id -> image files written (or being written)
         self._pending: dict[str, list[Future]] = {}  # trace id -> image writes not yet waited for
         self._writer: ThreadPoolExecutor | None = None
         self._counts: dict[str, int] = {}
@@ -76,21 +84,6 @@ class JsonlTracer(BaseTracer):
         return self.root / str(trace_id)
 
     # ------------------------------------------------------------------ tracer hooks
-    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], *, run_id: UUID,
-                            tags: list[str] | None = None, parent_run_id: UUID | None = None,
-                            metadata: dict[str, Any] | None = None, name: str | None = None, **kwargs: Any) -> Run:
-        """Keep chat messages as messages (BaseTracer would flatten them into one prompt string)."""
-        start_time = datetime.now(timezone.utc)
-        if metadata:
-            kwargs.update({"metadata": metadata})
-        run = Run(id=run_id, parent_run_id=parent_run_id, serialized=serialized,
-                  inputs={"messages": [[dumpd(m) for m in batch] for batch in messages]},
-                  extra=kwargs, events=[{"name": "start", "time": start_time}], start_time=start_time,
-                  run_type="llm", tags=tags, name=name)
-        self._start_trace(run)
-        self._on_chat_model_start(run)
-        return run
-
     def _persist_run(self, run: Run) -> None:  # root finished: everything is on disk already
         pass
 
@@ -137,25 +130,27 @@ class JsonlTracer(BaseTracer):
         trace_id = str(run.trace_id)
         extra = dict(run.extra or {})
         metadata = dict(extra.get("metadata") or {})
-        if run.run_type == "llm":
+        llm = run.run_type in ("llm", "chat_model")
+        if llm:
             usage = _usage(run.outputs)
             if usage:
                 metadata["usage_metadata"] = usage
-        outputs = _reply_once(run.outputs) if run.run_type == "llm" else run.outputs
+        outputs = _reply_once(run.outputs) if llm else run.outputs
+        kept = {"invocation_params": extra["invocation_params"]} if extra.get("invocation_params") else {}
         return {
             "id": str(run.id),
             "trace_id": trace_id,
             "parent_run_id": str(run.parent_run_id) if run.parent_run_id else None,
             "dotted_order": run.dotted_order,
             "name": run.name,
-            "run_type": run.run_type,
+            "run_type": "llm" if llm else run.run_type,
             "inputs": self._jsonable(run.inputs or {}, trace_id),
             "outputs": self._jsonable(outputs, trace_id) if outputs is not None else None,
             "error": run.error,
             "start_time": run.start_time.isoformat(),
             "end_time": run.end_time.isoformat() if run.end_time else None,
             "tags": list(run.tags or []),
-            "extra": {"metadata": self._jsonable(metadata, trace_id)},
+            "extra": self._jsonable({**kept, "metadata": metadata}, trace_id),
             "events": self._jsonable(list(run.events or []), trace_id),
         }
 
@@ -165,6 +160,8 @@ class JsonlTracer(BaseTracer):
         if isinstance(value, str):
             if value.startswith(IMAGE_REF_PREFIX):
                 return self._image_file(value[len(IMAGE_REF_PREFIX):], trace_id)
+            if value.startswith("data:image/") and value[:value.find(",") + 1] in DATA_URL_TYPES:
+                return self._data_url_file(value, trace_id)
             if len(value) > MAX_INLINE_CHARS:
                 return f"{value[:200]}... <{len(value):,} characters, cut in the local trace>"
             return value
@@ -195,17 +192,31 @@ class JsonlTracer(BaseTracer):
             return f"{IMAGE_REF_PREFIX}{key} (not in the image store)"
         suffix = "jpg" if image.width * image.height > JPEG_ABOVE_PIXELS else "png"
         relative = f"{IMAGES_DIR}/{key}.{suffix}"
+        self._write_once(trace_id, relative, _write_image, image, self.trace_dir(trace_id) / relative, suffix)
+        return relative
+
+    def _data_url_file(self, url: str, trace_id: str) -> str:
+        """Relative path of an inline image in this trace: its own bytes, named by their hash."""
+        head, _, data = url.partition(",")
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            return f"{url[:60]}... <not valid base64: {len(url):,} characters, cut in the local trace>"
+        relative = f"{IMAGES_DIR}/{xxhash.xxh3_128_hexdigest(raw)}.{DATA_URL_TYPES[head + ',']}"
+        self._write_once(trace_id, relative, write_atomic, self.trace_dir(trace_id) / relative, raw)
+        return relative
+
+    def _write_once(self, trace_id: str, relative: str, write: Any, *args: Any) -> None:
+        """Run `write(*args)` on the image worker thread, once per file of the trace."""
         with self._lock:
             saved = self._saved.setdefault(trace_id, set())
-            if key in saved:
-                return relative
-            saved.add(key)
+            if relative in saved:
+                return
+            saved.add(relative)
             if self._writer is None:
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookcloser-trace-images")
             # encoding a 12-Mpx photo takes ~50 ms: do it beside the run (VLM calls take far longer)
-            future = self._writer.submit(_write_image, image, self.trace_dir(trace_id) / relative, suffix)
-            self._pending.setdefault(trace_id, []).append(future)
-        return relative
+            self._pending.setdefault(trace_id, []).append(self._writer.submit(write, *args))
 
     def _finish_images(self, trace_id: str) -> None:
         """Wait for this trace's image files; a failed write is logged, never raised into the run."""
