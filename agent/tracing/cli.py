@@ -1,9 +1,9 @@
 """`lookcloser trace ...`: show a trace (or list traces), validate it, write its HTML report, upload it.
 
-Mounted by the main CLI as `lookcloser trace`; usable alone as `python -m lookcloser.tracing.cli`.
-Every failure (a missing folder, a file given for a folder, a broken line, a LangSmith refusal, a
-mistyped argument) is one line `error: ...` on stderr and exit status 2, never a traceback.
-Imports stay light (typer, rich, the trace reader): no LangGraph or langchain-core.
+Mounted by the main CLI as `lookcloser trace`; usable alone as `python -m lookcloser.tracing.cli`. Every
+failure (a missing folder, a file given for a folder, a broken line, a LangSmith refusal, a mistyped
+argument) is one line `error: ...` on stderr and exit status 2, never a traceback. Imports stay light
+(typer, rich, the trace reader): no LangGraph or langchain-core.
 """
 
 from __future__ import annotations
@@ -15,39 +15,24 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 from rich.tree import Tree
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from lookcloser.errors import LookCloserError
-from lookcloser.tracing.store import (
-    RUNS_FILE,
-    RunNode,
-    TraceError,
-    build_tree,
-    list_traces,
-    load_trace,
-    run_seconds,
-    validate_trace,
-)
+from lookcloser.tracing.store import RUNS_FILE, RunNode, TraceError, build_tree, list_traces, load_trace, run_seconds, validate_trace
 
 #: Exit status of every failure (the same as the main `lookcloser` command).
 EXIT_ERROR = 2
-
-console = Console()
-errors = Console(stderr=True)
-
 TYPE_STYLE = {"chain": "cyan", "llm": "magenta", "tool": "yellow"}
 
-
-def _error_line(message: str) -> None:
-    errors.print(Text.assemble(("error:", "bold red"), " ", " ".join(str(message).split())), soft_wrap=True)
+console, errors = Console(), Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    _error_line(message)
+    errors.print(Text.assemble(("error:", "bold red"), " ", " ".join(str(message).split())), soft_wrap=True)
     raise typer.Exit(EXIT_ERROR)
 
 
@@ -59,9 +44,7 @@ class _TraceGroup(TyperGroup):
             return super().invoke(ctx)
         except TyperException as exc:  # click's UsageError / BadParameter, as typer ships them
             context = getattr(exc, "ctx", None)
-            hint = f" (see '{context.command_path} --help')" if context is not None else ""
-            _error_line(exc.format_message() + hint)
-            raise typer.Exit(EXIT_ERROR) from None
+            _fail(exc.format_message() + (f" (see '{context.command_path} --help')" if context is not None else ""))
 
 
 trace_app = typer.Typer(cls=_TraceGroup, help="Read, check, report and upload saved traces.", no_args_is_help=True,
@@ -80,7 +63,7 @@ def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
         except LookCloserError as exc:
             _fail(str(exc))
         except OSError as exc:
-            where = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
+            where = f" '{exc.filename}'" if exc.filename else ""
             _fail(f"cannot access{where}: {exc.strerror or exc}")
         except Exception as exc:  # noqa: BLE001  (one line, never a traceback)
             _fail(f"{type(exc).__name__}: {exc}")
@@ -88,18 +71,16 @@ def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def _short(value: Any, limit: int = 70) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    text = " ".join(text.split())
+def _short(value: Any, limit: int) -> str:
+    text = " ".join((value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _key_outputs(run: dict[str, Any]) -> str:
-    outputs = run.get("outputs") or {}
-    if not isinstance(outputs, dict) or not outputs:
-        return ""
-    if set(outputs) == {"output"}:  # a tool's return value (or a routing decision) as langchain-core wraps it
-        outputs = outputs["output"] if isinstance(outputs["output"], dict) else {"output": outputs["output"]}
+    """A few telling outputs: an llm run's reply, else answer/findings/... as `key=value`."""
+    outputs = run.get("outputs") if isinstance(run.get("outputs"), dict) else {}
+    if set(outputs) == {"output"} and isinstance(outputs["output"], dict):  # a tool's or a routing function's value
+        outputs = outputs["output"]
     if run.get("run_type") == "llm" and isinstance(outputs.get("generations"), list):
         try:
             return _short(f"reply={outputs['generations'][0][0]['text']!r}", 110)
@@ -107,66 +88,27 @@ def _key_outputs(run: dict[str, Any]) -> str:
             return ""
     preferred = ("answer", "choice", "text", "peak", "findings", "result", "targets", "status", "output")
     keys = [k for k in preferred if k in outputs] or [k for k in outputs if k != "usage_metadata"]
-    parts = []
-    for key in keys[:3]:
-        value = outputs[key]
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            value = f"[{len(value)} items]"
-        parts.append(f"{key}={_short(value, 50)}")
-    return _short(", ".join(parts), 110)
+    shown = [(k, f"[{len(v)} items]" if isinstance(v, list) and v and isinstance(v[0], dict) else v)
+             for k, v in ((k, outputs[k]) for k in keys[:3])]
+    return _short(", ".join(f"{k}={_short(v, 50)}" for k, v in shown), 110)
 
 
 def _label(run: dict[str, Any]) -> Text:
-    seconds = run_seconds(run)
-    label = Text(str(run.get("name")), style="bold")
-    label.append(f"  {run.get('run_type')}", style=TYPE_STYLE.get(str(run.get("run_type")), "white"))
-    label.append(f"  {seconds * 1000:.1f} ms" if seconds is not None else "  unfinished", style="dim")
+    seconds, run_type = run_seconds(run), str(run.get("run_type"))
+    label = Text.assemble((str(run.get("name")), "bold"), (f"  {run_type}", TYPE_STYLE.get(run_type, "white")),
+                          (f"  {seconds * 1000:.1f} ms" if seconds is not None else "  unfinished", "dim"))
     if run.get("error"):
         label.append(f"  ✗ {_short(run['error'], 90)}", style="bold red")
     elif run.get("end_time"):
         label.append("  ✓", style="green")
     outputs = _key_outputs(run)
-    if outputs:
-        label.append(f"  {outputs}", style="dim")
-    return label
+    return label.append(f"  {outputs}", style="dim") if outputs else label
 
 
 def _add(tree: Tree, node: RunNode) -> None:
     branch = tree.add(_label(node.run))
     for child in node.children:
         _add(branch, child)
-
-
-def _show_trace(trace_dir: Path) -> None:
-    runs = load_trace(trace_dir)
-    roots = build_tree(runs)
-    top = Tree(Text(f"trace {trace_dir}", style="bold"))
-    for root in roots:
-        _add(top, root)
-    console.print(top)
-    try:
-        validate_trace(runs)
-        console.print(Text(f"{len(runs)} runs; valid LangSmith trace", style="green"))
-    except TraceError as exc:
-        console.print(Text(f"{len(runs)} runs; not a complete valid trace: {exc}", style="yellow"))
-
-
-def _show_root(root: Path) -> None:
-    summaries = list_traces(root)
-    if not summaries:
-        _fail(f"'{root}' holds no traces (no */{RUNS_FILE}) and has no {RUNS_FILE} itself")
-    table = Table(title=f"traces in {root} (newest first)")
-    table.add_column("started", no_wrap=True)
-    table.add_column("trace", overflow="fold")
-    for column in ("name", "status", "runs", "seconds"):
-        table.add_column(column)
-    for item in summaries:
-        seconds = (item.end_time - item.start_time).total_seconds() if item.start_time and item.end_time else None
-        table.add_row(item.start_time.strftime("%Y-%m-%d %H:%M:%S") if item.start_time else "?", item.directory.name,
-                      item.name or "?", Text(item.status, style="red" if item.status == "error" else ""),
-                      str(item.runs if item.runs is not None else "?"),
-                      f"{seconds:.2f}" if seconds is not None else "")
-    console.print(table)
 
 
 @trace_app.command("show")
@@ -176,9 +118,28 @@ def show(trace_dir: Path = typer.Argument(..., help="A trace folder, or the trac
     if not trace_dir.exists():
         _fail(f"'{trace_dir}' does not exist")
     if trace_dir.is_dir() and not (trace_dir / RUNS_FILE).exists():
-        _show_root(trace_dir)
-    else:
-        _show_trace(trace_dir)
+        summaries = list_traces(trace_dir)
+        if not summaries:
+            _fail(f"'{trace_dir}' holds no traces (no */{RUNS_FILE}) and has no {RUNS_FILE} itself")
+        table = Table(Column("started", no_wrap=True), Column("trace", overflow="fold"), "name", "status", "runs",
+                      "seconds", title=f"traces in {trace_dir} (newest first)")
+        for item in summaries:
+            seconds = (item.end_time - item.start_time).total_seconds() if item.start_time and item.end_time else None
+            table.add_row(item.start_time.strftime("%Y-%m-%d %H:%M:%S") if item.start_time else "?", item.directory.name,
+                          item.name or "?", Text(item.status, style="red" if item.status == "error" else ""),
+                          str(item.runs if item.runs is not None else "?"), f"{seconds:.2f}" if seconds is not None else "")
+        console.print(table)
+        return
+    runs = load_trace(trace_dir)
+    top = Tree(Text(f"trace {trace_dir}", style="bold"))
+    for root in build_tree(runs):
+        _add(top, root)
+    console.print(top)
+    try:
+        validate_trace(runs)
+        console.print(Text(f"{len(runs)} runs; valid LangSmith trace", style="green"))
+    except TraceError as exc:
+        console.print(Text(f"{len(runs)} runs; not a complete valid trace: {exc}", style="yellow"))
 
 
 @trace_app.command("validate")
@@ -197,14 +158,11 @@ def validate(trace_dir: Path = typer.Argument(..., help="A trace folder (holding
 def report(trace_dir: Path = typer.Argument(..., help="A trace folder (holding runs.jsonl)."),
            output: Path = typer.Option(Path("report.html"), "--output", "-o", help="Where to write the HTML page.")) -> None:
     """Write one self-contained HTML page: answer, image with search path, boxes and masks, VLM calls, timings."""
-    from lookcloser.tracing.report import render_report  # noqa: PLC0415  (Pillow/numpy only when needed)
+    from lookcloser.tracing.report import write_report  # noqa: PLC0415  (Pillow/numpy only when needed)
 
     if output.is_dir():
         _fail(f"--output '{output}' is a folder; name the HTML file to write")
-    page = render_report(trace_dir)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(page, encoding="utf-8")
-    console.print(f"wrote {output}")
+    console.print(f"wrote {write_report(trace_dir, output)}")
 
 
 @trace_app.command("upload")
