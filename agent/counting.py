@@ -1,41 +1,67 @@
-"""Per-node counters (VLM calls, tool calls, search steps) that any code inside a node can bump.
+"""Per-node counters (VLM calls, tool calls, search steps), read off the runs langchain-core opens.
 
-A node opens `counting()`; code below it (VLM wrapper, tool wrapper, V* search) calls `count(...)`.
-Threads started with a copied context (parallel search, time-limited tool calls) share the same
-`Stats` object, so every branch's counts add up. The node returns the totals as a state update.
+One callback handler counts them: an llm run is a VLM call, a tool run a tool call, and a chain run whose
+metadata names it under `SEARCH_STEP` (its own id: runs below it inherit the mark, naming their step) a
+search step. A node opens `counting()`; langchain-core's configure hook
+(the way `get_usage_metadata_callback` works) adds the handler to every run started below it, in threads
+with a copied context too, so parallel branches and time-limited tool calls add up. The node returns the
+totals as a state update.
 """
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from contextvars import ContextVar
+from typing import Any, Iterator
+from uuid import UUID
 
-from lookcloser.types import Stats
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.tracers.context import register_configure_hook
+
+from lookcloser.types import SEARCH_STEP, Stats
+
+__all__ = ["COUNTERS", "RunCounter", "counting"]
 
 COUNTERS = ("vlm_calls", "tool_calls", "search_steps")
 
-_current: contextvars.ContextVar[Stats | None] = contextvars.ContextVar("lookcloser_stats", default=None)
-_lock = threading.Lock()
+
+class RunCounter(BaseCallbackHandler):
+    """Counts the runs it sees into `stats`; thread-safe."""
+
+    def __init__(self) -> None:
+        self.stats = Stats()
+        self._lock = threading.Lock()
+
+    def _add(self, counter: str) -> None:
+        with self._lock:
+            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+
+    def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+        self._add("vlm_calls")
+
+    def on_llm_start(self, *args: Any, **kwargs: Any) -> None:
+        self._add("vlm_calls")
+
+    def on_tool_start(self, *args: Any, **kwargs: Any) -> None:
+        self._add("tool_calls")
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, metadata: dict[str, Any] | None = None,
+                       **kwargs: Any) -> None:
+        if (metadata or {}).get(SEARCH_STEP) == str(run_id):
+            self._add("search_steps")
 
 
-def count(counter: str, amount: int = 1) -> None:
-    """Add to a counter of the current node ('vlm_calls', 'tool_calls' or 'search_steps'); no-op outside one."""
-    if counter not in COUNTERS:
-        raise ValueError(f"unknown counter '{counter}'; counters are: {', '.join(COUNTERS)}")
-    stats = _current.get()
-    if stats is not None:
-        with _lock:
-            setattr(stats, counter, getattr(stats, counter) + amount)
+_current: ContextVar[RunCounter | None] = ContextVar("lookcloser_run_counter", default=None)
+register_configure_hook(_current, inheritable=True)
 
 
 @contextmanager
 def counting() -> Iterator[Stats]:
-    """Count everything below this point into a fresh `Stats` (seconds are left to the caller)."""
-    stats = Stats()
-    token = _current.set(stats)
+    """Count every run started below this point into a fresh `Stats` (seconds are left to the caller)."""
+    counter = RunCounter()
+    token = _current.set(counter)
     try:
-        yield stats
+        yield counter.stats
     finally:
         _current.reset(token)

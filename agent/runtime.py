@@ -105,12 +105,12 @@ class Services:
         """spelling: who wrote the settings ("python", "cli", "context"), so that an error naming a
         setting to change says it in their words (see ModelLoadError)."""
         from lookcloser.tools import DEFAULT_TOOLS, registry  # noqa: PLC0415
-        from lookcloser.traced import TracedVLM  # noqa: PLC0415
+        from lookcloser.vlm.chat import chat_vlm  # noqa: PLC0415
         from lookcloser.vlm.factory import make_vlm  # noqa: PLC0415
 
         self.spelling = spelling
         self.vlm_spec = context.vlm
-        self.vlm = TracedVLM(make_vlm(context.vlm))
+        self.vlm = chat_vlm(make_vlm(context.vlm))
         self.tool_specs = {**DEFAULT_TOOLS, **context.tools}
         self.tool_options = dict(context.tool_options)
         for role, spec in self.tool_specs.items():  # fails now, naming the tool and option, not at first use
@@ -132,7 +132,7 @@ class Services:
         """The traced tool for `role`, built on first use and then shared. `with_vlm=False` builds the
         tool without the VLM (SEARCH-only use with no VLM named: no contextual cue)."""
         from lookcloser.tools import ToolContext, registry  # noqa: PLC0415
-        from lookcloser.traced import TracedTool  # noqa: PLC0415
+        from lookcloser.expert_tools import ExpertTool  # noqa: PLC0415
 
         if not self.has_tool(role):
             raise LookupError(f"no '{role}' tool is configured; pass tools={{'{role}': NAME_OR_INSTANCE}}")
@@ -147,7 +147,7 @@ class Services:
                 except ModelLoadError as exc:
                     exc.blame(role, spec if isinstance(spec, str) else getattr(spec, "name", role), self.spelling)
                     raise
-                self._tools[key] = TracedTool(role, built, spelling=self.spelling)
+                self._tools[key] = ExpertTool(role, built, spelling=self.spelling)
             return self._tools[key]
 
 

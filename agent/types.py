@@ -192,6 +192,10 @@ class Finding(BaseModel):
         }
 
 
+#: Metadata key of a search step's chain run; its value is the step's own run id (runs below inherit it).
+SEARCH_STEP = "search_step"
+
+
 class Stats(BaseModel):
     """What a run cost. vlm_calls: every VLM request (generate, yes-probability, option scoring);
     tool_calls: calls of the expert tools (localizer, detector, segmenter, ocr; each a `tool` run in

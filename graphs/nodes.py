@@ -2,7 +2,7 @@
 
 Each node reads plain state, resolves the image reference, uses the services of the runtime context
 (`lookcloser.runtime`) and returns a plain-JSON update. VLM and tool calls below a node are child
-runs of that node's run (see `lookcloser.tracing.runs`), and their counts come back in `stats`.
+runs of that node's run (langchain-core nests them), and `counting()` counts them into `stats`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Test doubles (they live only in tests/): a scripted VLM and simple tools."""
+"""Test doubles (they live only in tests/): a scripted VLM, a recording LangChain chat model and simple tools."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from PIL import Image
 
 from lookcloser.types import Box, Detection, Finding, Mask, Target
@@ -43,6 +44,16 @@ class ScriptedVLM:
                     raise AssertionError(f"ScriptedVLM ran out of replies at call {len(self.calls)}: {text[:200]}")
                 reply = self._script.pop(0)
         return VLMReply(text=reply, input_tokens=len(text.split()), output_tokens=len(reply.split()))
+
+
+class RecordingChatModel(GenericFakeChatModel):
+    """langchain_core's GenericFakeChatModel that also keeps the message lists it was called with."""
+
+    received: list = []
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any):
+        self.received.append(list(messages))
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
 
 
 class ScriptedScoringVLM(ScriptedVLM):

@@ -44,7 +44,7 @@ def test_an_agent_loads_each_model_once_and_agents_with_the_same_settings_share_
                                         "use_context": False}}}
     first, second = Agent(**settings), Agent(**settings)
     for agent in (first, second):
-        agent.vlm.inner.load()
+        agent.vlm.backend.load()
         # two localizer instances per agent (with and without the VLM), each searching with the OWLv2 cue
         for with_vlm in (True, False):
             agent.tool("localizer", with_vlm=with_vlm).locate(photo, Target(name="a dog", kind="object"))

@@ -22,9 +22,10 @@ def _by_id(runs):
 
 
 def _image_paths(run):
-    """Image paths in an llm run's input messages (content blocks of serialised HumanMessages)."""
-    return [block["url"] for batch in run["inputs"]["messages"] for message in batch
-            for block in message["kwargs"]["content"] if isinstance(block, dict) and block.get("type") == "image"]
+    """Image paths in an llm run's input messages (image_url blocks of serialised HumanMessages, the form
+    langchain-core traces image blocks in)."""
+    return [block["image_url"]["url"] for batch in run["inputs"]["messages"] for message in batch
+            for block in message["kwargs"]["content"] if isinstance(block, dict) and block.get("type") == "image_url"]
 
 
 def test_run_tree_nests_vlm_and_tool_calls_under_the_graph_nodes(tmp_path):

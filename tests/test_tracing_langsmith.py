@@ -95,10 +95,12 @@ def test_langsmith_gets_one_tree_and_the_local_file_holds_the_same_runs(tmp_path
     tell_local = [r for r in local if r["run_type"] == "llm"][-1]
     local_blocks = tell_local["inputs"]["messages"][0][0]["kwargs"]["content"]
     sent_blocks = received[tell_local["id"]]["inputs"]["messages"][0][0]["kwargs"]["content"]
-    for here, there in zip(local_blocks, sent_blocks):
-        if here["type"] == "image":
-            assert there["url"] == "lookcloser-image:" + Path(here["url"]).stem
-            assert (Path(result["trace_dir"]) / here["url"]).is_file()
+    images = [(here["image_url"]["url"], there["image_url"]["url"]) for here, there in zip(local_blocks, sent_blocks)
+              if here["type"] == "image_url"]
+    assert len(images) == 2  # the image and the sign's crop
+    for here, there in images:
+        assert there == "lookcloser-image:" + Path(here).stem
+        assert (Path(result["trace_dir"]) / here).is_file()
 
 
 def test_langsmith_tracing_alone_writes_no_local_files(tmp_path, stub):

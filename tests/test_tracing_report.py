@@ -14,10 +14,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from typer.testing import CliRunner
+
 from doubles import ExplodingLocalizer, ScriptedVLM
+from lookcloser.tools.vstar.localizer import VStarLocalizer
 from lookcloser.tracing import RUNS_FILE, load_trace
+from lookcloser.tracing.cli import trace_app
 from lookcloser.tracing.report import render_report, write_report
+from lookcloser.types import Box
 from tracing_helpers import ANSWER, QUESTION, SCENE_COLOR, agent_trace, missing
+from vstar_fakes import Blob, SyntheticCue, Thing, coord_image
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
@@ -55,6 +61,24 @@ def test_report_shows_answer_image_search_path_masks_and_every_vlm_call(tmp_path
     for name in ("read_input", "route_after_show", "tool.localizer.stepping", "tool.segmenter.boxfill", "vstar.step"):
         assert f">{name}</td>" in page, name
     assert 'id="errors"' not in page
+
+
+def test_report_labels_each_search_with_its_target(tmp_path):
+    """A real V* search per target (synthetic cue): `lookcloser trace report` names each search and its steps
+    by the target the search node was given, not "search"."""
+    cue = SyntheticCue(blobs=[Blob(700, 650, 40)], things=[Thing(Box(x1=680, y1=630, x2=720, y2=670), 0.9, 300)])
+    vlm = ScriptedVLM([missing("the cat", "the red apple"), "a cat"])
+    answer, trace_dir = agent_trace(tmp_path / "traces", vlm=vlm, tools={"localizer": VStarLocalizer(cue=cue)},
+                                    image=coord_image(896, 896))
+    result = CliRunner().invoke(trace_app, ["report", str(trace_dir), "-o", str(tmp_path / "report.html")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report.html").read_text()
+    for finding in answer.findings:
+        steps = len(finding.search["steps"])
+        assert steps > 1 and f"&#9633; {finding.target.name}</b> ({steps} steps)" in page  # the image's legend
+        assert page.count(f'">{finding.target.name}</td><td class="num">') == steps  # the steps table
+    assert sum(len(f.search["steps"]) for f in answer.findings) == answer.stats.search_steps
+    assert "&#9633; search</b>" not in page
 
 
 def test_search_patches_come_from_the_findings_when_no_step_runs_were_traced(tmp_path):

@@ -195,3 +195,18 @@ def test_importing_the_tracing_package_and_its_reader_stays_cheap():
     assert set(tracing.__all__) == {name for name in tracing.__all__ if getattr(tracing, name, None) is not None}
     for gone in ("core", "live"):
         assert not (Path(tracing.__file__).parent / f"{gone}.py").exists()
+
+
+def test_tools_reach_tracing_only_through_langchain():
+    """No tool module imports the agent's tracing or counters: a tool's runs come from langchain-core."""
+    import ast
+
+    tools_dir = Path(__file__).resolve().parents[1] / "tools"
+    banned = ("lookcloser.tracing", "lookcloser.counting", "lookcloser.expert_tools")
+    offenders = []
+    for path in sorted(tools_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(tools_dir)}: {n}" for n in names if n.startswith(banned)]
+    assert len(list(tools_dir.rglob("*.py"))) > 10 and offenders == []

@@ -11,18 +11,9 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from PIL import Image
 
+from doubles import RecordingChatModel
 from lookcloser.errors import VLMError
 from lookcloser.vlm import ChatMessage, LangChainVLM, supports
-
-
-class RecordingChatModel(GenericFakeChatModel):
-    """GenericFakeChatModel that also keeps the message lists it was called with."""
-
-    received: list = []
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any):
-        self.received.append(list(messages))
-        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
 
 
 class FailingChatModel(GenericFakeChatModel):

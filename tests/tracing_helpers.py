@@ -13,17 +13,18 @@ import email
 import email.policy
 import json
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import zstandard
+from langchain_core.runnables import RunnableLambda
 from PIL import Image, ImageDraw
 
 from doubles import BoxMaskSegmenter, ScriptedVLM
 from lookcloser import Agent, Answer
-from lookcloser.tracing.runs import trace_run
-from lookcloser.types import Box, Finding, Target
+from lookcloser.types import SEARCH_STEP, Box, Finding, Target
 
 # A colour that nothing else on the report page uses: the tests look for it in the screenshot.
 SCENE_COLOR = (23, 167, 141)
@@ -144,8 +145,8 @@ def scene() -> Image.Image:
 
 
 class SteppingLocalizer:
-    """A localizer double that searches like V*: one "vstar.step" run per visited patch (under the
-    search node's tool run), then a finding carrying the search record with the same steps."""
+    """A localizer double that searches like V*: one "vstar.step" chain run per visited patch (a runnable
+    marked as a search step, as the real search opens them), then a finding carrying the same steps."""
 
     name = "stepping"
 
@@ -162,13 +163,14 @@ class SteppingLocalizer:
         for level, box in enumerate(patches):
             inputs = {"box": box, "level": level, "priority": round(1.0 - level / 4, 6), "phrase": target.name,
                       "cue": "synthetic", "mode": "find"}
-            with trace_run("vstar.step", "chain", inputs) as run:
-                detections = [{"box": list(goal), "score": 0.9, "label": target.name}] if goal and level == 2 else []
-                step = {"order": level + 1, "level": level, "box": box, "priority": inputs["priority"],
-                        "peak": 0.2 + 0.3 * level, "strong": level == 2, "detections": detections,
-                        "context": "not_needed", "leaf": level == 2, "children": 0}
-                run.outputs = {"peak": step["peak"], "strong": step["strong"], "detections": detections,
-                               "context": step["context"]}
+            detections = [{"box": list(goal), "score": 0.9, "label": target.name}] if goal and level == 2 else []
+            step = {"order": level + 1, "level": level, "box": box, "priority": inputs["priority"],
+                    "peak": 0.2 + 0.3 * level, "strong": level == 2, "detections": detections,
+                    "context": "not_needed", "leaf": level == 2, "children": 0}
+            run_id = uuid.uuid4()
+            look = RunnableLambda(lambda _, step=step: {k: step[k] for k in ("peak", "strong", "detections", "context")},
+                                  name="vstar.step")
+            look.invoke(inputs, {"run_id": run_id, "metadata": {SEARCH_STEP: str(run_id)}})
             steps.append(step)
         record = {"phrase": target.name, "mode": "find", "cue": "synthetic", "found": goal is not None,
                   "stop_reason": "confident" if goal else "exhausted", "steps": steps}

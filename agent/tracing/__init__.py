@@ -1,9 +1,8 @@
-"""Tracing on LangGraph's own run tree.
-
-- `runs`: `trace_run` opens a child run (VLM call, tool call, search step) of the current graph node;
-  `image_ref` names an image by content hash.
-- `jsonl`: `JsonlTracer`, the local exporter of that tree (`<root>/<trace_id>/runs.jsonl`, `meta.json`,
-  `images/`); LangSmith gets the same tree from langchain-core's own tracer (LANGSMITH_TRACING=true).
+"""Export and read LangGraph's own run tree. Its runs are langchain-core's: the graph and its nodes (LangGraph),
+each VLM call (a chat model's llm run, `lookcloser.vlm.chat`), each tool call (a `BaseTool` run,
+`lookcloser.expert_tools`), each V* search step (a `RunnableLambda` chain run). This package adds no runs:
+- `jsonl`: `JsonlTracer`, the local exporter (`<root>/<trace_id>/runs.jsonl`, `meta.json`, `images/`);
+  LangSmith gets the same tree from langchain-core's own tracer (LANGSMITH_TRACING=true).
 - `store`: read saved traces back, validate them against langsmith's run schema, list them, build the tree.
 - `report`: one self-contained HTML page per trace. `upload`: send a saved trace to LangSmith.
 
@@ -16,38 +15,22 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {
-    "RunHandle": "lookcloser.tracing.runs",
-    "image_ref": "lookcloser.tracing.runs",
-    "trace_run": "lookcloser.tracing.runs",
-    "JsonlTracer": "lookcloser.tracing.jsonl",
-    "IMAGES_DIR": "lookcloser.tracing.store",
-    "META_FILE": "lookcloser.tracing.store",
-    "RUNS_FILE": "lookcloser.tracing.store",
-    "TRACE_FORMAT": "lookcloser.tracing.store",
-    "RunNode": "lookcloser.tracing.store",
-    "TraceError": "lookcloser.tracing.store",
-    "TraceSummary": "lookcloser.tracing.store",
-    "build_tree": "lookcloser.tracing.store",
-    "list_traces": "lookcloser.tracing.store",
-    "load_trace": "lookcloser.tracing.store",
-    "validate_trace": "lookcloser.tracing.store",
-    "render_report": "lookcloser.tracing.report",
-    "write_report": "lookcloser.tracing.report",
-    "UploadError": "lookcloser.tracing.upload",
-    "UploadResult": "lookcloser.tracing.upload",
-    "upload_trace": "lookcloser.tracing.upload",
+_MODULES = {
+    "store": ("IMAGES_DIR", "META_FILE", "RUNS_FILE", "TRACE_FORMAT", "RunNode", "TraceError", "TraceSummary",
+              "build_tree", "list_traces", "load_trace", "validate_trace"),
+    "jsonl": ("JsonlTracer",),
+    "report": ("render_report", "write_report"),
+    "upload": ("UploadError", "UploadResult", "upload_trace"),
 }
+_EXPORTS = {name: f"lookcloser.tracing.{module}" for module, names in _MODULES.items() for name in names}
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    if name not in _EXPORTS:
         raise AttributeError(f"module 'lookcloser.tracing' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
+    value = globals()[name] = getattr(importlib.import_module(_EXPORTS[name]), name)
     return value
 
 

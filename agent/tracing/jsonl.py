@@ -1,18 +1,19 @@
 """The local trace log: a langchain-core tracer that writes LangGraph's own run tree to disk.
 
-It is one more callback handler beside LangSmith's: it sees exactly the runs LangSmith sees (the
-graph, its nodes, and the VLM calls, tool calls and search steps opened under them by
-`tracing.runs.trace_run`) and appends each finished run as one JSON line in LangSmith's run format.
+It is one more callback handler beside LangSmith's: it sees exactly the runs LangSmith sees (the graph, its
+nodes, and the VLM calls, tool calls and search steps langchain-core opens under them) and appends each
+finished run as one JSON line in LangSmith's run format.
 
-Layout of one trace: `<root>/<trace_id>/runs.jsonl` (one finished run per line, one `write` each, so a
-crash leaves every finished run readable), `meta.json` (name, times, status; replaced atomically) and
-`images/<content hash>.png|jpg` for every image the runs name with an image marker: one file per
-distinct picture, however often it is used.
+Layout of one trace: `<root>/<trace_id>/runs.jsonl` (one finished run per line, one `write` each, so a crash
+leaves every finished run readable), `meta.json` (name, times, status; replaced atomically) and `images/`:
+an image-store marker becomes `<content hash>.png|jpg`, an inline data URL (what a LangChain chat model is
+sent) its own bytes, `<hash of the bytes>.<type>`. One file per distinct picture, however often it is used.
 """
 
 from __future__ import annotations
 
-import functools
+import base64
+import binascii
 import io
 import json
 import logging
@@ -20,30 +21,31 @@ import os
 import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import numpy as np
-from langchain_core.load import dumpd
+import xxhash
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
 
 from lookcloser.imagestore import IMAGE_REF_PREFIX, store
+from lookcloser.tracing.store import IMAGES_DIR, META_FILE, RUNS_FILE, TRACE_FORMAT
 
 __all__ = ["IMAGES_DIR", "META_FILE", "RUNS_FILE", "TRACE_FORMAT", "JsonlTracer", "write_atomic"]
 
 logger = logging.getLogger("lookcloser.tracing")
 
-RUNS_FILE = "runs.jsonl"
-META_FILE = "meta.json"
-IMAGES_DIR = "images"
-TRACE_FORMAT = "lookcloser-trace/2"
 #: Photos above this many pixels are saved as JPEG (quality 90): a full-size PNG of a 12-Mpx photo is slow and big.
 JPEG_ABOVE_PIXELS = 1_000_000
-#: Long inline strings (data URLs, base64 images sent to a served graph) are not copied into the log.
+#: Long inline strings (base64 images sent to a served graph, say) are not copied into the log.
 MAX_INLINE_CHARS = 20_000
+#: Inline images (data URLs) written as files, by their media type.
+DATA_URL_TYPES = {"data:image/png;base64,": "png", "data:image/jpeg;base64,": "jpg", "data:image/webp;base64,": "webp",
+                  "data:image/gif;base64,": "gif"}
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -64,10 +66,11 @@ class JsonlTracer(BaseTracer):
     name: str = "lookcloser_jsonl"
 
     def __init__(self, root: str | os.PathLike, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        # "original+chat": chat model runs keep their messages (LangSmith's "llm" runs; see _record)
+        super().__init__(_schema_format="original+chat", **kwargs)
         self.root = Path(root)
         self._lock = threading.Lock()
-        self._saved: dict[str, set[str]] = {}  # trace id -> image keys written
+        self._saved: dict[str, set[str]] = {}  # trace id -> image files written (or being written)
         self._pending: dict[str, list[Future]] = {}  # trace id -> image writes not yet waited for
         self._writer: ThreadPoolExecutor | None = None
         self._counts: dict[str, int] = {}
@@ -75,55 +78,35 @@ class JsonlTracer(BaseTracer):
     def trace_dir(self, trace_id: UUID | str) -> Path:
         return self.root / str(trace_id)
 
-    # ------------------------------------------------------------------ tracer hooks
-    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], *, run_id: UUID,
-                            tags: list[str] | None = None, parent_run_id: UUID | None = None,
-                            metadata: dict[str, Any] | None = None, name: str | None = None, **kwargs: Any) -> Run:
-        """Keep chat messages as messages (BaseTracer would flatten them into one prompt string)."""
-        start_time = datetime.now(timezone.utc)
-        if metadata:
-            kwargs.update({"metadata": metadata})
-        run = Run(id=run_id, parent_run_id=parent_run_id, serialized=serialized,
-                  inputs={"messages": [[dumpd(m) for m in batch] for batch in messages]},
-                  extra=kwargs, events=[{"name": "start", "time": start_time}], start_time=start_time,
-                  run_type="llm", tags=tags, name=name)
-        self._start_trace(run)
-        self._on_chat_model_start(run)
-        return run
-
     def _persist_run(self, run: Run) -> None:  # root finished: everything is on disk already
         pass
 
     def _on_run_create(self, run: Run) -> None:
         if run.parent_run_id is None:
-            directory = self.trace_dir(run.trace_id)
-            (directory / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+            (self.trace_dir(run.trace_id) / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
             with self._lock:
-                self._saved[str(run.trace_id)] = set()
-                self._counts[str(run.trace_id)] = 0
+                self._saved[str(run.trace_id)], self._counts[str(run.trace_id)] = set(), 0
             self._write_meta(run, "running")
 
     def _on_run_update(self, run: Run) -> None:
-        trace_id = str(run.trace_id)
+        trace_id, root = str(run.trace_id), run.parent_run_id is None
         if trace_id not in self._saved:  # a run of a trace that started before this tracer was attached
             return
-        record = self._record(run)
-        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-        path = self.trace_dir(trace_id) / RUNS_FILE
-        if run.parent_run_id is None:
+        data = (json.dumps(self._record(run), ensure_ascii=False) + "\n").encode("utf-8")
+        if root:
             self._finish_images(trace_id)  # images first: a finished trace's log names only written files
         with self._lock:
             self._counts[trace_id] += 1
-            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            descriptor = os.open(self.trace_dir(trace_id) / RUNS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(descriptor, view):]
-                if run.parent_run_id is None:
+                if root:
                     os.fsync(descriptor)
             finally:
                 os.close(descriptor)
-        if run.parent_run_id is None:
+        if root:
             self._write_meta(run, "error" if run.error else "success")
             with self._lock:
                 self._saved.pop(trace_id, None)
@@ -132,30 +115,22 @@ class JsonlTracer(BaseTracer):
                     self._writer.shutdown(wait=False)
                     self._writer = None
 
-    # ------------------------------------------------------------------ records
     def _record(self, run: Run) -> dict[str, Any]:
-        trace_id = str(run.trace_id)
-        extra = dict(run.extra or {})
-        metadata = dict(extra.get("metadata") or {})
-        if run.run_type == "llm":
-            usage = _usage(run.outputs)
-            if usage:
-                metadata["usage_metadata"] = usage
-        outputs = _reply_once(run.outputs) if run.run_type == "llm" else run.outputs
+        """The run as LangSmith stores it: a chat model run is an "llm" run with its token counts in metadata."""
+        trace_id, extra = str(run.trace_id), dict(run.extra or {})
+        llm = run.run_type in ("llm", "chat_model")
+        usage = _usage(run.outputs) if llm else None
+        metadata = {**(extra.get("metadata") or {}), **({"usage_metadata": usage} if usage else {})}
+        params = {"invocation_params": extra["invocation_params"]} if extra.get("invocation_params") else {}
         return {
-            "id": str(run.id),
-            "trace_id": trace_id,
+            "id": str(run.id), "trace_id": trace_id, "dotted_order": run.dotted_order,
             "parent_run_id": str(run.parent_run_id) if run.parent_run_id else None,
-            "dotted_order": run.dotted_order,
-            "name": run.name,
-            "run_type": run.run_type,
+            "name": run.name, "run_type": "llm" if llm else run.run_type,
             "inputs": self._jsonable(run.inputs or {}, trace_id),
-            "outputs": self._jsonable(outputs, trace_id) if outputs is not None else None,
-            "error": run.error,
-            "start_time": run.start_time.isoformat(),
-            "end_time": run.end_time.isoformat() if run.end_time else None,
-            "tags": list(run.tags or []),
-            "extra": {"metadata": self._jsonable(metadata, trace_id)},
+            "outputs": self._jsonable(run.outputs, trace_id) if run.outputs is not None else None,
+            "error": run.error, "start_time": run.start_time.isoformat(),
+            "end_time": run.end_time.isoformat() if run.end_time else None, "tags": list(run.tags or []),
+            "extra": self._jsonable({**params, "metadata": metadata}, trace_id),
             "events": self._jsonable(list(run.events or []), trace_id),
         }
 
@@ -165,9 +140,9 @@ class JsonlTracer(BaseTracer):
         if isinstance(value, str):
             if value.startswith(IMAGE_REF_PREFIX):
                 return self._image_file(value[len(IMAGE_REF_PREFIX):], trace_id)
-            if len(value) > MAX_INLINE_CHARS:
-                return f"{value[:200]}... <{len(value):,} characters, cut in the local trace>"
-            return value
+            if value.startswith("data:image/") and value[:value.find(",") + 1] in DATA_URL_TYPES:
+                return self._data_url_file(value, trace_id)
+            return value if len(value) <= MAX_INLINE_CHARS else f"{value[:200]}... <{len(value):,} characters, cut in the local trace>"
         if isinstance(value, float):
             return value if np.isfinite(value) else None
         if isinstance(value, dict):
@@ -177,14 +152,14 @@ class JsonlTracer(BaseTracer):
         if isinstance(value, np.generic):
             return self._jsonable(value.item(), trace_id)
         if isinstance(value, (datetime, UUID, Path)):
-            return str(value) if not isinstance(value, datetime) else value.isoformat()
+            return value.isoformat() if isinstance(value, datetime) else str(value)
         if hasattr(value, "model_dump"):
             return self._jsonable(value.model_dump(mode="json"), trace_id)
         if type(value).__name__ == "Overwrite" and hasattr(value, "value"):  # LangGraph's reducer bypass
             return self._jsonable(value.value, trace_id)
         if type(value).__name__ == "Send" and hasattr(value, "node"):  # LangGraph's fan-out packet
             return {"send": value.node, "arg": self._jsonable(value.arg, trace_id)}
-        if hasattr(value, "to_json") and callable(value.to_json):
+        if callable(getattr(value, "to_json", None)):
             return self._jsonable(value.to_json(), trace_id)
         return repr(value)
 
@@ -195,17 +170,30 @@ class JsonlTracer(BaseTracer):
             return f"{IMAGE_REF_PREFIX}{key} (not in the image store)"
         suffix = "jpg" if image.width * image.height > JPEG_ABOVE_PIXELS else "png"
         relative = f"{IMAGES_DIR}/{key}.{suffix}"
+        self._write_once(trace_id, relative, _write_image, image, self.trace_dir(trace_id) / relative, suffix)
+        return relative
+
+    def _data_url_file(self, url: str, trace_id: str) -> str:
+        """Relative path of an inline image in this trace: its own bytes, named by their hash."""
+        head, _, data = url.partition(",")
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            return f"{url[:60]}... <not valid base64: {len(url):,} characters, cut in the local trace>"
+        relative = f"{IMAGES_DIR}/{xxhash.xxh3_128_hexdigest(raw)}.{DATA_URL_TYPES[head + ',']}"
+        self._write_once(trace_id, relative, write_atomic, self.trace_dir(trace_id) / relative, raw)
+        return relative
+
+    def _write_once(self, trace_id: str, relative: str, write: Any, *args: Any) -> None:
+        """Run `write(*args)` on the image worker thread, once per file of the trace: encoding a 12-Mpx photo
+        takes ~50 ms, done beside the run (VLM calls take far longer)."""
         with self._lock:
             saved = self._saved.setdefault(trace_id, set())
-            if key in saved:
-                return relative
-            saved.add(key)
-            if self._writer is None:
-                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookcloser-trace-images")
-            # encoding a 12-Mpx photo takes ~50 ms: do it beside the run (VLM calls take far longer)
-            future = self._writer.submit(_write_image, image, self.trace_dir(trace_id) / relative, suffix)
-            self._pending.setdefault(trace_id, []).append(future)
-        return relative
+            if relative not in saved:
+                saved.add(relative)
+                if self._writer is None:
+                    self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookcloser-trace-images")
+                self._pending.setdefault(trace_id, []).append(self._writer.submit(write, *args))
 
     def _finish_images(self, trace_id: str) -> None:
         """Wait for this trace's image files; a failed write is logged, never raised into the run."""
@@ -219,12 +207,9 @@ class JsonlTracer(BaseTracer):
 
     def _write_meta(self, run: Run, status: str) -> None:
         trace_id = str(run.trace_id)
-        meta = {
-            "format": TRACE_FORMAT, "trace_id": trace_id, "name": run.name, "status": status,
-            "error": run.error, "start_time": run.start_time.isoformat(),
-            "end_time": run.end_time.isoformat() if run.end_time else None,
-            "runs": self._counts.get(trace_id, 0), "lookcloser_version": _package_version(),
-        }
+        meta = {"format": TRACE_FORMAT, "trace_id": trace_id, "name": run.name, "status": status, "error": run.error,
+                "start_time": run.start_time.isoformat(), "end_time": run.end_time.isoformat() if run.end_time else None,
+                "runs": self._counts.get(trace_id, 0), "lookcloser_version": _VERSION}
         write_atomic(self.trace_dir(trace_id) / META_FILE, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
 
 
@@ -237,49 +222,17 @@ def _write_image(image: Any, path: Path, suffix: str) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-@functools.lru_cache(maxsize=1)
-def _package_version() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-    try:
-        return version("lookcloser")
-    except PackageNotFoundError:
-        return None
-
-
-#: A reply longer than this is kept once per record: the AI message's copy points at the generation's text.
-LONG_REPLY_CHARS = 1_000
-
-
-def _reply_once(outputs: dict[str, Any] | None) -> dict[str, Any] | None:
-    """LangChain keeps a chat reply twice (generation text and AI message content); store a long one once."""
-    if not outputs or not outputs.get("generations"):
-        return outputs
-    batches = []
-    for batch in outputs["generations"]:
-        kept = []
-        for generation in batch or []:
-            generation = dumpd(generation) if not isinstance(generation, dict) else dict(generation)
-            message = generation.get("message")
-            text = generation.get("text")
-            if isinstance(text, str) and len(text) > LONG_REPLY_CHARS and isinstance(message, dict):
-                kwargs = dict(message.get("kwargs") or {})
-                if kwargs.get("content") == text:
-                    kwargs["content"] = "(the reply is stored once, in this generation's text)"
-                    generation["message"] = {**message, "kwargs": kwargs}
-            kept.append(generation)
-        batches.append(kept)
-    return {**outputs, "generations": batches}
-
-
 def _usage(outputs: dict[str, Any] | None) -> dict[str, int] | None:
-    """Token counts of a chat run, where LangSmith keeps them (extra.metadata.usage_metadata)."""
+    """Token counts of a chat run (its serialised AI message's usage_metadata), where LangSmith keeps them."""
     for batch in (outputs or {}).get("generations") or []:
         for generation in batch or []:
-            message = generation.get("message") if isinstance(generation, dict) else None
-            usage = getattr(message, "usage_metadata", None)
-            if usage is None and isinstance(message, dict):
-                usage = (message.get("kwargs") or {}).get("usage_metadata")
+            usage = ((generation.get("message") or {}).get("kwargs") or {}).get("usage_metadata")
             if usage:
                 return dict(usage)
     return None
+
+
+try:
+    _VERSION: str | None = version("lookcloser")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    _VERSION = None

@@ -2,9 +2,10 @@
 found boxes and masks, every VLM call with the images it saw, its prompt and reply, the tool calls,
 search steps, a timings tree and the errors.
 
-It reads the run tree `tracing.jsonl.JsonlTracer` writes (LangGraph's graph run "lookcloser", its node
-runs "read_input" / "show" / "search" / "tell", and under them "vlm.*" llm runs, "tool.*" tool runs
-and "vstar.step" runs). Images are embedded as data URLs (the page travels as one file); the trace
+It reads the run tree `tracing.jsonl.JsonlTracer` writes and finds runs by run type and metadata, not by
+name: VLM calls are the `llm` runs, tool calls the `tool` runs, search steps the chain runs marked
+`search_step`, and a run's graph node is the topmost run above it that LangGraph marked `langgraph_node`
+(a search node's inputs name its targets, which label its steps). Images are embedded as data URLs (the page travels as one file); the trace
 keeps them as files. Only files inside the trace directory are opened, whatever paths a trace names,
 and each through `lookcloser.images.load_image` (format allowlist and pixel limit). Drawing is an SVG
 overlay in the image's own pixel coordinates, so boxes stay exact at any size.
@@ -29,6 +30,7 @@ from PIL import Image
 from lookcloser.errors import ImageError
 from lookcloser.images import DEFAULT_MAX_PIXELS, load_image
 from lookcloser.tracing.store import RunNode, build_tree, load_trace, root_run, run_seconds
+from lookcloser.types import SEARCH_STEP
 
 __all__ = ["render_report", "write_report"]
 
@@ -36,7 +38,6 @@ MAX_EMBED_SIDE = 1600  # the main image is downscaled for the page; overlay coor
 MAX_CROP_SIDE = 512
 FOUND_COLOR, MISS_COLOR, MASK_COLOR = "#19c24a", "#ff4d4d", (47, 140, 255)
 SEARCH_COLORS = ("#f0a500", "#e040fb", "#00bcd4", "#ff7043", "#c0ca33", "#8d6e63")
-NODE_NAMES = ("read_input", "show", "search", "tell")
 
 
 def _esc(value: Any) -> str:
@@ -151,6 +152,39 @@ def _inputs(run: dict[str, Any]) -> dict[str, Any]:
     return inputs if isinstance(inputs, dict) else {}
 
 
+def _metadata(run: dict[str, Any]) -> dict[str, Any]:
+    metadata = (run.get("extra") or {}).get("metadata") if isinstance(run.get("extra"), dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _graph_node(run: dict[str, Any]) -> str | None:
+    """The LangGraph node a run belongs to (LangGraph marks the node run; runs below inherit the mark)."""
+    return _metadata(run).get("langgraph_node")
+
+
+def _is_step(run: dict[str, Any]) -> bool:
+    """A search step: a chain run whose `search_step` mark is its own id (runs below it carry their step's)."""
+    return run.get("run_type") == "chain" and _metadata(run).get(SEARCH_STEP) == run.get("id")
+
+
+def _node_run(node: RunNode, parents: dict[int, RunNode]) -> RunNode | None:
+    """The graph node run `node` is in: the topmost run at or above it that LangGraph marked."""
+    found = None
+    current: RunNode | None = node
+    while current is not None:
+        if _graph_node(current.run):
+            found = current
+        current = parents.get(id(current))
+    return found
+
+
+def _targets_label(run: dict[str, Any] | None) -> str:
+    """A search node's target names ("sign", or "sign, cup" for a batch), from its inputs."""
+    targets = _inputs(run or {}).get("targets")
+    names = [str(t.get("name")) for t in targets if isinstance(t, dict) and t.get("name")] if isinstance(targets, list) else []
+    return ", ".join(names) or "search"
+
+
 @dataclass
 class _Finding:
     name: str
@@ -180,7 +214,8 @@ def _findings(root: dict[str, Any] | None, runs: list[dict[str, Any]]) -> list[_
     found = (root or {}).get("outputs") or {}
     raw = found.get("findings") if isinstance(found, dict) else None
     if not isinstance(raw, list) or not raw:
-        raw = [f for r in runs if r.get("name") == "search" for f in (_outputs(r).get("findings") or [])]
+        raw = [f for r in runs if r.get("run_type") == "chain" and _graph_node(r) == "search"
+               for f in (_outputs(r).get("findings") or [])]
     return [_finding(f) for f in raw if isinstance(f, dict)]
 
 
@@ -200,28 +235,18 @@ def _step_from_run(run: dict[str, Any]) -> dict[str, Any]:
     return step
 
 
-def _searches(roots: list[RunNode], findings: list[_Finding]) -> list[_Search]:
-    """From the "vstar.step" runs (grouped by the "search" node above them); else from findings' search records."""
-    searches: list[_Search] = []
-
-    def collect(node: RunNode, current: _Search | None) -> None:
-        run = node.run
-        if run.get("name") == "search" and run.get("run_type") == "chain":
-            target = _inputs(run).get("target")
-            name = target.get("name") if isinstance(target, dict) else target
-            current = _Search(str(name or "search"))
-            searches.append(current)
-        elif run.get("name") == "vstar.step":
-            if current is None:
-                current = _Search("search")
-                searches.append(current)
-            current.steps.append(_step_from_run(run))
-        for child in node.children:
-            collect(child, current)
-
-    for root in roots:
-        collect(root, None)
-    searches = [s for s in searches if s.steps]
+def _searches(nodes: list[RunNode], parents: dict[int, RunNode], findings: list[_Finding]) -> list[_Search]:
+    """From the search-step runs (grouped by the graph node above them, labelled with its targets); else
+    from the findings' search records."""
+    grouped: dict[int | None, _Search] = {}
+    for node in nodes:
+        if _is_step(node.run):
+            owner = _node_run(node, parents)
+            key = id(owner) if owner is not None else None
+            if key not in grouped:
+                grouped[key] = _Search(_targets_label(owner.run if owner is not None else None))
+            grouped[key].steps.append(_step_from_run(node.run))
+    searches = list(grouped.values())
     if searches:
         return searches
     seen: set[str] = set()
@@ -328,7 +353,7 @@ def _header(root: dict[str, Any] | None, runs: list[dict[str, Any]], trace_id: s
 
 def _input_image_path(root: dict[str, Any] | None, runs: list[dict[str, Any]]) -> Any:
     candidates = [root] if root else []
-    candidates += [r for r in runs if r.get("name") in NODE_NAMES]  # a crashed trace has no root: its nodes'
+    candidates += [r for r in runs if r.get("run_type") == "chain" and _graph_node(r)]  # a crashed trace: its nodes'
     for run in candidates:
         image = _inputs(run).get("image")
         if isinstance(image, str):
@@ -437,14 +462,6 @@ def _findings_table(findings: list[_Finding]) -> str:
             f'{rows}</table></section>')
 
 
-def _node_of(node: RunNode, parents: dict[int, RunNode]) -> RunNode | None:
-    """The nearest graph node run (read_input/show/search/tell) above `node`."""
-    current = parents.get(id(node))
-    while current is not None and current.run.get("name") not in NODE_NAMES:
-        current = parents.get(id(current))
-    return current
-
-
 def _vlm_calls(nodes: list[RunNode], parents: dict[int, RunNode], images: _Images) -> str:
     calls = [n for n in nodes if n.run.get("run_type") == "llm"]
     if not calls:
@@ -472,7 +489,7 @@ def _vlm_calls(nodes: list[RunNode], parents: dict[int, RunNode], images: _Image
             facts.append(f"<span>model {_esc(metadata['ls_model_name'])}</span>")
         if usage:
             facts.append(f"<span>tokens in {_esc(usage.get('input_tokens'))} / out {_esc(usage.get('output_tokens'))}</span>")
-        parent = _node_of(node, parents)
+        parent = _node_run(node, parents)
         if parent is not None:
             facts.append(f"<span>in {_esc(parent.run.get('name'))}</span>")
             parse_path = _outputs(parent.run).get("parse_path")
@@ -497,7 +514,7 @@ def _result_summary(result: Any) -> str:
 
 
 def _tool_calls(nodes: list[RunNode], parents: dict[int, RunNode]) -> str:
-    calls = [n for n in nodes if n.run.get("run_type") == "tool" and n.run.get("name") != "vstar.step"]
+    calls = [n for n in nodes if n.run.get("run_type") == "tool"]
     if not calls:
         return ""
     rows = []
@@ -505,9 +522,9 @@ def _tool_calls(nodes: list[RunNode], parents: dict[int, RunNode]) -> str:
         run = node.run
         inputs, outputs = _inputs(run), _outputs(run)
         args = {k: v for k, v in inputs.items() if k != "image"}
-        parent = _node_of(node, parents)
+        parent = _node_run(node, parents)
         status = (f'<span class="status-error">{_esc(_short(run["error"], 200))}</span>' if run.get("error")
-                  else _esc(_result_summary(outputs.get("result", outputs))))
+                  else _esc(_result_summary(outputs.get("output", outputs))))
         rows.append(f"<tr><td>{_esc(run.get('name'))}</td><td>{_esc(parent.run.get('name') if parent else '')}</td>"
                     f"<td>{_esc(_short(args.get('args', args), 120))}</td><td>{status}</td>"
                     f"<td class=\"num\">{_fmt_seconds(run_seconds(run))}</td></tr>")
@@ -596,7 +613,7 @@ def render_report(trace_dir: str | os.PathLike, *, max_pixels: int | None = DEFA
     trace_id = str((root or (ordered[0] if ordered else {})).get("trace_id", trace_dir.name))
     images = _Images(trace_dir, max_pixels)
     findings = _findings(root, ordered)
-    searches = _searches(roots, findings)
+    searches = _searches(nodes, parents, findings)
     template = Template(resources.files("lookcloser.tracing").joinpath("report.html").read_text(encoding="utf-8"))
     return template.substitute(
         trace_id=_esc(trace_id),

@@ -1,11 +1,10 @@
 """Send a saved trace to LangSmith with `langsmith.Client.batch_ingest_runs`.
 
-For a trace written without LangSmith tracing on (LANGSMITH_TRACING=true sends the same run tree
-live). The trace is validated first (LangSmith needs trace_id and dotted_order, and a broken tree
-shows up badly there). Images are not uploaded: the runs name them by their path in the trace folder
-(`images/<content hash>.png|jpg`) and those stay plain strings. The client reports send failures
-through a warning and a callback rather than an exception, so both are captured here and turned
-into an UploadError.
+For a trace written without LangSmith tracing on (LANGSMITH_TRACING=true sends the same tree live). The
+trace is validated first (LangSmith needs trace_id and dotted_order; a broken tree shows up badly there).
+Images are not uploaded: runs name them by their path in the trace folder, which stays a plain string.
+The client reports send failures through a warning and a callback, not an exception: both are captured
+here and become an UploadError.
 """
 
 from __future__ import annotations
@@ -14,14 +13,10 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lookcloser.errors import LookCloserError
 from lookcloser.tracing.store import load_trace, validate_trace
-
-if TYPE_CHECKING:  # pragma: no cover
-    import langsmith
-
 
 __all__ = ["UploadError", "UploadResult", "upload_trace"]
 
@@ -45,24 +40,14 @@ class _FailureLog(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "Failed to" in message:
-            self.messages.append(message)
+        if "Failed to" in record.getMessage():
+            self.messages.append(record.getMessage())
 
 
-def _for_upload(record: dict[str, Any], project_name: str) -> dict[str, Any]:
-    run = {key: value for key, value in record.items() if value is not None}
-    run["session_name"] = project_name
-    return run
-
-
-def upload_trace(trace_dir: str | os.PathLike, client: "langsmith.Client | None" = None,
-                 project_name: str | None = None) -> UploadResult:
-    """Validate the trace in `trace_dir` and batch-ingest all its runs into `project_name`.
-
-    `client=None` makes a `langsmith.Client()` from the environment (LANGSMITH_API_KEY,
-    LANGSMITH_ENDPOINT); `project_name=None` uses LANGSMITH_PROJECT (or "default").
-    """
+def upload_trace(trace_dir: str | os.PathLike, client: Any = None, project_name: str | None = None) -> UploadResult:
+    """Validate the trace in `trace_dir` and batch-ingest all its runs into `project_name`. `client=None`: a
+    `langsmith.Client()` from the environment (LANGSMITH_API_KEY, LANGSMITH_ENDPOINT); `project_name=None`:
+    LANGSMITH_PROJECT (or "default")."""
     import langsmith  # noqa: PLC0415
     from langsmith.utils import get_tracer_project  # noqa: PLC0415
 
@@ -72,11 +57,11 @@ def upload_trace(trace_dir: str | os.PathLike, client: "langsmith.Client | None"
     callback_errors: list[BaseException] = []
     if client is None:
         client = langsmith.Client(auto_batch_tracing=False, tracing_error_callback=callback_errors.append)
-    failures = _FailureLog()
-    client_logger = logging.getLogger("langsmith.client")
+    failures, client_logger = _FailureLog(), logging.getLogger("langsmith.client")
     client_logger.addHandler(failures)
     try:
-        client.batch_ingest_runs(create=[_for_upload(r, project_name) for r in runs])
+        client.batch_ingest_runs(create=[{**{k: v for k, v in r.items() if v is not None}, "session_name": project_name}
+                                         for r in runs])
     except Exception as exc:  # noqa: BLE001  (a user error from the client: say which trace)
         raise UploadError(f"uploading '{Path(trace_dir)}' to LangSmith failed: {type(exc).__name__}: {exc}") from exc
     finally:

@@ -4,11 +4,13 @@ Why: users who already configured a LangChain chat model (ChatOpenAI, ChatAnthro
 ChatOllama, ...) can plug it in unchanged. Images are sent as `image_url` content blocks with
 base64 data URLs, the multimodal format LangChain chat integrations accept. Decoding settings
 (temperature etc.) belong to the wrapped model; set temperature=0 there for reproducible runs.
+Each call is the model's own `invoke`, so its own llm run (named `vlm.generate`) is the one trace
+of the call, nested under the graph node that made it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from PIL import Image
 
@@ -23,6 +25,35 @@ def _model_label(chat_model: Any) -> str:
         if isinstance(value, str) and value:
             return value
     return type(chat_model).__name__
+
+
+def vlm_run(name: str) -> dict[str, Any]:
+    """Run config of a VLM call: named, and kept out of LangGraph's `messages` stream (it is no chat output)."""
+    return {"run_name": name, "tags": ["nostream"]}
+
+
+def to_langchain_messages(messages: Sequence[ChatMessage], image_block: Callable[[Image.Image], dict[str, Any]]) -> list[Any]:
+    """ChatMessages as LangChain messages: text alone as a string, else text and `image_block(image)` blocks."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    out = []
+    for message in messages:
+        if message.role not in kinds:
+            raise ValueError(f"unknown chat role {message.role!r}: use system, user or assistant")
+        if not message.images:
+            out.append(kinds[message.role](content=message.text))
+            continue
+        blocks: list[dict[str, Any]] = []
+        for part in message.content:
+            if isinstance(part, Image.Image):
+                blocks.append(image_block(part))
+            elif isinstance(part, str):
+                blocks.append({"type": "text", "text": part})
+            else:
+                raise TypeError(f"message content parts must be str or PIL.Image.Image, got {type(part).__name__}")
+        out.append(kinds[message.role](content=blocks))
+    return out
 
 
 class LangChainVLM:
@@ -48,35 +79,17 @@ class LangChainVLM:
         self.name = f"langchain:{type(chat_model).__name__}:{self.model_id}"
 
     def to_langchain_messages(self, messages: Sequence[ChatMessage]) -> list[Any]:
-        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+        def data_url(image: Image.Image) -> dict[str, Any]:
+            url = image_to_data_url(image, max_side=self.max_image_side, image_format=self.image_format)
+            return {"type": "image_url", "image_url": {"url": url}}
 
-        kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
-        out = []
-        for message in messages:
-            if message.role not in kinds:
-                raise ValueError(f"unknown chat role {message.role!r}: use system, user or assistant")
-            if not message.images:
-                out.append(kinds[message.role](content=message.text))
-                continue
-            blocks: list[dict[str, Any]] = []
-            for part in message.content:
-                if isinstance(part, Image.Image):
-                    url = image_to_data_url(part, max_side=self.max_image_side, image_format=self.image_format)
-                    blocks.append({"type": "image_url", "image_url": {"url": url}})
-                elif isinstance(part, str):
-                    blocks.append({"type": "text", "text": part})
-                else:
-                    raise TypeError(
-                        f"message content parts must be str or PIL.Image.Image, got {type(part).__name__}"
-                    )
-            out.append(kinds[message.role](content=blocks))
-        return out
+        return to_langchain_messages(messages, data_url)
 
     def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
         """Invoke the chat model. `max_new_tokens` is advisory: the wrapped model's own limit applies."""
         lc_messages = self.to_langchain_messages(messages)
         try:
-            reply = self.chat_model.invoke(lc_messages)
+            reply = self.chat_model.invoke(lc_messages, vlm_run("vlm.generate"))
         except Exception as exc:  # integrations raise their own error types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             raise VLMError(f"{self.name} failed: {type(exc).__name__}: {first}") from exc

@@ -61,8 +61,7 @@ class FindOne:
 
     def _context_guide(self, look: Look) -> np.ndarray:
         """The contextual cue's prior for a weak patch (the step records whether it was used)."""
-        if self.context_cue is None:
-            look.run.add_event("context cue skipped", reason="no context cue (no VLM)")
+        if self.context_cue is None:  # the step keeps context "skipped"
             return look.heatmap
         self.context_calls += 1
         prior = self.context_cue(look.patch, self.phrase)

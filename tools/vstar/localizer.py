@@ -270,7 +270,7 @@ class VStarLocalizer:
 
 
 def _inner(tool: Any) -> Any:
-    """The tool inside the agent's tracing wrapper (TracedTool keeps it as `inner`)."""
+    """The tool inside the agent's wrapper (`ExpertTool` keeps it as `inner`)."""
     while hasattr(tool, "inner") and tool.inner is not tool:
         tool = tool.inner
     return tool

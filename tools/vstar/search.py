@@ -10,27 +10,29 @@ looks better. What a visited patch leads to is up to the strategy of the mode:
 * ``read_all`` (text, `read_all.ReadAll`): keep expanding while the map shows text not yet read
   legibly; return every line read (deduplicated).
 
-Pure apart from tracing spans and the `search_steps` counter: no model is loaded, the image is
-only cropped. Boxes in the result are original-image pixels.
+Pure: no model is loaded, the image is only cropped. Boxes in the result are original-image pixels.
+Each visited patch is a LangChain chain run ("vstar.step", metadata `SEARCH_STEP`), so it nests under
+whatever run called the search and reaches tracers and the agent's counters through langchain-core's
+callbacks, as any runnable does; the cue's own calls (VLM, tools) nest under the step.
 """
 
 from __future__ import annotations
 
 import heapq
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Protocol
 
 import numpy as np
+from langchain_core.runnables import RunnableLambda
 from PIL import Image
 
-from lookcloser.counting import count
 from lookcloser.deadline import expired
 from lookcloser.geometry import is_leaf, split_box
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel, CueOutput
-from lookcloser.tracing.runs import RunHandle, trace_run
-from lookcloser.types import Box, Detection
+from lookcloser.types import SEARCH_STEP, Box, Detection
 
 __all__ = [
     "ContextCue", "Expansion", "Look", "Node", "Outcome", "SearchMode", "SearchResult", "SearchStep", "StopReason",
@@ -273,14 +275,13 @@ class _Frontier:
 @dataclass
 class Look:
     """A visited patch as a strategy sees it: the queued node, the patch's pixels, the cue's output,
-    the checked heatmap, the step record (the strategy may set its `context`) and its trace run."""
+    the checked heatmap and the step record (the strategy may set its `context`)."""
 
     node: Node
     patch: Image.Image
     output: CueOutput
     heatmap: np.ndarray
     step: SearchStep
-    run: RunHandle
 
 
 @dataclass
@@ -357,40 +358,61 @@ def search(
     )
 
 
+@dataclass
+class _Walk:
+    """What every step of one search shares."""
+
+    image: Image.Image
+    cue: CueModel
+    config: SearchConfig
+    strategy: Strategy
+    min_size: int
+    steps: list[SearchStep]
+    frontier: _Frontier
+
+
 def _walk(image: Image.Image, phrase: str, cue: CueModel, config: SearchConfig, strategy: Strategy, min_size: int,
           steps: list[SearchStep], start: float) -> StopReason:
     """Pop, look, expand until the strategy stops, the queue runs dry or the budget is spent."""
-    frontier = _Frontier(Box(x1=0, y1=0, x2=image.width, y2=image.height))
-    while frontier:
+    walk = _Walk(image, cue, config, strategy, min_size, steps, _Frontier(Box(x1=0, y1=0, x2=image.width, y2=image.height)))
+    while walk.frontier:
         if len(steps) >= config.max_steps or time.perf_counter() - start >= config.max_seconds or expired():
             return "budget"  # expired(): the question's (or the search node's) deadline, lookcloser.deadline
-        node = frontier.pop()
+        node = walk.frontier.pop()
         if strategy.skip(node):
             continue
-        with trace_run("vstar.step", "chain", inputs={
-                "box": node.box.to_list(), "level": node.level, "priority": round(node.priority, 6),
-                "phrase": phrase, "cue": cue.name, "mode": strategy.mode}) as run:
-            look = _look(image, phrase, cue, node, min_size, run, order=len(steps) + 1,
-                         hints=strategy.cue_hints(node))
-            step = look.step
-            steps.append(step)
-            expansion = strategy.visit(look)
-            children = expansion.children if expansion is not None else []
-            if children:
-                frontier.expand(node, expansion, config)
-            step.children = len(children)
-            run.outputs = {"peak": step.peak, "strong": step.strong, "context": step.context,
-                           "detections": [_det_dict(d) for d in step.detections], "children": len(children)}
+        run_id = uuid.uuid4()
+        inputs = {"box": node.box.to_list(), "level": node.level, "priority": round(node.priority, 6),
+                  "phrase": phrase, "cue": cue.name, "mode": strategy.mode}
+        _STEP.invoke(inputs, {"run_id": run_id, "metadata": {SEARCH_STEP: str(run_id)}}, walk=walk, node=node)
         if strategy.stop_reason is not None:
             return strategy.stop_reason
     return "exhausted"
 
 
-def _look(image: Image.Image, phrase: str, cue: CueModel, node: Node, min_size: int, run: RunHandle,
-          order: int, hints: dict[str, Any] | None = None) -> Look:
+def _step(inputs: dict[str, Any], *, walk: _Walk, node: Node) -> dict[str, Any]:
+    """One visited patch: look, let the strategy decide, queue the children. Returns the step's trace outputs."""
+    look = _look(walk.image, inputs["phrase"], walk.cue, node, walk.min_size, order=len(walk.steps) + 1,
+                 hints=walk.strategy.cue_hints(node))
+    step = look.step
+    walk.steps.append(step)
+    expansion = walk.strategy.visit(look)
+    children = expansion.children if expansion is not None else []
+    if children:
+        walk.frontier.expand(node, expansion, walk.config)
+    step.children = len(children)
+    return {"peak": step.peak, "strong": step.strong, "context": step.context,
+            "detections": [_det_dict(d) for d in step.detections], "children": len(children)}
+
+
+#: A step as a runnable: `invoke` opens its chain run under the caller's run (inputs: the patch; outputs: what it saw).
+_STEP = RunnableLambda(_step, name="vstar.step")
+
+
+def _look(image: Image.Image, phrase: str, cue: CueModel, node: Node, min_size: int, order: int,
+          hints: dict[str, Any] | None = None) -> Look:
     """Crop the node's box, run the cue on it (with the strategy's `hints`, if any), and record
     the step (boxes mapped to the image)."""
-    count("search_steps")
     box = node.box
     leaf = is_leaf(node.core, min_size)
     corners = tuple(int(v) for v in (box.x1, box.y1, box.x2, box.y2))
@@ -404,4 +426,4 @@ def _look(image: Image.Image, phrase: str, cue: CueModel, node: Node, min_size: 
         detections=detections, context="not_needed" if (strong or leaf) else "skipped", leaf=leaf,
         heatmap=_thumbnail(heatmap),
     )
-    return Look(node=node, patch=patch, output=output, heatmap=heatmap, step=step, run=run)
+    return Look(node=node, patch=patch, output=output, heatmap=heatmap, step=step)

@@ -1,0 +1,143 @@
+"""The agent's VLM: every call is one `invoke` of a LangChain chat model, so exactly one llm run.
+
+Why: langchain-core opens a chat model's llm run itself, under the run that called it (a graph node, a V*
+step), and hands it to every callback handler: LangSmith, the local trace, the agent's counters. A LangChain
+chat model (`LangChainVLM`) is invoked as it is; any other backend (OpenAI-compatible, transformers, an
+object with `generate`) becomes a chat model through `BackendChatModel`. Images reach that adapter as
+image-store references (`lookcloser-image:<hash>`): runs name them by content hash, nothing is encoded.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from PIL import Image
+
+from lookcloser.errors import VLMError
+from lookcloser.image_refs import to_ref
+from lookcloser.imagestore import store
+from lookcloser.vlm.base import ChatMessage, VLMReply, supports
+from lookcloser.vlm.langchain_vlm import LangChainVLM, to_langchain_messages, vlm_run
+
+__all__ = ["BackendChatModel", "ChatVLM", "chat_vlm"]
+
+_ROLES = {"human": "user", "system": "system", "ai": "assistant"}
+
+
+def _image_ref(image: Image.Image) -> dict[str, Any]:
+    return {"type": "image", "url": to_ref(image)}
+
+
+def _images(image: Image.Image | Sequence[Image.Image] | None) -> list[Image.Image]:
+    return [] if image is None else [image] if isinstance(image, Image.Image) else list(image)
+
+
+def _part(block: Any) -> str | Image.Image:
+    if isinstance(block, str):
+        return block
+    if block.get("type") == "text":
+        return str(block.get("text", ""))
+    image = store.get(str(block.get("url", ""))) if block.get("type") == "image" else None
+    if image is None:
+        raise VLMError(f"a message block {str(block)[:80]} is not text or an image of this process's image store")
+    return image
+
+
+def _result(text: str, usage: dict[str, int] | None = None, **info: Any) -> ChatResult:
+    """One generation; `info` lands in the reply's response_metadata (langchain-core merges it)."""
+    message = AIMessage(content=text, usage_metadata=usage)
+    return ChatResult(generations=[ChatGeneration(message=message, generation_info=info or None)])
+
+
+class BackendChatModel(BaseChatModel):
+    """A lookcloser VLM backend as a chat model. `call` picks the backend method: "generate" (default),
+    "yes_probability" or "score_options" (with `options`); their value comes back in the reply's
+    response_metadata ("p_yes", "scores")."""
+
+    backend: Any
+    cache: bool | None = False  # a VLM call is never answered from a global LLM cache
+
+    @property
+    def _llm_type(self) -> str:
+        return "lookcloser"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": getattr(self.backend, "name", type(self.backend).__name__)}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        return {**super()._get_ls_params(stop=stop, **kwargs), "ls_provider": "lookcloser",
+                "ls_model_name": self._identifying_params["model"]}
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, *,
+                  call: str = "generate", max_new_tokens: int = 256, options: list[str] | None = None,
+                  **kwargs: Any) -> ChatResult:
+        chat = [ChatMessage(_ROLES.get(m.type, "user"),
+                            [_part(b) for b in ([m.content] if isinstance(m.content, str) else m.content)])
+                for m in messages]
+        if call == "generate":
+            reply = self.backend.generate(chat, max_new_tokens=max_new_tokens)
+            usage = None
+            if reply.input_tokens is not None or reply.output_tokens is not None:
+                tokens = {"input_tokens": reply.input_tokens or 0, "output_tokens": reply.output_tokens or 0}
+                usage = {**tokens, "total_tokens": sum(tokens.values())}
+            return _result(reply.text, usage)
+        images = [image for message in chat for image in message.images]
+        image = images[0] if len(images) == 1 else images or None
+        text = "\n".join(message.text for message in chat)
+        if call == "yes_probability":
+            value = float(self.backend.yes_probability(image, text))
+            return _result(f"p(yes) = {value:.4f}", p_yes=value)
+        if call == "score_options":
+            scores = [float(s) for s in self.backend.score_options(image, text, options)]
+            return _result(", ".join(f"({chr(65 + i)}) {o}: {s:.4f}" for i, (o, s) in enumerate(zip(options, scores))),
+                           scores=scores)
+        raise ValueError(f"unknown VLM call {call!r}: use generate, yes_probability or score_options")
+
+
+class ChatVLM:
+    """The VLM protocol over `BackendChatModel`: one `invoke` per call; likelihood methods as the backend has them."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.name = getattr(backend, "name", type(backend).__name__)
+        self.chat_model = BackendChatModel(backend=backend, metadata=self.describe())
+        for capability in ("yes_probability", "score_options"):
+            if supports(backend, capability):
+                setattr(self, capability, getattr(self, f"_{capability}"))
+
+    def describe(self) -> dict[str, Any]:
+        describe = getattr(self.backend, "describe", None)
+        return dict(describe()) if callable(describe) else {"name": self.name}
+
+    def _invoke(self, name: str, messages: Sequence[ChatMessage], **kwargs: Any) -> AIMessage:
+        return self.chat_model.invoke(to_langchain_messages(messages, _image_ref), vlm_run(name), **kwargs)
+
+    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
+        reply = self._invoke("vlm.generate", messages, max_new_tokens=max_new_tokens)
+        usage = reply.usage_metadata or {}
+        return VLMReply(text=reply.content, input_tokens=usage.get("input_tokens"),
+                        output_tokens=usage.get("output_tokens"))
+
+    def _yes_probability(self, image: Image.Image | Sequence[Image.Image] | None, prompt: str) -> float:
+        reply = self._invoke("vlm.yes_probability", [ChatMessage("user", [*_images(image), prompt])],
+                             call="yes_probability")
+        return reply.response_metadata["p_yes"]
+
+    def _score_options(self, image: Image.Image | Sequence[Image.Image] | None, question: str,
+                       options: list[str]) -> list[float]:
+        # TELL scores with its crops too: every image goes into the one message
+        reply = self._invoke("vlm.score_options", [ChatMessage("user", [*_images(image), question])],
+                             call="score_options", options=list(options))
+        return reply.response_metadata["scores"]
+
+    def __repr__(self) -> str:
+        return f"ChatVLM({self.backend!r})"
+
+
+def chat_vlm(vlm: Any) -> Any:
+    """The agent's VLM for a backend: a LangChainVLM (already a chat model's invoke) as it is, else a ChatVLM."""
+    return vlm if isinstance(vlm, (LangChainVLM, ChatVLM)) else ChatVLM(vlm)
