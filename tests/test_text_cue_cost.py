@@ -106,15 +106,15 @@ def test_known_lines_are_not_read_again(sign):
 @needs_shared
 def test_read_all_search_reuses_reads_across_overlapping_looks():
     from lookcloser.tools.vstar.config import SearchConfig
-    from lookcloser.tools.vstar.search import search
+    from lookcloser.tools.vstar.read_all import read_all
 
     class NoReuse(TextCue):
         reuses_reads = False
 
     image = Image.open(SHARED / "easyocr_examples" / "example.png").convert("RGB")  # street signs + poster
     reuse, plain = TextCue(), NoReuse()
-    a = search(image, "text", reuse, SearchConfig(), mode="read_all")
-    b = search(image, "text", plain, SearchConfig(), mode="read_all")
+    a = read_all(image, reuse, SearchConfig())
+    b = read_all(image, plain, SearchConfig())
     assert reuse.reused_reads > 0 and plain.reused_reads == 0
     assert reuse.recognizer_calls < plain.recognizer_calls
     # (almost) the same looks and boxes: the reads saved are the reads reused

@@ -13,7 +13,9 @@ from lookcloser.geometry import is_leaf, split_box
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueOutput
 from lookcloser.tools.vstar.read_all import _cut, _focus, _seen_as_close, dedupe_lines
-from lookcloser.tools.vstar.search import rect_mass, search, split_patch
+from lookcloser.tools.vstar.find_one import find_one
+from lookcloser.tools.vstar.read_all import read_all
+from lookcloser.tools.vstar.search import rect_mass, split_patch
 from lookcloser.types import Box, Detection
 from vstar_fakes import Blob, FakeTextCue, SyntheticCue, Thing, coord_image
 
@@ -46,7 +48,7 @@ def test_min_size_and_leaf_rule():
     assert not is_leaf(Box(x1=0, y1=0, x2=225, y2=225), 224)
     # a flat map and no target: every patch is visited down to the leaves, leaves are never split
     cue = SyntheticCue(blobs=[])
-    result = search(coord_image(896, 896), "thing", cue, CFG)
+    result = find_one(coord_image(896, 896), "thing", cue, CFG)
     assert result.stop_reason == "exhausted" and not result.found
     assert [s.level for s in result.steps].count(3) == 16 and len(result.steps) == 21
     for step in result.steps:
@@ -68,7 +70,7 @@ def test_global_best_first_leaves_a_deep_branch_for_a_better_shallow_sibling():
     # their priorities fall below the bottom-right quadrant, which must be visited next.
     blobs = [Blob(224, 224, 150, 1.0), Blob(672, 672, 120, 0.9)]
     cue = SyntheticCue(blobs=blobs)
-    result = search(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=4))
+    result = find_one(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=4))
     order = [(s.level, s.box.to_list(None)) for s in result.steps]
     assert order[0] == (1, [0, 0, 896, 896])
     assert order[1] == (2, [0, 0, 448, 448])
@@ -83,7 +85,7 @@ def test_stops_at_confident_hit_and_maps_coordinates_back_through_levels():
     # is only detectable in a level-4 patch.
     target = Box(x1=1613.5, y1=640.25, x2=1640.0, y2=660.75)
     cue = SyntheticCue(blobs=[Blob(1626, 650, 40)], things=[Thing(target, 0.8, visible_side=260)])
-    result = search(coord_image(4000, 1000), "thing", cue, CFG)
+    result = find_one(coord_image(4000, 1000), "thing", cue, CFG)
     assert result.found and result.stop_reason == "confident"
     assert result.best.box == target and result.best.score == 0.8
     final = result.steps[-1]
@@ -94,14 +96,14 @@ def test_stops_at_confident_hit_and_maps_coordinates_back_through_levels():
 
 def test_best_seen_fallback_and_not_found():
     target = Box(x1=100, y1=100, x2=130, y2=120)
-    fallback = search(coord_image(896, 896), "thing",
+    fallback = find_one(coord_image(896, 896), "thing",
                       SyntheticCue(blobs=[Blob(115, 110, 50)], things=[Thing(target, 0.4, 10_000)]), CFG)
     assert fallback.found and fallback.stop_reason == "best_seen"
     assert fallback.best.box == target and len(fallback.steps) == 21  # looked everywhere first
-    missing = search(coord_image(896, 896), "thing",
+    missing = find_one(coord_image(896, 896), "thing",
                      SyntheticCue(blobs=[Blob(115, 110, 50)], things=[Thing(target, 0.2, 10_000)]), CFG)
     assert not missing.found and missing.stop_reason == "exhausted"
-    absent = search(coord_image(896, 896), "thing", SyntheticCue(blobs=[Blob(115, 110, 50)]), CFG)
+    absent = find_one(coord_image(896, 896), "thing", SyntheticCue(blobs=[Blob(115, 110, 50)]), CFG)
     assert not absent.found and absent.best is None and absent.summary()["best"] is None
 
 
@@ -109,7 +111,7 @@ def test_deterministic():
     def run():
         cue = SyntheticCue(blobs=[Blob(300, 500, 80), Blob(700, 200, 60, 0.7)],
                            things=[Thing(Box(x1=690, y1=190, x2=710, y2=210), 0.45, 300)])
-        summary = search(coord_image(1000, 800), "thing", cue, CFG).summary()
+        summary = find_one(coord_image(1000, 800), "thing", cue, CFG).summary()
         summary.pop("seconds")
         return json.dumps(summary, sort_keys=True)
 
@@ -118,9 +120,9 @@ def test_deterministic():
 
 def test_budget_stops():
     cue = SyntheticCue(blobs=[])
-    by_steps = search(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=3))
+    by_steps = find_one(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=3))
     assert by_steps.stop_reason == "budget" and len(by_steps.steps) == 3
-    by_time = search(coord_image(896, 896), "thing", cue, CFG.with_options(max_seconds=1e-9))
+    by_time = find_one(coord_image(896, 896), "thing", cue, CFG.with_options(max_seconds=1e-9))
     assert by_time.stop_reason == "budget" and len(by_time.steps) == 0
 
 
@@ -134,17 +136,17 @@ def test_context_cue_used_when_weak_skipped_when_absent():
         heat[6:, 6:] = 1.0  # "it is usually bottom-right"
         return heat
 
-    with_ctx = search(coord_image(896, 896), "thing", SyntheticCue(blobs=weak), CFG.with_options(max_steps=2),
+    with_ctx = find_one(coord_image(896, 896), "thing", SyntheticCue(blobs=weak), CFG.with_options(max_steps=2),
                       context_cue=prior)
     assert with_ctx.steps[0].context == "used" and with_ctx.context_calls == 2 and calls[0] == (896, 896)
     assert with_ctx.steps[1].box.to_list(None) == [448, 448, 896, 896]
-    without = search(coord_image(896, 896), "thing", SyntheticCue(blobs=weak), CFG.with_options(max_steps=2))
+    without = find_one(coord_image(896, 896), "thing", SyntheticCue(blobs=weak), CFG.with_options(max_steps=2))
     assert without.steps[0].context == "skipped" and without.context_calls == 0
     assert without.steps[1].box.to_list(None) == [0, 0, 448, 448]
-    nothing = search(coord_image(896, 896), "thing", SyntheticCue(blobs=weak), CFG.with_options(max_steps=1),
+    nothing = find_one(coord_image(896, 896), "thing", SyntheticCue(blobs=weak), CFG.with_options(max_steps=1),
                      context_cue=lambda p, q: None)
     assert nothing.steps[0].context == "no_prior"
-    strong = search(coord_image(896, 896), "thing", SyntheticCue(blobs=[Blob(100, 100, 30)]),
+    strong = find_one(coord_image(896, 896), "thing", SyntheticCue(blobs=[Blob(100, 100, 30)]),
                     CFG.with_options(max_steps=1), context_cue=prior)
     assert strong.steps[0].context == "not_needed" and strong.context_calls == 0
 
@@ -153,7 +155,7 @@ def test_read_all_reads_every_line_and_skips_textless_patches():
     lines = [Thing(Box(x1=40, y1=60, x2=140, y2=80), 0.95, 10_000, "BIG SIGN"),  # legible from the root
              Thing(Box(x1=700, y1=700, x2=760, y2=714), 0.95, 300, "tiny")]  # needs a close look
     cue = FakeTextCue(lines)
-    result = search(coord_image(1000, 1000), "text", cue, CFG, mode="read_all")
+    result = read_all(coord_image(1000, 1000), cue, CFG)
     texts = [d.text for d in result.lines]
     assert texts == ["BIG SIGN", "tiny"] or texts == ["tiny", "BIG SIGN"]
     assert "?" not in texts  # the poor read of 'tiny' at coarse levels was replaced by the legible one
@@ -180,7 +182,7 @@ def test_read_all_unresolved_patches_expand_every_child_and_cut_lines_are_not_fi
 
     line = Thing(Box(x1=300, y1=400, x2=500, y2=420), 0.95, 10_000, "ACROSS")
     cue = CoarseCue([line])
-    result = search(coord_image(1000, 1000), "text", cue, CFG, mode="read_all")
+    result = read_all(coord_image(1000, 1000), cue, CFG)
     assert [d.text for d in result.lines] == ["ACROSS"]
     assert result.steps[0].children == 4 and [s.level for s in result.steps[1:5]] == [2, 2, 2, 2]
     assert _cut(Box(x1=0, y1=5, x2=50, y2=20), Box(x1=0, y1=0, x2=100, y2=100), 1000, 1000) is False  # image edge
@@ -191,7 +193,7 @@ def test_read_all_unresolved_patches_expand_every_child_and_cut_lines_are_not_fi
 
 
 def test_read_all_with_no_text_is_clean():
-    result = search(coord_image(600, 400), "text", FakeTextCue([]), CFG, mode="read_all")
+    result = read_all(coord_image(600, 400), FakeTextCue([]), CFG)
     assert not result.found and result.lines == [] and len(result.steps) == 1 and result.best is None
 
 
@@ -205,10 +207,8 @@ def test_dedupe_keeps_most_confident():
 def test_bad_inputs():
     cue = SyntheticCue(blobs=[])
     with pytest.raises(ValueError, match="non-empty"):
-        search(coord_image(50, 50), "  ", cue, CFG)
-    with pytest.raises(ValueError, match="mode"):
-        search(coord_image(50, 50), "x", cue, CFG, mode="everything")
-    tiny = search(coord_image(1, 1), "thing", cue, CFG)
+        find_one(coord_image(50, 50), "  ", cue, CFG)
+    tiny = find_one(coord_image(1, 1), "thing", cue, CFG)
     assert len(tiny.steps) == 1 and tiny.steps[0].leaf and not tiny.found
 
     class FlatCue:  # coord_image cannot encode 20000 px; this cue needs no coordinates
@@ -218,9 +218,9 @@ def test_bad_inputs():
         def __call__(self, patch, phrase):
             return CueOutput(heatmap=np.zeros((4, 4)), peak=0.0)
 
-    strip = search(Image.new("RGB", (20000, 200)), "thing", FlatCue(), CFG)
+    strip = find_one(Image.new("RGB", (20000, 200)), "thing", FlatCue(), CFG)
     assert len(strip.steps) == 1 and strip.steps[0].leaf and strip.stop_reason == "exhausted"
-    tall = search(Image.new("RGB", (300, 5000)), "thing", FlatCue(), CFG)
+    tall = find_one(Image.new("RGB", (300, 5000)), "thing", FlatCue(), CFG)
     assert all(min(s.box.width, s.box.height) > 0 for s in tall.steps)
     # 300x5000 -> 4 rows of 300x1250 -> 4 rows of 300x312 -> 2x2 of 150x156 (leaves): 1 + 4 + 16 + 64
     assert len(tall.steps) == 85 and all(min(s.box.width, s.box.height) <= 224 for s in tall.steps if s.leaf)
@@ -237,7 +237,7 @@ def test_counts_search_steps_and_traces_each_step_under_the_current_run():
 
     def node(_):
         with counting() as stats:
-            return search(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=5)), stats
+            return find_one(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=5)), stats
 
     result, stats = RunnableLambda(node).invoke(None, config={"callbacks": [collector]})
     assert stats.search_steps == len(result.steps) == result.cue_calls == 5
@@ -249,7 +249,7 @@ def test_counts_search_steps_and_traces_each_step_under_the_current_run():
     assert [r.outputs["children"] for r in steps] == [s.children for s in result.steps]
     assert "peak" in steps[0].outputs and steps[0].outputs["detections"] == []
     # outside any run and any counting(): no trace, no error
-    assert len(search(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=2)).steps) == 2
+    assert len(find_one(coord_image(896, 896), "thing", cue, CFG.with_options(max_steps=2)).steps) == 2
 
 
 def test_focus_takes_the_whole_line_and_repeated_looks_are_skipped():

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from lookcloser.tools.vstar.localizer import VStarLocalizer
-from lookcloser.tools.vstar.search import search
+from lookcloser.tools.vstar.find_one import find_one
 from lookcloser.tools.vstar.visualize import draw_search
 from lookcloser.types import Box, Target
 from vstar_fakes import Blob, SyntheticCue, Thing, coord_image
@@ -19,7 +19,7 @@ def test_draw_from_result_and_from_findings(tmp_path):
     image = Image.new("RGB", (896, 896), "white")
     cue = SyntheticCue(blobs=[Blob(720, 135, 40)], things=[Thing(TARGET, 0.9, 500)])
     coords = coord_image(896, 896)
-    result = search(coords, "cup", cue)
+    result = find_one(coords, "cup", cue)
     picture = draw_search(image, result, tmp_path / "vis.png")
     assert (tmp_path / "vis.png").exists() and picture.size == (896, 896)
     pixels = np.asarray(picture).astype(int)

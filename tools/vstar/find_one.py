@@ -12,15 +12,28 @@ accepted if >= calibration.accept_confidence ("best_seen"); below it the result 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+from PIL import Image
 
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel, CueOutput
-from lookcloser.tools.vstar.search import (ContextCue, Expansion, Look, Node, Outcome, StopReason, check_heatmap,
-                                           split_patch)
+from lookcloser.tools.vstar.search import (Expansion, Look, Node, Outcome, SearchResult, StopReason, check_heatmap,
+                                           search, split_patch)
 from lookcloser.types import Detection
 
-__all__ = ["FindOne"]
+__all__ = ["ContextMap", "FindOne", "find_one"]
+
+#: The contextual cue: (patch, phrase) -> a prior heatmap over the patch, or None (context_cue.py).
+ContextMap = Callable[[Image.Image, str], "np.ndarray | None"]
+
+
+def find_one(image: Image.Image, phrase: str, cue: CueModel, config: SearchConfig | None = None, *,
+             context_cue: ContextMap | None = None) -> SearchResult:
+    """Find `phrase` in `image` with the object `cue` (the V* search with this strategy)."""
+    config = config or SearchConfig()
+    return search(image, phrase, cue, config, strategy=FindOne(phrase, cue, config, context_cue))
 
 
 class FindOne:
@@ -28,7 +41,7 @@ class FindOne:
 
     mode = "find"
 
-    def __init__(self, phrase: str, cue: CueModel, config: SearchConfig, context_cue: ContextCue | None) -> None:
+    def __init__(self, phrase: str, cue: CueModel, config: SearchConfig, context_cue: ContextMap | None) -> None:
         self.phrase = phrase
         self.calibration = cue.calibration
         self.config = config

@@ -33,7 +33,9 @@ from lookcloser.errors import ModelLoadError
 from lookcloser.tools.options import options_model
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel
-from lookcloser.tools.vstar.search import SearchResult, search
+from lookcloser.tools.vstar.find_one import find_one
+from lookcloser.tools.vstar.read_all import read_all
+from lookcloser.tools.vstar.search import SearchResult
 from lookcloser.tools.vstar.text_match import rank_lines
 from lookcloser.types import Box, Detection, Finding, Target
 
@@ -181,12 +183,11 @@ class VStarLocalizer:
             raise ValueError("the V* localizer needs a non-empty target phrase")
         if target.kind == "text":
             reader = self.reader()
-            result = search(image, target.name, self.text_cue(), self.config, mode="read_all")
+            result = read_all(image, self.text_cue(), self.config, phrase=target.name)
             if reader is None or shares_cue(reader):
                 return self._text_findings(target, result, reader)
             return self._read_findings(image, target, result, reader)
-        result = search(image, target.name, self.object_cue(), self.config, mode="find",
-                        context_cue=self.context_cue())
+        result = find_one(image, target.name, self.object_cue(), self.config, context_cue=self.context_cue())
         summary = result.summary()
         if result.best is None or (not result.found and not self.keep_best_below_accept):
             return [Finding(target=target, status="not_found", tool=self.name, search=summary,

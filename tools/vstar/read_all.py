@@ -18,14 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from lookcloser.geometry import box_intersection_batch, boxes_intersect, is_leaf, line_overlap_batch
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel
-from lookcloser.tools.vstar.search import Expansion, Look, Node, Outcome, StopReason, rect_mass, split_patch
+from lookcloser.tools.vstar.search import (Expansion, Look, Node, Outcome, SearchResult, StopReason, rect_mass, search,
+                                           split_patch)
 from lookcloser.types import Box, Detection
 
-__all__ = ["ReadAll", "dedupe_lines"]
+__all__ = ["ReadAll", "dedupe_lines", "read_all"]
 
 #: How many split levels a closer look may go down inside one visited patch.
 _MAX_DEPTH = 8
@@ -42,16 +44,22 @@ class _Maps:
     px_area: float  # detector-input px per map cell
 
 
+def read_all(image: Image.Image, cue: CueModel, config: SearchConfig | None = None, phrase: str = "text") -> SearchResult:
+    """Read every line of text in `image` with the text `cue` (the V* search with this strategy)."""
+    config = config or SearchConfig()
+    return search(image, phrase, cue, config, strategy=ReadAll(cue, config, image.size))
+
+
 class ReadAll:
     """The read-all policy: keeps every line read, the legible ones, and the boxes looked at."""
 
     mode = "read_all"
 
-    def __init__(self, cue: CueModel, config: SearchConfig, image_size: tuple[int, int], min_size: int) -> None:
+    def __init__(self, cue: CueModel, config: SearchConfig, image_size: tuple[int, int]) -> None:
         self.cue = cue
         self.config = config
         self.width, self.height = image_size
-        self.min_size = min_size
+        self.min_size = config.min_patch_size(*image_size)
         self.accept_confidence = cue.calibration.accept_confidence
         self.lines: list[tuple[Detection, bool]] = []  # (line read, cut by the patch border)
         self.legible: list[Detection] = []  # lines read legibly so far (original px)
@@ -117,7 +125,7 @@ class ReadAll:
         maps = _Maps(patch, evidence, text, scale, px_area=(scale / sx) * (scale / sy))
         queued: list[tuple[Box, Box, int]] = []
         self._closer_looks(core, 1, maps, queued)
-        return Expansion(unread, queued, evidence, scale)
+        return Expansion(unread, queued, state=maps)  # its children are re-checked against `maps` (skip)
 
     def _closer_looks(self, box: Box, depth: int, maps: _Maps, queued: list[tuple[Box, Box, int]]) -> None:
         """Queue the children of `box` that hold unread text, each as (core, view, depth). A view
@@ -178,20 +186,21 @@ def _unread_maps(heatmap: np.ndarray, patch: Box, legible: list[Detection],
 def _still_unread(node: Node, legible: list[Detection], config: SearchConfig) -> bool:
     """Re-check a queued child against lines read legibly since it was queued."""
     parent = node.parent
-    if parent is None or parent.evidence is None:
+    maps: _Maps | None = parent.state if parent is not None else None
+    if maps is None:
         return True
     blanked = None
     for det in legible:
         if not boxes_intersect(det.box, node.core):
             continue
         if blanked is None:
-            blanked = parent.evidence.copy()
-        cells = _cells(det.box, parent.box, blanked.shape)
+            blanked = maps.evidence.copy()
+        cells = _cells(det.box, maps.patch, blanked.shape)
         if cells is not None:
             blanked[cells] = 0.0
     if blanked is None:
         return True
-    return rect_mass(blanked, node.core, parent.box) * parent.px_area >= config.read_min_blob_px
+    return rect_mass(blanked, node.core, maps.patch) * maps.px_area >= config.read_min_blob_px
 
 
 def _focus(evidence: np.ndarray, text: np.ndarray, patch: Box, child: Box, margin: float, width: int,

@@ -3,12 +3,12 @@
 One global priority queue holds the whole frontier. Each visited patch is shown to a cue model,
 which returns a heatmap over the patch and scored detections. Children get the official
 ancestor-weighted priority, so a deep branch is dropped as soon as a shallower patch elsewhere
-looks better. What a visited patch leads to is up to the strategy of the mode:
+looks better. What a visited patch leads to is the caller's `Strategy`; this module knows none:
 
-* ``find`` (objects, `find_one.FindOne`): stop at the first confident detection, else accept
-  the best one seen when the queue runs dry.
-* ``read_all`` (text, `read_all.ReadAll`): keep expanding while the map shows text not yet read
-  legibly; return every line read (deduplicated).
+* `find_one` (objects, find_one.py): stop at the first confident detection, else accept the best
+  one seen when the queue runs dry.
+* `read_all` (text, read_all.py): keep expanding while the map shows text not yet read legibly;
+  return every line read (deduplicated).
 
 Pure: no model is loaded, the image is only cropped. Boxes in the result are original-image pixels.
 Each visited patch is a LangChain chain run ("vstar.step", metadata `SEARCH_STEP`), so it nests under
@@ -22,7 +22,7 @@ import heapq
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from langchain_core.runnables import RunnableLambda
@@ -35,13 +35,12 @@ from lookcloser.tools.vstar.cue import CueModel, CueOutput
 from lookcloser.types import SEARCH_STEP, Box, Detection
 
 __all__ = [
-    "ContextCue", "Expansion", "Look", "Node", "Outcome", "SearchMode", "SearchResult", "SearchStep", "StopReason",
+    "Expansion", "Look", "Node", "Outcome", "SearchMode", "SearchResult", "SearchStep", "StopReason",
     "check_heatmap", "child_priority", "rect_mass", "search", "split_patch",
 ]
 
 SearchMode = Literal["find", "read_all"]
 StopReason = Literal["confident", "best_seen", "exhausted", "budget"]
-ContextCue = Callable[[Image.Image, str], "np.ndarray | None"]
 
 #: Side of the small uint8 copy of each step's heatmap kept for visualisation.
 _THUMB_SIDE = 128
@@ -199,9 +198,7 @@ class Expanded:
     guide: np.ndarray
     total: float
     parent: "Expanded | None"
-    evidence: np.ndarray | None = None  # read-all: unread-text evidence map over `box` (0/1)
-    px_area: float = 1.0  # read-all: detector-input px per evidence cell
-    scale: float = 1.0
+    state: Any = None  # what the strategy kept for this patch (Expansion.state)
 
 
 @dataclass(order=True)
@@ -230,14 +227,13 @@ def child_priority(child: Box, ancestor: Expanded, config: SearchConfig) -> floa
 
 @dataclass
 class Expansion:
-    """What a strategy makes of a visited patch: the map that ranks its children, and the children
-    as (core box of the split tree, box to look at, levels below the patch). Read-all adds the
-    unread-text evidence map (its queued children are re-checked against it) and the cue's scale."""
+    """What a strategy makes of a visited patch: the map that ranks its children, the children as
+    (core box of the split tree, box to look at, levels below the patch), and `state`, anything the
+    strategy wants back when it meets a child (kept on the child's `parent`)."""
 
     guide: np.ndarray
     children: list[tuple[Box, Box, int]]
-    evidence: np.ndarray | None = None
-    scale: float = 1.0
+    state: Any = None
 
 
 class _Frontier:
@@ -256,13 +252,7 @@ class _Frontier:
     def expand(self, node: Node, expansion: Expansion, config: SearchConfig) -> None:
         """Queue the children of a visited node with their ancestor-weighted priorities."""
         guide = _shrink(_normalise(expansion.guide))
-        expanded = Expanded(node.box, node.level, guide, float(guide.sum()), node.parent)
-        evidence = expansion.evidence
-        if evidence is not None:
-            scale = expansion.scale
-            expanded.evidence = evidence
-            expanded.scale = scale
-            expanded.px_area = (scale * node.box.width / evidence.shape[1]) * (scale * node.box.height / evidence.shape[0])
+        expanded = Expanded(node.box, node.level, guide, float(guide.sum()), node.parent, expansion.state)
         for child, view, depth in expansion.children:
             self._counter += 1
             priority = child_priority(child, expanded, config)
@@ -312,18 +302,6 @@ class Strategy(Protocol):
     def finish(self, stop_reason: StopReason) -> Outcome: ...
 
 
-def _strategy(mode: SearchMode, phrase: str, cue: CueModel, config: SearchConfig, image_size: tuple[int, int],
-              min_size: int, context_cue: ContextCue | None) -> Strategy:
-    # imported here: the strategies build on this module's machinery
-    if mode == "find":
-        from lookcloser.tools.vstar.find_one import FindOne
-
-        return FindOne(phrase, cue, config, context_cue)
-    from lookcloser.tools.vstar.read_all import ReadAll
-
-    return ReadAll(cue, config, image_size, min_size)
-
-
 # --- the search -----------------------------------------------------------------------------------
 
 
@@ -333,13 +311,11 @@ def search(
     cue: CueModel,
     config: SearchConfig | None = None,
     *,
-    mode: SearchMode = "find",
-    context_cue: ContextCue | None = None,
+    strategy: Strategy,
 ) -> SearchResult:
-    """Best-first V* search of `image` for `phrase` with `cue`. See the module docstring."""
+    """Best-first V* search of `image` for `phrase` with `cue`, `strategy` deciding what each visited
+    patch means (`find_one.FindOne`, `read_all.ReadAll`). See the module docstring."""
     config = config or SearchConfig()
-    if mode not in ("find", "read_all"):
-        raise ValueError(f"search mode must be 'find' or 'read_all', got {mode!r}")
     if not isinstance(phrase, str) or not phrase.strip():
         raise ValueError(f"search phrase must be a non-empty string, got {phrase!r}")
     width, height = image.size
@@ -347,11 +323,10 @@ def search(
         raise ValueError(f"cannot search an empty image ({width}x{height})")
     min_size = config.min_patch_size(width, height)
     start = time.perf_counter()
-    strategy = _strategy(mode, phrase, cue, config, (width, height), min_size, context_cue)
     steps: list[SearchStep] = []
     outcome = strategy.finish(_walk(image, phrase, cue, config, strategy, min_size, steps, start))
     return SearchResult(
-        phrase=phrase, mode=mode, cue=cue.name, image_size=(width, height), min_patch_size=min_size,
+        phrase=phrase, mode=strategy.mode, cue=cue.name, image_size=(width, height), min_patch_size=min_size,
         best=outcome.best, found=outcome.found, stop_reason=outcome.stop_reason, steps=steps,
         cue_calls=len(steps), context_calls=outcome.context_calls, seconds=time.perf_counter() - start,
         lines=outcome.lines, skipped_read=outcome.skipped_read, instances=outcome.instances,
