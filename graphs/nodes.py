@@ -28,7 +28,7 @@ from lookcloser.parsing import parse_choice, parse_show
 from lookcloser.prompts import options_block, render_prompt
 from lookcloser.runtime import Services
 from lookcloser.types import Finding, Mask, Target
-from lookcloser.vlm.base import ChatMessage, supports
+from lookcloser.vlm_protocol import ChatMessage, supports
 
 from lookcloser.graphs.state import AgentState, SearchTask
 

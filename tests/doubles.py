@@ -10,7 +10,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from PIL import Image
 
 from lookcloser.types import Box, Detection, Finding, Mask, Target
-from lookcloser.vlm.base import ChatMessage, VLMReply
+from lookcloser.vlm_protocol import ChatMessage, VLMReply
 
 
 class ScriptedVLM:

@@ -108,7 +108,7 @@ def test_the_best_box_below_the_accept_score_is_still_given_marked_unless_switch
 
 
 def test_the_contextual_cue_maps_the_context_object_with_the_object_cue_and_records_it():
-    from lookcloser.vlm.base import VLMReply
+    from lookcloser.vlm_protocol import VLMReply
 
     class Vlm:
         name = "scripted"

@@ -90,6 +90,12 @@ class RapidOCRTool:
                         raise ModelLoadError(f"RapidOCR rejected its settings {self._engine_options}: {exc}") from exc
         return self._engine
 
+    @property
+    def reads_like_the_text_cue(self) -> bool:
+        """With the bundled models and no engine options this reads what the V* text cue reads (the same
+        PP-OCRv6 files and settings), so the V* localizer keeps the cue's reads instead of reading again."""
+        return not self._engine_options
+
     def describe(self) -> dict[str, Any]:
         return {"tool": self.name, "backend": "rapidocr", "device": "cpu"}
 

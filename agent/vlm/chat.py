@@ -19,7 +19,7 @@ from PIL import Image
 from lookcloser.errors import VLMError
 from lookcloser.image_refs import to_ref
 from lookcloser.imagestore import store
-from lookcloser.vlm.base import ChatMessage, VLMReply, supports
+from lookcloser.vlm_protocol import ChatMessage, VLMReply, supports
 from lookcloser.vlm.langchain_vlm import LangChainVLM, to_langchain_messages, vlm_run
 
 __all__ = ["BackendChatModel", "ChatVLM", "chat_vlm"]

@@ -30,7 +30,7 @@ from PIL import Image
 from lookcloser.config import cap_text
 from lookcloser.deadline import time_left, time_limit_seconds
 from lookcloser.errors import VLMError, VLMTimeoutError
-from lookcloser.vlm.base import ChatMessage, VLMReply
+from lookcloser.vlm_protocol import ChatMessage, VLMReply
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 

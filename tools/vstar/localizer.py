@@ -278,12 +278,9 @@ def _inner(tool: Any) -> Any:
 
 
 def shares_cue(reader: Any) -> bool:
-    """True for the default reader: a RapidOCRTool with its bundled models (no engine options),
-    which are the PP-OCRv6 models the text cue already ran on every patch."""
-    from lookcloser.tools.rapidocr import RapidOCRTool
-
-    inner = _inner(reader)
-    return isinstance(inner, RapidOCRTool) and not inner._engine_options
+    """True for a reader whose reads are the text cue's own (the default RapidOCR with its bundled
+    PP-OCRv6 models and no engine options says so: `reads_like_the_text_cue`): no second read."""
+    return bool(getattr(_inner(reader), "reads_like_the_text_cue", False))
 
 
 def create_vstar_localizer(context: Any = None, **options: Any) -> VStarLocalizer:

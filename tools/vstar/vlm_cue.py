@@ -80,7 +80,7 @@ class VLMCue:
         min_score: float = 0.1,
         calibration: CueCalibration | None = None,
     ) -> None:
-        from lookcloser.vlm.base import supports
+        from lookcloser.vlm_protocol import supports
 
         if vlm is None or not supports(vlm, "yes_probability"):
             name = getattr(vlm, "name", type(vlm).__name__)

@@ -1,4 +1,4 @@
-"""The one protocol every VLM backend follows.
+"""The one protocol every VLM backend follows, and what tools may call (core: imports nothing of the project).
 
 A backend only has to implement `generate`: chat over messages whose content mixes text and
 images. `yes_probability` and `score_options` are optional: backends that can read token
