@@ -128,6 +128,19 @@ class Services:
     def has_tool(self, role: str) -> bool:
         return self.tool_specs.get(role) is not None
 
+    def batches(self, role: str) -> bool:
+        """Whether the `role` tool finds several targets in one call (`locate_many`), known without
+        building it: an instance says so by having the method, a registered tool in its ToolInfo."""
+        from lookcloser.tools import registry  # noqa: PLC0415
+
+        spec = self.tool_specs.get(role)
+        if spec is None:
+            return False
+        if not isinstance(spec, str):
+            return callable(getattr(spec, "locate_many", None))
+        info = registry.info(role, spec)
+        return bool(info is not None and info.batches)
+
     def tool(self, role: str, *, with_vlm: bool = True) -> Any:
         """The traced tool for `role`, built on first use and then shared. `with_vlm=False` builds the
         tool without the VLM (SEARCH-only use with no VLM named: no contextual cue)."""

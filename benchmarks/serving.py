@@ -97,6 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="questions per mode, interleaved (default 10)")
     parser.add_argument("--distinct", type=int, default=50, help="questions on distinct photos for RSS (default 50)")
+    parser.add_argument("--concurrent", type=int, default=20, help="runs sent at once on one photo (default 20)")
     parser.add_argument("--size", type=int, nargs=2, default=(4032, 3024), metavar=("W", "H"),
                         help="photo size (default 4032 3024)")
     args = parser.parse_args()
@@ -133,6 +134,19 @@ def main() -> None:
                     started = time.perf_counter()
                     call()
                     times[mode].append(time.perf_counter() - started)
+            concurrent_s, answered = 0.0, 0
+            if args.concurrent:
+                from concurrent.futures import ThreadPoolExecutor
+
+                def one(_: int) -> bool:
+                    thread = get_sync_client(url=url).threads.create()
+                    out = get_sync_client(url=url).runs.wait(thread["thread_id"], "lookcloser", input=question)
+                    return out.get("answer") == "EXIT"
+
+                started = time.perf_counter()
+                with ThreadPoolExecutor(max_workers=args.concurrent) as pool:
+                    answered = sum(pool.map(one, range(args.concurrent)))
+                concurrent_s = time.perf_counter() - started
             thread_id = served()
             history = client.threads.get_history(thread_id, limit=100)
             history_bytes = len(json.dumps(history))
@@ -157,7 +171,10 @@ def main() -> None:
     for name, values in (("in-process graph.invoke", local_ms), ("served (SDK, langgraph dev)", served_ms)):
         ratio = statistics.median(values) / statistics.median(local_ms)
         print(f"| {name} | {statistics.mean(values):.0f} | {statistics.median(values):.0f} | {ratio:.2f}x |")
-    print(f"\ncheckpoint history of one question: {history_bytes / 1e3:.0f} KB ({len(history)} checkpoints)")
+    if args.concurrent:
+        print(f"\n{args.concurrent} runs at once: {answered}/{args.concurrent} answered in {concurrent_s:.1f} s")
+    print(f"checkpoint history of one question as the API returns it (images put back): {history_bytes / 1e3:.0f} KB "
+          f"({len(history)} checkpoints); what the checkpointer stores: tests/test_checkpoints.py")
     print(f"server RSS: {rss_before:.0f} MB before, {rss_after:.0f} MB after {args.distinct} more questions on "
           f"distinct photos ({distinct_s / max(args.distinct, 1):.2f} s each)")
 

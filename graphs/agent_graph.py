@@ -55,7 +55,7 @@ def _nodes(admit: Admit) -> dict[str, Any]:
     def search_all(state: AgentState, runtime: Runtime[Context], *, with_vlm: bool) -> list[Send]:
         """One `search` branch per target, or one for all of them when the localizer batches."""
         targets = state.get("targets") or []
-        batched = nodes.localizer_batches(services(admit(runtime.context)), with_vlm=with_vlm)
+        batched = nodes.localizer_batches(services(admit(runtime.context)))
         groups = [targets] if batched and targets else [[target] for target in targets]
         return [Send("search", {"image": state["image"], "targets": group, "mode": state.get("mode", "ask"),
                                 "with_vlm": with_vlm}) for group in groups]

@@ -181,9 +181,9 @@ def show(state: AgentState, services: Services, config: AgentConfig) -> dict[str
 
 
 # ---------------------------------------------------------------------------------- search
-def localizer_batches(services: Services, *, with_vlm: bool) -> bool:
-    """Whether the configured localizer finds several targets in one call (`locate_many`)."""
-    return callable(getattr(services.tool("localizer", with_vlm=with_vlm), "locate_many", None))
+def localizer_batches(services: Services) -> bool:
+    """Whether the configured localizer finds several targets in one call (`locate_many`), without building it."""
+    return services.batches("localizer")
 
 
 @_within_time_limit

@@ -203,3 +203,19 @@ def test_unconfigured_role_is_a_lookup_error():
     agent = Agent(vlm=ScriptedVLM([]), trace_dir=None)
     with pytest.raises(LookupError, match="no 'detector' tool is configured"):
         agent.tool("detector")
+
+
+def test_routing_knows_which_localizers_batch_without_building_them():
+    """The graph sends one search branch for all targets to a localizer with `locate_many`; it reads that
+    from the registration (ToolInfo.batches) so routing never builds a tool. The declarations match the tools."""
+    from lookcloser.runtime import Context, Services
+
+    for name in registry.names("localizer"):
+        services = Services(Context(vlm="openai:stub@http://127.0.0.1:9/v1", tools={"localizer": name}))
+        declared = services.batches("localizer")
+        assert services._tools == {}  # nothing built to answer
+        try:
+            built = registry.create("localizer", name)
+        except Exception:  # noqa: BLE001 - a tool whose extra is not installed here (original GroundingDINO)
+            continue
+        assert declared == callable(getattr(built, "locate_many", None)), name

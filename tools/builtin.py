@@ -111,14 +111,15 @@ INFO = {
     ("detector", "grounding_dino"): ToolInfo(
         "transformers", GDINO_MODEL,
         options=_options("lookcloser.tools.grounding_dino", "GroundingDinoDetector"),
-        requires=(Weights(GDINO_MODEL),)),
+        requires=(Weights(GDINO_MODEL),), batches=True),
     ("segmenter", "sam2"): ToolInfo(
         "transformers", SAM2_MODEL, options=_options("lookcloser.tools.sam2", "Sam2Segmenter"),
         requires=(Package("torchvision", "pip install 'lookcloser[vision]'"), Weights(SAM2_MODEL))),
     ("detector", "groundingdino"): ToolInfo(
         "original GroundingDINO package", "your checkpoint + BERT directory",
         options=_options("lookcloser.tools.groundingdino_original", "OriginalGroundingDino"),
-        requires=(Package("groundingdino", "pip install --no-build-isolation 'lookcloser[groundingdino]'"),)),
+        requires=(Package("groundingdino", "pip install --no-build-isolation 'lookcloser[groundingdino]'"),),
+        batches=True),
     ("segmenter", "sam2_original"): ToolInfo(
         "original SAM 2 package", "your checkpoint",
         options=_options("lookcloser.tools.sam2_original", "OriginalSam2Segmenter"),

@@ -102,12 +102,15 @@ class ToolInfo:
     options: () -> the tool's options as a pydantic model (tools/options.py), or None when it passes
     unknown ones on to its backend (not checked); called only when options are given. Left out: read
     from the factory's signature. requires: Package / Binary / Weights, checked in order by `usability`.
+    batches: the tool finds every target of an image in one call (`locate_many`), so the graph sends it
+    one search branch for all of them; declared here so routing never has to build the tool to know.
     """
 
     backend: str
     default_model: str | None = None
     options: Callable[[], type[BaseModel] | None] | None = None
     requires: tuple[Any, ...] = field(default_factory=tuple)
+    batches: bool = False
 
     def usability(self, options: dict[str, Any] | None = None) -> Usability:
         """The first unmet requirement with these options, or ok."""
