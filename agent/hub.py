@@ -213,6 +213,16 @@ def shared(key: tuple[str, ...], build: Any) -> Any:
         return built
 
 
+def forget_shared(kind: str) -> int:
+    """Drop the models whose key starts with `kind` (e.g. "onnx"), so the next use loads them again: after
+    their files changed on disk, or to see a load fail again. How many were dropped."""
+    with _shared_lock:
+        keys = [key for key in _shared if key and key[0] == kind]
+        for key in keys:
+            del _shared[key]
+    return len(keys)
+
+
 def load_shared(processor_cls: Any, model_cls: Any, model: str | os.PathLike, *, what: str, hint: str,
                 device: Any = "auto", dtype: Any = "auto", mps: bool = True,
                 cuda_default: str = "bfloat16", option: str | None = None,

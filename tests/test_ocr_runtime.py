@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from lookcloser.errors import ModelLoadError
-from lookcloser.tools.vstar import ocr_runtime
+from lookcloser.hub import forget_shared
 from lookcloser.tools.vstar.text_cue import TextCue
 from lookcloser.tools.vstar.text_match import edit_distance, normalise
 from lookcloser.types import Box
@@ -57,10 +57,10 @@ def test_unknown_runtime_names_the_choices():
 
 
 def test_missing_openvino_says_how_to_install_or_switch(monkeypatch):
-    ocr_runtime.load_model.cache_clear()
+    forget_shared("onnx")
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
     try:
         with pytest.raises(ModelLoadError, match=r"lookcloser\[ocr-openvino\].*runtime=onnxruntime"):
             TextCue(runtime="openvino")
     finally:
-        ocr_runtime.load_model.cache_clear()
+        forget_shared("onnx")

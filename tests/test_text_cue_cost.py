@@ -159,9 +159,10 @@ def test_upscaled_close_look_reads_a_shop_sign_the_native_look_misses():
 def test_int8_detector_builds_from_the_wheel_and_agrees_with_the_float_one(tmp_path, monkeypatch, sign):
     pytest.importorskip("onnx", reason="the int8 detector needs the [ocr-int8] extra")
     monkeypatch.setenv("LOOKCLOSER_CACHE", str(tmp_path))
-    from lookcloser.tools.vstar import det_int8, ocr_runtime, text_cue
+    from lookcloser.hub import forget_shared
+    from lookcloser.tools.vstar import det_int8, text_cue
 
-    ocr_runtime.load_model.cache_clear()
+    forget_shared("onnx")
     try:
         path = det_int8.quantized_detector(text_cue.detector_path())
         assert path.parent == tmp_path and path.stat().st_size < 0.5 * text_cue.detector_path().stat().st_size
@@ -174,7 +175,7 @@ def test_int8_detector_builds_from_the_wheel_and_agrees_with_the_float_one(tmp_p
             assert (text_a & text_b).sum() / max((text_a | text_b).sum(), 1) >= INT8_MAP_IOU
             assert len(_legible(a)) >= 3 and len(_legible(a) & _legible(b)) >= INT8_READ_SHARE * len(_legible(a))
     finally:
-        ocr_runtime.load_model.cache_clear()
+        forget_shared("onnx")
 
 
 #: Stated tolerance of the int8 detector against the float one on these real crops: binary-map IoU

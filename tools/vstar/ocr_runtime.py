@@ -15,7 +15,6 @@ process (path, runtime, threads): every TextCue with the same settings shares th
 
 from __future__ import annotations
 
-import functools
 import threading
 from pathlib import Path
 from typing import Callable, Literal
@@ -23,6 +22,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from lookcloser.errors import ModelLoadError
+from lookcloser.hub import shared
 
 __all__ = ["RUNTIMES", "Runtime", "load_model"]
 
@@ -38,13 +38,14 @@ def check_runtime(runtime: str) -> str:
     return runtime
 
 
-@functools.lru_cache(maxsize=8)
 def load_model(path: str, runtime: str, threads: int) -> Model:
-    """The ONNX model at `path` compiled for the CPU by `runtime`, using `threads` threads."""
+    """The ONNX model at `path` compiled for the CPU by `runtime`, using `threads` threads: loaded once per
+    process for each (file, runtime, threads) through the one model cache (`hub.shared`, kind "onnx")."""
     check_runtime(runtime)
     if not Path(path).exists():
         raise ModelLoadError(f"ONNX model not found at {path}; reinstall rapidocr==3.10.0 (the [ocr] extra)")
-    return _openvino(path, threads) if runtime == "openvino" else _onnxruntime(path, threads)
+    build = (lambda: _openvino(path, threads)) if runtime == "openvino" else (lambda: _onnxruntime(path, threads))
+    return shared(("onnx", str(path), runtime, str(threads)), build)
 
 
 def _onnxruntime(path: str, threads: int) -> Model:
