@@ -22,7 +22,6 @@ import base64
 import binascii
 import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +31,8 @@ from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Send
+
+from lookcloser.files import write_atomic
 
 __all__ = ["BLOB_PREFIX", "DirectoryBlobs", "ImageRefSerde", "MemoryBlobs", "StoreBlobs"]
 
@@ -84,10 +85,7 @@ class DirectoryBlobs:
         if path.exists():
             return
         path.parent.mkdir(exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-        with os.fdopen(handle, "w", encoding="ascii") as file:
-            file.write(value)
-        os.replace(temporary, path)
+        write_atomic(path, value.encode("ascii"))
 
 
 class StoreBlobs:

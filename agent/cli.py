@@ -110,7 +110,7 @@ class _TraceStub(TyperGroup):
 
 
 def _trace_group() -> Any:
-    from lookcloser.tracing.cli import trace_app  # noqa: PLC0415
+    from lookcloser.trace_cli import trace_app  # noqa: PLC0415
 
     group = typer.main.get_command(trace_app)
     group.name = "trace"

@@ -13,13 +13,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 from lookcloser.errors import ImageError
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_BYTES", "MAX_SETTINGS_BYTES", "open_image_file", "open_regular",
-           "read_regular"]
+           "read_regular", "write_atomic"]
 
 #: Image files: at most 2 GiB (an uncompressed 100-megapixel 16-bit TIFF is about 600 MB).
 MAX_IMAGE_BYTES = 2 * 1024**3
@@ -98,3 +99,15 @@ def open_image_file(path: str | os.PathLike) -> BinaryIO:
         handle.close()
         raise ImageError(f"image file is empty (0 bytes): {path}")
     return handle
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder + rename: readers never see a half-written file."""
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

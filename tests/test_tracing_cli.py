@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lookcloser.tracing import RUNS_FILE, load_trace
-from lookcloser.tracing.cli import trace_app
+from lookcloser.trace_cli import trace_app
 from tracing_helpers import ANSWER, LangSmithStub, agent_trace
 
 LOOKCLOSER = Path(sys.executable).with_name("lookcloser")

@@ -183,7 +183,7 @@ def test_list_traces_newest_first_and_an_unreadable_one_is_listed_not_fatal(tmp_
 
 
 def test_importing_the_tracing_package_and_its_reader_stays_cheap():
-    code = ("import sys, lookcloser.tracing, lookcloser.tracing.store, lookcloser.tracing.cli; "
+    code = ("import sys, lookcloser.tracing, lookcloser.tracing.store, lookcloser.trace_cli; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'langgraph', 'langchain_core', 'transformers', "
             "'torch', 'PIL', 'langsmith'}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,

@@ -5,6 +5,7 @@ each VLM call (a chat model's llm run, `lookcloser.vlm.chat`), each tool call (a
   LangSmith gets the same tree from langchain-core's own tracer (LANGSMITH_TRACING=true).
 - `store`: read saved traces back, validate them against langsmith's run schema, list them, build the tree.
 - `report`: one self-contained HTML page per trace. `upload`: send a saved trace to LangSmith.
+The `lookcloser trace` commands are the CLI's (`lookcloser.trace_cli`).
 
 Names are imported on first use (PEP 562): `import lookcloser.tracing` loads neither LangGraph,
 langchain-core nor Pillow.

@@ -18,7 +18,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -32,10 +31,11 @@ import xxhash
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
 
+from lookcloser.files import write_atomic
 from lookcloser.imagestore import IMAGE_REF_PREFIX, store
 from lookcloser.tracing.store import IMAGES_DIR, META_FILE, RUNS_FILE, TRACE_FORMAT
 
-__all__ = ["IMAGES_DIR", "META_FILE", "RUNS_FILE", "TRACE_FORMAT", "JsonlTracer", "write_atomic"]
+__all__ = ["IMAGES_DIR", "META_FILE", "RUNS_FILE", "TRACE_FORMAT", "JsonlTracer"]
 
 logger = logging.getLogger("lookcloser.tracing")
 
@@ -46,18 +46,6 @@ MAX_INLINE_CHARS = 20_000
 #: Inline images (data URLs) written as files, by their media type.
 DATA_URL_TYPES = {"data:image/png;base64,": "png", "data:image/jpeg;base64,": "jpg", "data:image/webp;base64,": "webp",
                   "data:image/gif;base64,": "gif"}
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder + rename: readers never see a half-written file."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 class JsonlTracer(BaseTracer):
