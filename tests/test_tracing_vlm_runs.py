@@ -92,4 +92,4 @@ def test_langchain_chat_model_backend(stub, tmp_path):
     assert blocks[0] in [b["image_url"]["url"] for b in llm[0]["inputs"]["messages"][0][0]["kwargs"]["content"]
                          if b["type"] == "image_url"]  # SHOW's image is TELL's first: one file
     sent_blocks = sent[tell["id"]]["inputs"]["messages"][0][0]["kwargs"]["content"]
-    assert all(b["image_url"]["url"].startswith("data:image/png;base64,") for b in sent_blocks if b["type"] == "image_url")
+    assert all(b["image_url"]["url"].startswith("data:image/jpeg;base64,") for b in sent_blocks if b["type"] == "image_url")

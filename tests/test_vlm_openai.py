@@ -49,9 +49,32 @@ def test_request_carries_model_text_and_image(stub):
     assert user["role"] == "user"
     assert user["content"][0] == {"type": "text", "text": "What color?"}
     header, decoded = _decode_data_url(user["content"][1]["image_url"]["url"])
-    assert header == "data:image/png;base64"
+    assert header == "data:image/jpeg;base64"  # the default: JPEG quality 95, 4:4:4 (fast, near-lossless)
     assert decoded.size == (320, 200)
-    assert decoded.convert("RGB").getpixel((5, 5)) == (10, 200, 30)
+    assert all(abs(a - b) <= 2 for a, b in zip(decoded.convert("RGB").getpixel((5, 5)), (10, 200, 30)))
+
+
+def test_png_sends_the_pixels_losslessly(stub):
+    vlm = OpenAIVLM("m", base_url=stub.url, image_format="png", max_retries=0)
+    vlm.generate([ChatMessage("user", [Image.new("RGB", (64, 48), (10, 200, 30)), "q"])])
+    header, decoded = _decode_data_url(stub.requests[0]["messages"][0]["content"][0]["image_url"]["url"])
+    assert header == "data:image/png;base64" and decoded.convert("RGB").getpixel((5, 5)) == (10, 200, 30)
+
+
+def test_a_photo_sent_twice_is_encoded_once(stub, monkeypatch):
+    """SHOW and TELL send the same photo: its data URL is made once and reused (same pixels, same URL)."""
+    from lookcloser.vlm import openai_vlm
+
+    encoded = []
+    original = openai_vlm._encode
+    monkeypatch.setattr(openai_vlm, "_encode", lambda *args: encoded.append(args[0].size) or original(*args))
+    vlm = OpenAIVLM("m", base_url=stub.url, max_retries=0)
+    photo = Image.effect_noise((640, 480), 40).convert("RGB")
+    vlm.generate([ChatMessage("user", [photo, "show"])])
+    vlm.generate([ChatMessage("user", [photo, photo.crop((0, 0, 64, 64)), "tell"])])
+    assert encoded == [(640, 480), (64, 64)]  # the photo once, the crop once
+    first, second = (r["messages"][0]["content"][0]["image_url"]["url"] for r in stub.requests)
+    assert first == second
 
 
 def test_large_images_are_shrunk_to_max_side_as_jpeg(stub):

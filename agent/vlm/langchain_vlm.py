@@ -64,7 +64,7 @@ class LangChainVLM:
         chat_model: Any,
         *,
         max_image_side: int | None = 2048,
-        image_format: Literal["png", "jpeg"] = "png",
+        image_format: Literal["png", "jpeg"] = "jpeg",
     ) -> None:
         from langchain_core.language_models import BaseChatModel
 
