@@ -70,7 +70,7 @@ def _encode(image: Image.Image, max_side: int | None, image_format: str) -> str:
     if max_side is not None and max(image.size) > max_side:
         scale = max_side / max(image.size)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.BICUBIC)
+        image = image.resize(size, Image.Resampling.BILINEAR)  # area-filtered when shrinking; ~1.6x faster than bicubic
     buffer = io.BytesIO()
     if image_format == "jpeg":
         image.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
