@@ -244,20 +244,19 @@ def _vis_file(value: Any) -> Path:
     return path
 
 
-def _trace_folder(value: Any) -> Path:
-    path = Path(str(value))
-    problem = _directory_problem(path)
-    if problem:
-        raise InputError(f"--trace-dir {path} cannot hold traces: {problem}")
-    return path
+def _folder_for(flag: str, what: str) -> Callable[[Any], Path]:
+    """A parser for a folder option (`flag`) that must be able to hold `what`."""
+    def check(value: Any) -> Path:
+        path = Path(str(value))
+        problem = _directory_problem(path)
+        if problem:
+            raise InputError(f"{flag} {path} cannot hold {what}: {problem}")
+        return path
+    return check
 
 
-def _out_folder(value: Any) -> Path:
-    path = Path(str(value))
-    problem = _directory_problem(path)
-    if problem:
-        raise InputError(f"--out {path} cannot hold results: {problem}")
-    return path
+_trace_folder = _folder_for("--trace-dir", "traces")
+_out_folder = _folder_for("--out", "results")
 
 
 def _settings(config_file: Path | None, tool: list[str] | None, vlm: str | None = None,
