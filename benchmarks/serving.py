@@ -3,9 +3,10 @@ a time) and in-process (`graph.invoke` on the same graph and context), side by s
 leaves in the thread's checkpoint history; the server's memory after many questions on distinct photos.
 
 Workload: the served graph (langgraph.json) with the operator's VLM a scripted OpenAI-compatible stub
-in this process (tests/openai_stub.py) whose SHOW answers at once: the run is reading the input,
-decoding the photo, one VLM request with the photo, and (served) the HTTP, checkpoint and stream
-plumbing around it. The photo is examples/vending_machine.jpg upscaled to 4032x3024 with mild
+in this process (tests/openai_stub.py). `--workload show` (default): SHOW answers at once, so the run is
+reading the input, decoding the photo, one VLM request with the photo, and (served) the HTTP, checkpoint
+and stream plumbing around it. `--workload search`: SHOW names a text target, the default V* search
+reads the photo, TELL answers (a question as users ask them). The photo is examples/vending_machine.jpg upscaled to 4032x3024 with mild
 sensor-like noise, JPEG quality 92 (a smooth upscale would compress unrealistically well); each
 `--distinct` photo has its own noise.
 
@@ -98,6 +99,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="questions per mode, interleaved (default 10)")
     parser.add_argument("--distinct", type=int, default=50, help="questions on distinct photos for RSS (default 50)")
     parser.add_argument("--concurrent", type=int, default=20, help="runs sent at once on one photo (default 20)")
+    parser.add_argument("--workload", choices=("show", "search"), default="show",
+                        help="show: SHOW answers at once (plumbing only, the default); search: SHOW names a text target "
+                             "and the default V* search reads the photo before TELL")
     parser.add_argument("--size", type=int, nargs=2, default=(4032, 3024), metavar=("W", "H"),
                         help="photo size (default 4032 3024)")
     args = parser.parse_args()
@@ -105,7 +109,14 @@ def main() -> None:
     from langgraph_sdk import get_sync_client
 
     with StubServer() as stub, tempfile.TemporaryDirectory() as scratch:
-        stub.script = lambda request: json.dumps({"answer": "EXIT", "missing": []})
+        if args.workload == "show":
+            stub.script = lambda request: json.dumps({"answer": "EXIT", "missing": []})
+        else:  # SHOW names the website as missing text; V* reads the photo; TELL answers from what was read
+            from openai_stub import prompt_text
+
+            stub.script = lambda request: ("EXIT" if "Additional visual information" in prompt_text(request) else
+                                           json.dumps({"answer": None, "missing": [{"name": "the website address",
+                                                                                    "kind": "text"}]}))
         env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1",
                "LOOKCLOSER_VLM": stub.spec}
         env.pop("LOOKCLOSER_CONFIG", None)
@@ -164,8 +175,8 @@ def main() -> None:
 
     served_ms = [t * 1000 for t in times["served"]]
     local_ms = [t * 1000 for t in times["in-process"]]
-    print(f"{args.size[0]}x{args.size[1]} photo ({len(photo) / 1e6:.1f} MB as a data URL), {args.runs} runs per mode, "
-          "interleaved\n")
+    print(f"{args.size[0]}x{args.size[1]} photo ({len(photo) / 1e6:.1f} MB as a data URL), workload {args.workload}, "
+          f"{args.runs} runs per mode, interleaved\n")
     print("| mode | mean ms | median ms | vs in-process |")
     print("|---|---|---|---|")
     for name, values in (("in-process graph.invoke", local_ms), ("served (SDK, langgraph dev)", served_ms)):
