@@ -18,23 +18,25 @@ Blob stores: `DirectoryBlobs` (files named by hash; share the folder between pro
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import os
 import re
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, AsyncIterator, Protocol
 
 import xxhash
 from langchain_core.messages import BaseMessage
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Send
 
 from lookcloser.files import write_atomic
 
-__all__ = ["BLOB_PREFIX", "DirectoryBlobs", "ImageRefSerde", "MemoryBlobs", "StoreBlobs"]
+__all__ = ["BLOB_PREFIX", "DirectoryBlobs", "ImageRefSerde", "MemoryBlobs", "OffThreadMemorySaver", "StoreBlobs"]
 
 BLOB_PREFIX = "lookcloser-blob:"
 _REF = re.compile(r"^lookcloser-blob:[0-9a-f]{32}$")
@@ -171,3 +173,24 @@ def _walk(value: Any, change: Any) -> Any:
         arg = _walk(value.arg, change)
         return value if arg is value.arg else Send(value.node, arg)
     return value
+
+
+class OffThreadMemorySaver(InMemorySaver):
+    """LangGraph's in-memory saver whose async methods run in a worker thread, so its serializer may read and
+    write files (DirectoryBlobs) without blocking an event loop (`langgraph dev` refuses blocking calls there)."""
+
+    async def aget_tuple(self, config: Any) -> Any:
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        for item in await asyncio.to_thread(lambda: list(self.list(config, **kwargs))):
+            yield item
+
+    async def aput(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await asyncio.to_thread(self.delete_thread, thread_id)

@@ -9,6 +9,7 @@ used images are dropped past `max_bytes`); a key whose image was dropped reads b
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -89,4 +90,18 @@ def _size(image: Image.Image) -> int:
 
 
 #: The process-wide store shared by the graph, the agent and the tracers.
-store = ImageStore()
+def _max_bytes_from_env() -> int:
+    """LOOKCLOSER_IMAGE_CACHE_MB (decoded images kept per process, in MB), else DEFAULT_MAX_BYTES."""
+    value = os.environ.get("LOOKCLOSER_IMAGE_CACHE_MB", "").strip()
+    if not value:
+        return DEFAULT_MAX_BYTES
+    try:
+        megabytes = float(value)
+    except ValueError:
+        raise ValueError(f"LOOKCLOSER_IMAGE_CACHE_MB must be a number of megabytes, got {value!r}") from None
+    if not 1 <= megabytes <= 1 << 20:
+        raise ValueError(f"LOOKCLOSER_IMAGE_CACHE_MB must be between 1 and 1048576, got {value!r}")
+    return int(megabytes * (1 << 20))
+
+
+store = ImageStore(_max_bytes_from_env())

@@ -7,6 +7,7 @@ at start with one line. See `lookcloser.serving` and docs/serving.md.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from lookcloser.serving import Operator
@@ -20,11 +21,11 @@ graph = build_graph(admit=operator.admit)
 
 
 def checkpointer() -> Any:
-    """The served graph's checkpointer (langgraph.json "checkpointer"): LangGraph's in-memory saver with
-    each photo held once, content-addressed, so a thread's checkpoints hold references instead of the
-    photo at every step (`lookcloser.checkpoints`). For durable threads see docs/serving.md."""
-    from langgraph.checkpoint.memory import InMemorySaver
+    """The served graph's checkpointer (langgraph.json "checkpointer"): LangGraph's in-memory saver with each
+    photo written once, content-addressed, to LOOKCLOSER_BLOB_DIR (default .langgraph_api/lookcloser-images),
+    so a thread's checkpoints hold references, not the photo at every step, and the photos are not kept in
+    memory (`lookcloser.checkpoints`). For durable threads see docs/serving.md."""
+    from lookcloser.checkpoints import DirectoryBlobs, ImageRefSerde, OffThreadMemorySaver
 
-    from lookcloser.checkpoints import ImageRefSerde, MemoryBlobs
-
-    return InMemorySaver(serde=ImageRefSerde(MemoryBlobs()))
+    folder = os.environ.get("LOOKCLOSER_BLOB_DIR") or os.path.join(".langgraph_api", "lookcloser-images")
+    return OffThreadMemorySaver(serde=ImageRefSerde(DirectoryBlobs(folder)))

@@ -81,7 +81,8 @@ localizer = ["max_steps", "text_options"]
 """)
     log = (folder / "server.log").open("w")
     env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-           "LOOKCLOSER_VLM": vlms["operator"].spec, "LOOKCLOSER_CONFIG": str(config)}
+           "LOOKCLOSER_VLM": vlms["operator"].spec, "LOOKCLOSER_CONFIG": str(config),
+           "LOOKCLOSER_BLOB_DIR": str(folder / "blobs")}
     process = subprocess.Popen([cli, "dev", "--port", str(port), "--no-browser", "--no-reload"],
                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -100,6 +101,7 @@ localizer = ["max_steps", "text_options"]
             time.sleep(0.5)
         client = langgraph_sdk.get_sync_client(url=url)
         client.log_path = Path(log.name)  # for the test that reads what the server printed
+        client.blob_dir = folder / "blobs"
         yield client
     finally:
         process.terminate()
@@ -264,3 +266,17 @@ def test_the_server_release_is_supported(server):
     printed = server.log_path.read_text(errors="replace")
     assert "langgraph_api_version" in printed  # the server's own start-up lines are there to read
     assert "end of life" not in printed.lower() and "end-of-life" not in printed.lower()
+
+
+def test_the_served_checkpointer_keeps_each_photo_once_on_disk(server):
+    """The served checkpointer (langgraph.json) writes a photo once to the blob folder, not into every checkpoint."""
+    photo = Image.effect_noise((900, 700), 50).convert("RGB")  # large enough to leave the checkpoint
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=90)
+    url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    before = set(server.blob_dir.rglob("*")) if server.blob_dir.exists() else set()
+    for _ in range(2):
+        ask(server, image=url)
+    added = [p for p in set(server.blob_dir.rglob("*")) - before if p.is_file()]
+    assert len(added) == 1 and added[0].read_text() == url
+    assert "OffThreadMemorySaver" in server.log_path.read_text(errors="replace")  # langgraph.json's checkpointer
