@@ -118,7 +118,8 @@ def main() -> None:
                                            json.dumps({"answer": None, "missing": [{"name": "the website address",
                                                                                     "kind": "text"}]}))
         env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-               "LOOKCLOSER_VLM": stub.spec}
+               "LOOKCLOSER_VLM": stub.spec, "LANGGRAPH_DISABLE_FILE_PERSISTENCE": "true",
+               "LOOKCLOSER_BLOB_DIR": str(Path(scratch) / "blobs")}
         env.pop("LOOKCLOSER_CONFIG", None)
         os.environ.update({"LOOKCLOSER_VLM": stub.spec})
         os.environ.pop("LOOKCLOSER_CONFIG", None)

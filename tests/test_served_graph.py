@@ -82,7 +82,10 @@ localizer = ["max_steps", "text_options"]
     log = (folder / "server.log").open("w")
     env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1",
            "LOOKCLOSER_VLM": vlms["operator"].spec, "LOOKCLOSER_CONFIG": str(config),
-           "LOOKCLOSER_BLOB_DIR": str(folder / "blobs")}
+           "LOOKCLOSER_BLOB_DIR": str(folder / "blobs"),
+           # `langgraph dev` keeps its threads in ./.langgraph_api, which another server started from the repository
+           # (a developer's, a benchmark's) would share: this one keeps them in memory only
+           "LANGGRAPH_DISABLE_FILE_PERSISTENCE": "true"}
     process = subprocess.Popen([cli, "dev", "--port", str(port), "--no-browser", "--no-reload"],
                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
