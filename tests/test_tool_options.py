@@ -30,6 +30,8 @@ VLM = "openai:stub@http://127.0.0.1:9/v1"  # never called: the agent fails while
     ({"localizer": {"name": "whole_image", "min_score": "high"}},
      "localizer 'whole_image' option 'min_score' = 'high': Input should be a valid number"),
     ({"ocr": {"name": "tesseract", "timeout": 1e12}}, "ocr 'tesseract' option 'timeout' = 1000000000000.0"),
+    ({"ocr": {"name": "rapidocr", "bogus": 1}}, "rapidocr engine option 'bogus' is not in RapidOCR 3.x's config.yaml"),
+    ({"ocr": {"name": "rapidocr", "min_score": "NaN"}}, "ocr 'rapidocr' option 'min_score' = 'NaN'"),
 ])
 def test_a_bad_option_fails_when_the_agent_is_built(tools, message):
     with pytest.raises(SettingsError) as caught:
@@ -45,6 +47,6 @@ def test_good_options_are_read_as_the_tool_takes_them():
 
 
 def test_every_builtin_declares_its_options():
-    """Every built-in but the two that pass options on to their backend (their own checks apply there)."""
+    """Every built-in but PaddleOCR, which passes options on to its worker process (PaddleOCR checks them)."""
     unchecked = {(role, name) for role, name, _, _ in registry.listing() if registry.options_model(role, name) is None}
-    assert unchecked <= {("ocr", "paddleocr"), ("ocr", "rapidocr")}
+    assert unchecked <= {("ocr", "paddleocr")}

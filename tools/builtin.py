@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 from lookcloser.tools.grounding_dino import DEFAULT_MODEL as GDINO_MODEL
 from lookcloser.tools.info import Binary, Package, ToolInfo, Weights
@@ -79,6 +79,27 @@ def _options(module: str, name: str) -> Callable[[], Any]:
 
 
 @functools.cache
+def _rapidocr_options() -> Any:
+    """`min_score`, typed; any other option is a RapidOCR 3.x config key, checked against its config.yaml
+    (`engine_params`) when the agent is built rather than at the first read."""
+    from pydantic import ConfigDict, Field, create_model, model_validator
+
+    def engine_keys(model: Any) -> Any:
+        extra = dict(model.model_extra or {})
+        if extra:
+            try:
+                from lookcloser.tools.rapidocr import engine_params
+            except ImportError:  # the [ocr] extra is missing: the tool says so itself when it is used
+                return model
+            engine_params(extra)
+        return model
+
+    return create_model("rapidocr options", __config__=ConfigDict(extra="allow", allow_inf_nan=False),
+                        __validators__={"engine_keys": model_validator(mode="after")(engine_keys)},
+                        min_score=(Annotated[float, Field(ge=0, le=1)], 0.5))
+
+
+@functools.cache
 def _vstar_options() -> Any:
     from lookcloser.tools.vstar.localizer import vstar_options
 
@@ -91,7 +112,7 @@ _RAPIDOCR = (Package("rapidocr", _OCR_EXTRA), Package("onnxruntime", _OCR_EXTRA)
 INFO = {
     ("ocr", "rapidocr"): ToolInfo(
         "RapidOCR 3.x, ONNX", "PP-OCRv6 small, bundled",
-        options=lambda: None, requires=_RAPIDOCR),  # engine options pass on to rapidocr.RapidOCR (tools/rapidocr.py)
+        options=_rapidocr_options, requires=_RAPIDOCR),  # engine options pass on to rapidocr.RapidOCR (tools/rapidocr.py)
     ("ocr", "tesseract"): ToolInfo(
         "tesseract binary", None, options=_options("lookcloser.tools.tesseract", "TesseractOCR"),
         requires=(Binary("tesseract", "apt-get install tesseract-ocr", option="binary"),)),
