@@ -32,7 +32,7 @@ from lookcloser.vlm_protocol import ChatMessage, supports
 
 from lookcloser.graphs.state import AgentState, SearchTask
 
-__all__ = ["check_options", "localizer_batches", "order_findings", "read_input", "search", "segment", "show", "tell",
+__all__ = ["check_options", "image_in_messages", "localizer_batches", "order_findings", "read_input", "search", "segment", "show", "tell",
            "wants_masks"]
 
 
@@ -78,18 +78,39 @@ def _from_chat(messages: list[Any]) -> tuple[str, str | None]:
         kind = part.get("type")
         if kind == "text":
             texts.append(str(part.get("text", "")))
-        elif kind == "image_url":
-            url = part.get("image_url")
-            image = url.get("url") if isinstance(url, dict) else url
-        elif kind == "image":
-            if part.get("base64"):
-                image = f"data:{part.get('mime_type', 'image/png')};base64,{part['base64']}"
-            else:
-                image = part.get("url") or part.get("data")
+        else:
+            image = _image_part(part) or image
     question = " ".join(t.strip() for t in texts if t.strip())
     if not question:
         raise InputError("the last user message has no text: ask a question about the image")
     return question, image
+
+
+def _image_part(part: dict[str, Any]) -> str | None:
+    """The image reference of one content block: OpenAI `image_url`, LangChain `image` (base64 or url), or
+    Agent Chat UI's `{"type": "image", "mimeType", "data"}`; None for any other block."""
+    kind = part.get("type")
+    if kind == "image_url":
+        url = part.get("image_url")
+        return url.get("url") if isinstance(url, dict) else url
+    if kind == "image":
+        if part.get("base64"):
+            return f"data:{part.get('mime_type', 'image/png')};base64,{part['base64']}"
+        return part.get("url") or part.get("data")
+    return None
+
+
+def image_in_messages(messages: list[Any]) -> str | None:
+    """The image of the last user message that has one (the photo a chat is about), or None."""
+    for message in reversed(messages):
+        role = message.get("role") or message.get("type") if isinstance(message, dict) else getattr(message, "type", "")
+        content = message.get("content") if isinstance(message, dict) else getattr(message, "content", None)
+        if role not in ("human", "user") or not isinstance(content, list):
+            continue
+        images = [found for part in content if isinstance(part, dict) and (found := _image_part(part))]
+        if images:
+            return images[-1]
+    return None
 
 
 def read_input(state: AgentState, services: Services, config: AgentConfig) -> dict[str, Any]:

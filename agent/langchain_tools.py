@@ -1,0 +1,112 @@
+"""lookcloser as tools for your own LangChain / LangGraph agent: "look closer at this image" as one call.
+
+    from langgraph.prebuilt import create_react_agent
+    from lookcloser import Agent
+    from lookcloser.langchain_tools import lookcloser_tools
+
+    tools = lookcloser_tools(Agent(vlm="openai:qwen2.5-vl-7b@http://gpu:8000/v1"), image_dir="/srv/photos")
+    assistant = create_react_agent(chat_model, tools)
+
+Two tools share one `Agent` (its models load once): `look_closer` (question, optional options → answer,
+choice, findings) and `find_in_image` (target → boxes, scores, read text). The image argument is a data URL
+or base64, a file name inside `image_dir` (nothing outside it is read; no `image_dir`: no files at all), or
+left out: the last image a user sent in the conversation (the agent's `messages` state, injected by
+LangGraph's ToolNode, never shown to the model). Findings come back as plain JSON, boxes in the image's
+pixels. A bad argument is the tool's error message, in one line, which the calling model can read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from langchain_core.tools import BaseTool, ToolException
+from langgraph.prebuilt import InjectedState
+from pydantic import BaseModel, Field
+
+from lookcloser.agent import Agent
+from lookcloser.config import AgentConfig
+from lookcloser.errors import LookCloserError
+from lookcloser.graphs.nodes import image_in_messages
+from lookcloser.image_refs import resolve_image
+from lookcloser.types import Finding
+
+__all__ = ["FindInImage", "LookCloser", "lookcloser_tools"]
+
+IMAGE_HELP = ("The image: a data URL (data:image/jpeg;base64,...), a file name in the allowed folder, or leave it "
+              "out to use the last image the user sent.")
+
+
+class _AskArgs(BaseModel):
+    question: str = Field(description="What to find out about a small detail of the image.")
+    image: str | None = Field(None, description=IMAGE_HELP)
+    options: list[str] | None = Field(None, description="Answer options for a multiple-choice question.")
+    state: Annotated[dict, InjectedState] = Field(default_factory=dict)
+
+
+class _FindArgs(BaseModel):
+    target: str = Field(description="What to look for, e.g. 'the red sign' or 'text' for every line of text.")
+    kind: Literal["object", "text"] = Field("object", description="'text' reads every line of text with its box.")
+    image: str | None = Field(None, description=IMAGE_HELP)
+    state: Annotated[dict, InjectedState] = Field(default_factory=dict)
+
+
+class _ImageTool(BaseTool):
+    """What both tools share: the Agent and the folder files may be read from."""
+
+    agent: Any
+    image_dir: str | None = None
+    handle_tool_error: bool = True  # a ToolException becomes the tool's answer: one line the model can act on
+
+    def _image(self, image: str | None, state: dict) -> Any:
+        reference = image or image_in_messages(state.get("messages") or [])
+        if not reference:
+            raise ToolException("no image: pass `image` (a data URL or a file name) or have the user send one")
+        config = AgentConfig(image_dir=self.image_dir, max_pixels=self.agent.config.max_pixels)
+        try:
+            return resolve_image(reference, config)
+        except LookCloserError as exc:
+            raise ToolException(str(exc)) from None
+
+
+class LookCloser(_ImageTool):
+    name: str = "look_closer"
+    description: str = ("Answer a question about a small detail of a large image (a sign, a label, a price, a "
+                        "small object): looks at the image, searches where needed, answers from what it found.")
+    args_schema: type[BaseModel] = _AskArgs
+
+    def _run(self, question: str, image: str | None = None, options: list[str] | None = None,
+             state: dict | None = None, **_: Any) -> dict[str, Any]:
+        picture = self._image(image, state or {})
+        try:
+            answer = self.agent.run(picture, question, options)
+        except LookCloserError as exc:
+            raise ToolException(str(exc)) from None
+        return {"answer": answer.text, "choice": answer.choice, "findings": [_finding(f) for f in answer.findings]}
+
+
+class FindInImage(_ImageTool):
+    name: str = "find_in_image"
+    description: str = ("Find something in a large image and return where it is (boxes in pixels, scores), or read "
+                        "every line of text with kind='text'.")
+    args_schema: type[BaseModel] = _FindArgs
+
+    def _run(self, target: str, kind: str = "object", image: str | None = None, state: dict | None = None,
+             **_: Any) -> dict[str, Any]:
+        picture = self._image(image, state or {})
+        try:
+            findings = self.agent.find(picture, target, kind=kind)
+        except LookCloserError as exc:
+            raise ToolException(str(exc)) from None
+        return {"findings": [_finding(f) for f in findings]}
+
+
+def lookcloser_tools(agent: Agent | None = None, *, image_dir: str | None = None) -> list[BaseTool]:
+    """`look_closer` and `find_in_image` sharing `agent` (default: `Agent()`); files only inside `image_dir`."""
+    agent = agent if agent is not None else Agent()
+    return [LookCloser(agent=agent, image_dir=image_dir), FindInImage(agent=agent, image_dir=image_dir)]
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    return {"target": finding.target.name, "status": finding.status,
+            "box": finding.box.to_list() if finding.box is not None else None, "score": finding.score,
+            "text": finding.text, "error": finding.error}
