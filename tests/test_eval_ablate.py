@@ -221,3 +221,27 @@ def test_the_ablate_flag_from_the_command_line(tmp_path):
     summary = json.loads((tmp_path / "n" / "summary.json").read_text())
     assert summary["settings"]["config"]["ablate"] == "no-search"
     assert summary["overall"]["correct"] == 2 and summary["overall"]["choice_modes"]["unanswered"] == 4
+
+
+def test_a_served_run_may_ask_for_an_ablation_in_its_context(tmp_path):
+    """The ablation travels with the run's config: the operator admits a client's `config.ablate` (plain JSON,
+    as the served graph receives it) and the graph applies it (here no-search: SHOW only, unanswered)."""
+    from lookcloser.graphs.agent_graph import build_graph
+    from lookcloser.serving import Operator
+    from test_graph_state import data_url
+
+    operator = Operator.from_env({"LOOKCLOSER_VLM": "openai:operator@http://10.0.0.5:8000/v1"})
+    admitted = operator.admit({"config": {"ablate": "crop-black"}})
+    assert admitted.config.ablate == "crop-black" and operator.admit(None).config.ablate == "none"
+
+    vlm = ScriptedVLM(_reply)
+    localizer = FixedLocalizer({"the cup": BOX})
+
+    def admit(context):  # the operator's decision, with the test's VLM and localizer in place of its endpoint
+        return operator.admit(context).model_copy(update={"vlm": vlm, "tools": {"localizer": localizer}})
+
+    image = Image.new("RGB", (200, 150), GREY)
+    out = build_graph(admit=admit).invoke({"image": data_url(image), "question": _question("cup"),
+                                           "options": ["red", "blue"]}, context={"config": {"ablate": "no-search"}})
+    assert out["answer"] is None and out["choice_path"] == "unanswered" and len(vlm.calls) == 1
+    assert not localizer.threads
