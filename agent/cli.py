@@ -463,10 +463,19 @@ def eval_command(
     traces: bool = typer.Option(True, "--traces/--no-traces", help="Write a trace per item under OUT/traces."),
     compare: bool = typer.Option(False, "--compare", help="Print the finished runs given as arguments side by side: --compare RUN_A RUN_B."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="With --compare: write the accuracy-vs-VLM-calls plot (SVG) here."),
+    ablate: str = typer.Option("none", "--ablate", metavar="none|crop-black|no-search",
+                               help="Evidence ablation: crop-black hands TELL black images of the crops' sizes; "
+                                    "no-search answers from SHOW alone. Compare with the normal run: --compare."),
 ) -> None:
     """Evaluate the agent on a multiple-choice set: accuracy per category, resumable, threads or Ray.
     Exit status 2 when every item failed."""
+    from lookcloser.config import ABLATIONS  # noqa: PLC0415
+
+    if ablate not in ABLATIONS:
+        raise InputError(f"--ablate must be one of {', '.join(ABLATIONS)}, got {ablate!r}")
     if compare:
+        if ablate != "none":
+            raise InputError("--ablate goes with a run, not with --compare (each run's summary records its own)")
         _compare(list(paths or []), plot)
         return
     if plot is not None:
@@ -477,6 +486,8 @@ def eval_command(
 
     run = RunOptions(workers=workers, ray=ray, address=address, cpus_per_actor=ray_cpus, gpus_per_actor=ray_gpus)
     recipe = _recipe(vlm, tool, out_dir, traces)
+    if ablate != "none":
+        recipe.config["ablate"] = ablate
     summary = _evaluated("eval", lambda on_start, on_row: evaluate(
         paths[0], out_dir, recipe, seed=seed, limit=limit, resume=resume, run=run, on_start=on_start, on_row=on_row))
     _print_groups(summary, "accuracy")
@@ -546,18 +557,27 @@ def _finish(summary: dict[str, Any], out_dir: Path) -> None:
 def _compare(runs: list[Path], plot: Optional[Path]) -> None:
     from rich.table import Table  # noqa: PLC0415
 
-    from lookcloser.eval.summary import compare_table, load_summary, plot_svg  # noqa: PLC0415
+    from lookcloser.eval.summary import (RESULTS_FILE, ablation, baseline_index, compare_table,  # noqa: PLC0415
+                                         item_deltas, load_summary, plot_svg, read_rows)
 
     if len(runs) < 2:
         raise InputError("--compare needs at least two run folders: lookcloser eval --compare RUN_A RUN_B")
     loaded = [(str(path), load_summary(path)) for path in runs]
-    rows = compare_table(loaded)
-    table = Table(*rows[0], title="runs side by side")
+    results = [read_rows(path / RESULTS_FILE) for path in runs]
+    rows = compare_table(loaded, results)
+    table = Table(*rows[0], title="runs side by side (pp: points against the baseline run)")
     for row in rows[1:]:
         table.add_row(*row)
     out.print(table)
+    base = baseline_index(loaded)
+    for i, (label, _) in enumerate(loaded):
+        lost = [] if i == base else item_deltas(results[base], results[i])["lost"]
+        if lost:
+            shown = ", ".join(lost[:20]) + (f", … ({len(lost) - 20} more)" if len(lost) > 20 else "")
+            _note(f"{label}: {len(lost)} item(s) right in {loaded[base][0]} are wrong here: {shown}")
     if plot is not None:
-        plot.write_text(plot_svg(loaded), encoding="utf-8")
+        labelled = [(label if ablation(s) == "none" else f"{label} ({ablation(s)})", s) for label, s in loaded]
+        plot.write_text(plot_svg(labelled), encoding="utf-8")
         _note(f"plot written to {plot}")
 
 

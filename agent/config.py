@@ -14,6 +14,9 @@ from lookcloser.images import DEFAULT_MAX_PIXELS
 #: library's timeouts overflow.
 MAX_SECONDS = 86_400.0
 
+#: The evidence ablations (`AgentConfig.ablate`, `lookcloser eval --ablate`); "none" is the normal run.
+ABLATIONS = ("none", "crop-black", "no-search")
+
 
 class AgentConfig(BaseModel):
     """Per-run settings. Every field is checked here (type, range, NaN), so a bad value fails when the
@@ -48,6 +51,12 @@ class AgentConfig(BaseModel):
     max_text_chars: int = Field(
         200, ge=1, le=100_000, description="Longest OCR line shown to the VLM in TELL (longer text is cut, marked with '...').")
     max_text_lines: int = Field(40, ge=1, le=10_000, description="Most OCR lines shown to the VLM in TELL.")
+    ablate: Literal["none", "crop-black", "no-search"] = Field(
+        "none", description="Evidence ablation (does the answer rest on what the search found?): 'crop-black' hands "
+                            "TELL a black image of the same size for every image the search produced (crops and "
+                            "masked crops; the full image, the findings' text and read OCR text stay as they are); "
+                            "'no-search' makes SHOW's reply final: no search, no TELL (an item SHOW did not answer "
+                            "stays unanswered, choice_path 'unanswered'). 'none': the normal run.")
     image_dir: str | None = Field(
         None, description="Graph input may name image FILES only inside this directory (a served graph must not "
                           "read arbitrary server files); None: file paths are refused, send a data URL or base64.")

@@ -213,7 +213,8 @@ class Stats(BaseModel):
 
 class Answer(BaseModel):
     """The agent's answer. `choice` is the 0-based option index when options were given; `choice_path`
-    says how it was picked ("text": named in the answer, "likelihood": option scoring, "unmatched")."""
+    says how it was picked ("text": named in the answer, "likelihood": option scoring, "unmatched"), or
+    "unanswered" when the no-search ablation (AgentConfig.ablate) stopped at a SHOW that gave no answer."""
 
     text: str | None
     choice: int | None = None

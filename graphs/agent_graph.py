@@ -3,6 +3,7 @@
     START → read_input ─┬─ image + question / chat → show ─┬─ answered ───────────────────────→ END
                         │                                  ├─ targets → search × N (Send) ─┬─ [segment] → tell → END
                         │                                  └─ neither ──────────────────────┴──────────→ tell → END
+                        │                     (AgentConfig.ablate="no-search": SHOW → END, always)
                         └─ target (SEARCH only) ─────────→ search ─── [segment] ─────────────────────→ END
 
 SEARCH runs one branch per target, or one branch for all targets when the localizer finds several
@@ -67,10 +68,11 @@ def _nodes(admit: Admit) -> dict[str, Any]:
         return "show"
 
     def route_after_show(state: AgentState, runtime: Runtime[Context]) -> Any:
-        """END when SHOW answered; parallel `search` branches for the targets; else straight to `tell`."""
+        """END when SHOW answered; parallel `search` branches for the targets; else straight to `tell`.
+        The no-search ablation (AgentConfig.ablate) ends every question at SHOW (it left no targets)."""
         if state.get("targets"):
             return search_all(state, runtime, with_vlm=True)
-        if state.get("answer") is not None:
+        if state.get("answer") is not None or admit(runtime.context).config.ablate == "no-search":
             return END
         return "tell"
 

@@ -194,11 +194,27 @@ def show(state: AgentState, services: Services, config: AgentConfig) -> dict[str
             names = ", ".join(t["name"] for t in dropped)
             update["notes"] = [*state.get("notes", []), f"SHOW named {len(dropped)} target(s) past max_targets="
                                                         f"{config.max_targets}, not searched: {names}"]
-        if parsed.answer is not None and not targets:
+        if config.ablate == "no-search" and targets:
+            update.update(_no_search(state, update))
+        if parsed.answer is not None and not update["targets"]:
             update.update(_choice(image, state["question"], options, parsed.answer, services, config))
             update.update(_chat_reply(state, parsed.answer))
+        elif config.ablate == "no-search":  # SHOW did not answer, and nothing comes after it
+            update.update(answer=None, choice=None, choice_path="unanswered")
+            update.update(_chat_reply(state, None))
     update["stats"] = _counts(stats)
     return update
+
+
+def _no_search(state: AgentState, update: dict[str, Any]) -> dict[str, Any]:
+    """The no-search ablation: SHOW's targets are not searched (kept as dropped, with a note saying so). A reply
+    that names targets has no answer (the prompt contract ignores its "answer"), so the question stays unanswered."""
+    targets = update["targets"]
+    names = ", ".join(t["name"] for t in targets)
+    notes = [*update.get("notes", state.get("notes", [])),
+             f"ablate=no-search: SHOW named {len(targets)} target(s) instead of answering, not searched ({names}); "
+             "the question is unanswered"]
+    return {"targets": [], "dropped_targets": [*targets, *update["dropped_targets"]], "notes": notes}
 
 
 # ---------------------------------------------------------------------------------- search
@@ -308,7 +324,7 @@ def tell(state: AgentState, services: Services, config: AgentConfig) -> dict[str
             image, state["question"], findings, max_crops=config.max_crops, crop_factor=config.crop_factor,
             crop_min_size=config.crop_min_size, mask_background=config.mask_background,
             max_text_chars=config.max_text_chars,
-            max_text_lines=config.max_text_lines)
+            max_text_lines=config.max_text_lines, black_crops=config.ablate == "crop-black")
         memory_text, crops = memory.render()
         reply = _ask_vlm("tell", [image, *crops], image, state, services, config, memory=memory_text)
         answer = cap_text(_final_answer_text(reply), config.max_reply_chars)

@@ -148,7 +148,9 @@ def _run(kind: str, dataset: str | Path, out: str | Path, recipe: AgentRecipe, u
         done = len({key(u) for u in work} & results.done)
     extra = {"dataset": str(dataset), "items": len(items), "limit": limit, "seed": seed, "run": run.describe(),
              "retried_errors": retried, "complete": done == len(work)}
-    return write_summary(out, {**settings, **extra}, title=f"lookcloser {kind}: {dataset.name}")
+    ablate = recipe.config.get("ablate", "none")
+    title = f"lookcloser {kind}: {dataset.name}" + (f" (ablate {ablate})" if ablate != "none" else "")
+    return write_summary(out, {**settings, **extra}, title=title)
 
 
 def _identity(kind: str, dataset: Path, recipe: AgentRecipe, seed: int | None) -> dict[str, Any]:

@@ -92,7 +92,8 @@ def ask_rows(agent: Any, items: list[Item], *, seed: int, workers: int = 1) -> I
     batch (`workers` at once), the choice mapped back and scored.
 
     choice_mode: "likelihood" (the backend scored the options), "letter" (parsed from the reply),
-    "unmatched" (the reply named no option), or "open" (no options: answer text matched).
+    "unmatched" (the reply named no option), "open" (no options: answer text matched), or "unanswered" (the
+    no-search ablation: SHOW named targets instead of answering, and nothing came after it; counted wrong).
     Any failure becomes the row's `error`; findings paid for before it are kept.
     """
     requests = []
@@ -131,7 +132,9 @@ def _answer_row(item: Item, order: list[int] | None, answer: Any, seconds: float
     row.update(reply=answer.text, findings=_findings(answer.findings), trace=answer.trace_dir,
                vlm_calls=answer.stats.vlm_calls, tool_calls=answer.stats.tool_calls,
                search_steps=answer.stats.search_steps, seconds=answer.stats.seconds)
-    if order is not None:
+    if answer.choice_path == "unanswered":  # the no-search ablation stopped at a SHOW that did not answer
+        row.update(choice_mode="unanswered", correct=False)
+    elif order is not None:
         choice = order[answer.choice] if answer.choice is not None else None
         mode = {"text": "letter", "likelihood": "likelihood"}.get(answer.choice_path or "", "unmatched")
         row.update(choice=choice, choice_letter=None if answer.choice is None else chr(65 + answer.choice),

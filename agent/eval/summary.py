@@ -16,7 +16,8 @@ from typing import Any
 
 from lookcloser.eval.datasets import DatasetError
 
-__all__ = ["RESULTS_FILE", "compare_table", "load_summary", "plot_svg", "read_rows", "summarise", "write_summary"]
+__all__ = ["RESULTS_FILE", "ablation", "baseline_index", "compare_table", "item_deltas", "load_summary", "plot_svg",
+           "read_rows", "summarise", "write_summary"]
 
 #: One JSON line per finished item in the run folder (written by lookcloser.eval.run).
 RESULTS_FILE = "results.jsonl"
@@ -164,10 +165,34 @@ def plot_svg(runs: list[tuple[str, dict[str, Any]]], width: int = 480, height: i
 
 
 # -------------------------------------------------------------------------------------- compare
-def compare_table(runs: list[tuple[str, dict[str, Any]]]) -> list[list[str]]:
-    """Rows [metric, run A, run B, ...] for overall, each category and the settings that differ."""
-    header = ["", *[label for label, _ in runs]]
-    table = [header]
+def ablation(summary: dict[str, Any]) -> str:
+    """The evidence ablation a run was measured with (`settings.config.ablate`; "none" for older runs)."""
+    return str(((summary.get("settings") or {}).get("config") or {}).get("ablate") or "none")
+
+
+def baseline_index(runs: list[tuple[str, dict[str, Any]]]) -> int:
+    """The run the others are compared with: the first without an ablation, else the first."""
+    return next((i for i, (_, s) in enumerate(runs) if ablation(s) == "none"), 0)
+
+
+def item_deltas(base_rows: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Item by item against the baseline run: `lost` = ids right there and wrong here, `gained` the reverse
+    (ids in both runs only). For an ablation, `lost` are the items whose right answer needed the evidence."""
+    base = {str(r["id"]): bool(r.get("correct")) for r in base_rows}
+    here = {str(r["id"]): bool(r.get("correct")) for r in rows}
+    both = sorted(set(base) & set(here))
+    return {"lost": [i for i in both if base[i] and not here[i]], "gained": [i for i in both if here[i] and not base[i]]}
+
+
+def compare_table(runs: list[tuple[str, dict[str, Any]]],
+                  rows: list[list[dict[str, Any]]] | None = None) -> list[list[str]]:
+    """Rows [metric, run A, run B, ...] for the ablation of each run, overall and each category, and the
+    settings that differ. Accuracy (hit rate) of every run but the baseline (`baseline_index`: the first run
+    without an ablation) carries its difference to the baseline in points; with `rows` (each run's result
+    rows, in the same order) each group also counts the items `lost` / `gained` against the baseline."""
+    base = baseline_index(runs)
+    header = ["", *[label + (" (baseline)" if i == base else "") for i, (label, _) in enumerate(runs)]]
+    table = [header, ["ablate", *[ablation(s) for _, s in runs]]]
     groups = ["overall", *sorted({c for _, s in runs for c in s.get("categories", {})})]
     metrics = [k for k in runs[0][1]["overall"] if k != "choice_modes"] + ["choice_modes"]
     for group in groups:
@@ -175,16 +200,36 @@ def compare_table(runs: list[tuple[str, dict[str, Any]]]) -> list[list[str]]:
             values = [(s["overall"] if group == "overall" else s.get("categories", {}).get(group, {})).get(metric)
                       for _, s in runs]
             if metric in ("accuracy", "hit_rate"):
-                shown = ["–" if v is None else f"{100 * v:.1f}%" for v in values]
+                shown = ["–" if v is None else f"{100 * v:.1f}%" + _delta(v, values[base], i == base)
+                         for i, v in enumerate(values)]
             else:
                 shown = [_cell(v) for v in values]
             table.append([f"{group} {metric}", *shown])
+        if rows is not None:
+            table += _flips(group, rows, base)
     flat = [_flatten(s.get("settings", {})) for _, s in runs]
     for key in sorted({k for f in flat for k in f}):
         values = [f.get(key) for f in flat]
         if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
             table.append([f"settings.{key}", *[_cell(v) for v in values]])
     return table
+
+
+def _delta(value: float, base: float | None, is_base: bool) -> str:
+    if is_base or base is None:
+        return ""
+    return f" ({100 * (value - base):+.1f} pp)"
+
+
+def _flips(group: str, rows: list[list[dict[str, Any]]], base: int) -> list[list[str]]:
+    """The `lost` and `gained` rows of one group (counts of items against the baseline run)."""
+    def of_group(run_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in run_rows if group == "overall" or str(r.get("category") or "all") == group]
+
+    deltas = [None if i == base else item_deltas(of_group(rows[base]), of_group(run_rows))
+              for i, run_rows in enumerate(rows)]
+    return [[f"{group} {kind} vs baseline", *["–" if d is None else str(len(d[kind])) for d in deltas]]
+            for kind in ("lost", "gained")]
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
