@@ -12,6 +12,7 @@ Formats (see docs/eval.md):
   `answer` (option index or the option's text; absent: the first option is correct, as in V*), or
   `answer` text alone (open question); optional `id`, `category`, `targets` [{name, kind?, box
   [x1,y1,x2,y2]}]. A text_dev line (`text`, `box_xyxy`) is one text target.
+- HR-Bench 4K/8K (`.tsv`) and MME-RealWorld (a `.json` array): `lookcloser.eval.highres`.
 - Hugging Face: a `save_to_disk` folder, a .parquet file or a folder of .parquet files. Columns are
   matched by common names (image, question, options/choices, answer, category, id, bbox).
 """
@@ -73,7 +74,17 @@ def load_items(path: str | Path, *, limit: int | None = None) -> list[Item]:
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"dataset not found: {path}")
-    if path.is_file() and path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+    if path.is_file() and path.suffix.lower() == ".tsv":
+        from lookcloser.eval.highres import read_hrbench  # noqa: PLC0415 (it imports this module)
+        items = read_hrbench(path)
+    elif path.is_file() and path.suffix.lower() == ".json" and _starts_with(path, "["):
+        from lookcloser.eval.highres import is_mme_realworld, load_json_array, read_mme_realworld  # noqa: PLC0415
+        data = load_json_array(path)
+        if not is_mme_realworld(data):
+            raise DatasetError(f"{path}: a JSON array, but not MME-RealWorld's (its objects have Question_id, Image, "
+                               "Text, 'Answer choices', 'Ground truth'); other questions go one JSON object a line")
+        items = list(read_mme_realworld(path, data))
+    elif path.is_file() and path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         items = list(_read_jsonl(path))
     elif path.is_file() and path.suffix.lower() == ".parquet" or path.is_dir() and _is_hf(path):
         items = _read_hf(path)
@@ -84,14 +95,24 @@ def load_items(path: str | Path, *, limit: int | None = None) -> list[Item]:
     else:
         raise DatasetError(
             f"{path}: not a known dataset layout; expected a V* Bench folder (category folders of NAME.jpg + "
-            "NAME.json), a .jsonl file (or a folder with items.jsonl), a .parquet file, or a Hugging Face "
-            "save_to_disk folder")
+            "NAME.json), a .jsonl file (or a folder with items.jsonl), a .parquet file, a Hugging Face "
+            "save_to_disk folder, an HR-Bench .tsv or MME-RealWorld's .json")
     ids = [item.id for item in items]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise DatasetError(f"{path}: item ids must be unique (results are resumed by id); repeated: "
                            f"{', '.join(duplicates[:5])}")
     return items[:limit] if limit is not None else items
+
+
+def _starts_with(path: Path, char: str) -> bool:
+    """Whether the file's first non-blank character is `char` (a JSON array, not JSON Lines)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read: {exc}") from None
+    return head[:1] == char.encode()
 
 
 # ------------------------------------------------------------------------------ V* Bench folder
