@@ -21,52 +21,13 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from lookcloser.errors import LookCloserError
+from lookcloser.eval.items import DatasetError, Item, TargetBox
 from lookcloser.files import IMAGE_SUFFIXES
 
 __all__ = ["DatasetError", "Item", "TargetBox", "load_items"]
-
-
-class DatasetError(LookCloserError, ValueError):
-    """The dataset as a whole cannot be read (no such path, unknown layout, missing package)."""
-
-
-@dataclass
-class TargetBox:
-    """An annotated target: its name, kind and ground-truth box (xyxy, original-image pixels)."""
-
-    name: str
-    box: list[float] | None = None
-    kind: str = "object"
-
-
-@dataclass
-class Item:
-    """One question (and/or annotated targets). `options` are in the dataset's order, `answer_index`
-    points at the correct one; `image` is a path or encoded image bytes; `error` marks a broken record."""
-
-    id: str
-    category: str = "all"
-    image: str | bytes | None = None
-    question: str | None = None
-    options: list[str] | None = None
-    answer_index: int | None = None
-    answer: str | None = None
-    targets: list[TargetBox] = field(default_factory=list)
-    error: str | None = None
-
-    def image_label(self) -> str:
-        """What the results row says the image was (bytes are not written out)."""
-        return self.image if isinstance(self.image, str) else f"<{len(self.image or b'')} bytes>"
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["image"] = self.image_label()
-        return data
 
 
 def load_items(path: str | Path, *, limit: int | None = None) -> list[Item]:
@@ -75,7 +36,7 @@ def load_items(path: str | Path, *, limit: int | None = None) -> list[Item]:
     if not path.exists():
         raise DatasetError(f"dataset not found: {path}")
     if path.is_file() and path.suffix.lower() == ".tsv":
-        from lookcloser.eval.highres import read_hrbench  # noqa: PLC0415 (it imports this module)
+        from lookcloser.eval.highres import read_hrbench  # noqa: PLC0415 (only when a .tsv is read)
         items = read_hrbench(path)
     elif path.is_file() and path.suffix.lower() == ".json" and _starts_with(path, "["):
         from lookcloser.eval.highres import is_mme_realworld, load_json_array, read_mme_realworld  # noqa: PLC0415

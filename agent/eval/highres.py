@@ -39,7 +39,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from lookcloser.eval.datasets import DatasetError, Item
+from lookcloser.eval.items import DatasetError, Item
 
 __all__ = ["is_mme_realworld", "read_hrbench", "read_mme_realworld"]
 
