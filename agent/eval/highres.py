@@ -50,9 +50,12 @@ _CHOICE = re.compile(r"^\(([A-Z])\)\s*(.*)$", re.DOTALL)
 
 # ------------------------------------------------------------------------------------- HR-Bench
 def read_hrbench(path: Path) -> list[Item]:
-    """Every row of an HR-Bench TSV; images decoded to bytes once per distinct image (the four cycles of a
-    question share one bytes object)."""
+    """Every row of an HR-Bench TSV. Rows are read one at a time and each image is decoded to bytes as its row
+    is read, once per distinct image (the cycles of a question share one bytes object), so the 1.9/4.6 GB
+    files are never held as text."""
     csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))  # 8K images: tens of MB
+    decoded: dict[bytes, bytes] = {}
+    records: list[tuple[int, dict[str, str], int, bytes | str | ValueError]] = []
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle, delimiter="\t")
@@ -66,29 +69,44 @@ def read_hrbench(path: Path) -> list[Item]:
                 raise DatasetError(f"{path}: not an HR-Bench TSV: the header has no column {', '.join(missing)} "
                                    f"(found: {', '.join(header[:12])})")
             letters = sorted(h for h in header if len(h) == 1 and "A" <= h <= "Z")
-            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+            columns = {name: i for i, name in enumerate(header)}
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                record = {name: row[i] if i < len(row) else "" for name, i in columns.items()}
+                records.append((reader.line_num, record, len(row), _image(record.pop("image").strip(), decoded)))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"{path}: cannot read the TSV: {exc}") from None
-    columns = {name: i for i, name in enumerate(header)}
-    records = [(line, {name: row[i] if i < len(row) else "" for name, i in columns.items()}, len(row))
-               for line, row in rows]
-    by_index = {r["index"].strip(): r["image"] for _, r, _ in records}
-    decoded: dict[bytes, bytes] = {}
+    by_index = {r["index"].strip(): image for _, r, _, image in records if isinstance(image, bytes)}
     items = []
-    for line, record, width in records:
+    for line, record, width, image in records:
         item_id = record["index"].strip() or f"line{line}"
         category = record["category"].strip() or "all"
         try:
             if width != len(header):
                 raise ValueError(f"the row has {width} cells, the header {len(header)}")
-            items.append(_hrbench_item(record, item_id, category, letters, by_index, decoded))
+            items.append(_hrbench_item(record, item_id, category, letters, image, by_index))
         except ValueError as exc:
             items.append(Item(id=item_id, category=category, error=f"{path}:{line}: {exc}"))
     return items
 
 
+def _image(encoded: str, decoded: dict[bytes, bytes]) -> bytes | str | ValueError:
+    """The row's image as bytes; a value of at most 64 characters stays text (the index of the row holding
+    the image, VLMEvalKit's convention); bad base64 is kept as the error its row will carry."""
+    if len(encoded) <= 64:
+        return encoded
+    key = hashlib.sha1(encoded.encode("ascii", "replace")).digest()
+    if key not in decoded:
+        try:
+            decoded[key] = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return ValueError(f"field 'image' is not valid base64 ({len(encoded)} characters)")
+    return decoded[key]
+
+
 def _hrbench_item(record: dict[str, str], item_id: str, category: str, letters: list[str],
-                  by_index: dict[str, str], decoded: dict[bytes, bytes]) -> Item:
+                  image: bytes | str | ValueError, by_index: dict[str, bytes]) -> Item:
     if not record["index"].strip():
         raise ValueError("field 'index' is empty")
     question = record["question"].strip()
@@ -101,21 +119,16 @@ def _hrbench_item(record: dict[str, str], item_id: str, category: str, letters: 
     answer = record["answer"].strip().upper()
     if answer not in letters:
         raise ValueError(f"field 'answer' = {record['answer']!r} is not one of the option letters {', '.join(letters)}")
-    encoded = record["image"].strip()
-    if 0 < len(encoded) <= 64:  # VLMEvalKit: a short value is the index of the row holding the image
-        if encoded not in by_index or len(by_index[encoded].strip()) <= 64:
-            raise ValueError(f"field 'image' = {encoded!r} is neither base64 nor the index of a row with an image")
-        encoded = by_index[encoded].strip()
-    if not encoded:
+    if isinstance(image, ValueError):
+        raise image
+    if image == "":
         raise ValueError("field 'image' is empty")
-    key = hashlib.sha1(encoded.encode("ascii", "replace")).digest()
-    if key not in decoded:
-        try:
-            decoded[key] = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError(f"field 'image' is not valid base64 ({len(encoded)} characters)") from None
+    if isinstance(image, str):
+        if image not in by_index:
+            raise ValueError(f"field 'image' = {image!r} is neither base64 nor the index of a row with an image")
+        image = by_index[image]
     index = letters.index(answer)
-    return Item(id=item_id, category=category, image=decoded[key], question=question, options=options,
+    return Item(id=item_id, category=category, image=image, question=question, options=options,
                 answer_index=index, answer=options[index])
 
 
