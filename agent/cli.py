@@ -447,7 +447,7 @@ def tools_command(
 # ------------------------------------------------------------------------------ eval, eval-search
 @app.command("eval")
 def eval_command(
-    paths: Optional[list[Path]] = typer.Argument(None, metavar="DATASET", help="V* Bench folder, .jsonl file, .parquet or HF save_to_disk folder (with --compare: two or more run folders)."),
+    paths: Optional[list[Path]] = typer.Argument(None, metavar="DATASET", help="V* Bench folder, .jsonl file, .parquet or HF save_to_disk folder, HR-Bench .tsv, MME-RealWorld .json (with --compare: two or more run folders)."),
     vlm: Optional[str] = typer.Option(None, "--vlm", help=VLM_HELP),
     out_dir: Optional[Path] = typer.Option(None, "--out", parser=_parameter(_out_folder), metavar="DIR",
                                            help="Run folder: results.jsonl, summary.json/.md/.svg, traces/."),

@@ -1,10 +1,11 @@
 """Evaluation at scale: `lookcloser eval` (questions), `lookcloser eval-search` (localizer only).
 
-Four modules: `datasets` (read V* Bench folders, JSON Lines, Hugging Face data into `Item`s), `scoring`
-(what one row means: ask an item — shuffle, ask, map back, score — or search one annotated target, IoU
-against the truth; through the agent's own `batch_as_completed`), `run` (one call per evaluation:
-`evaluate`, `evaluate_search`; the append-only results.jsonl, `--resume`, Ray actors, what a number was
-measured with), `summary` (summary.json / .md / .svg, `read_rows`, and `--compare`). The commands are in
+Modules: `items` (the `Item` shape), `datasets` (read V* Bench folders, JSON Lines, Hugging Face data into
+`Item`s; HR-Bench and MME-RealWorld through `highres`), `scoring` (what one row means: ask an item — shuffle,
+ask, map back, score — or search one annotated target, IoU against the truth; through the agent's own
+`batch_as_completed`), `run` (one call per evaluation: `evaluate`, `evaluate_search`; the append-only
+results.jsonl, `--resume`, Ray actors, what a number was measured with), `summary` (summary.json / .md / .svg,
+`read_rows`, and `--compare`). The commands are in
 `lookcloser.cli`.
 """
 

@@ -12,6 +12,7 @@ Formats (see docs/eval.md):
   `answer` (option index or the option's text; absent: the first option is correct, as in V*), or
   `answer` text alone (open question); optional `id`, `category`, `targets` [{name, kind?, box
   [x1,y1,x2,y2]}]. A text_dev line (`text`, `box_xyxy`) is one text target.
+- HR-Bench 4K/8K (`.tsv`) and MME-RealWorld (a `.json` array): `lookcloser.eval.highres`.
 - Hugging Face: a `save_to_disk` folder, a .parquet file or a folder of .parquet files. Columns are
   matched by common names (image, question, options/choices, answer, category, id, bbox).
 """
@@ -20,52 +21,13 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from lookcloser.errors import LookCloserError
+from lookcloser.eval.items import DatasetError, Item, TargetBox
 from lookcloser.files import IMAGE_SUFFIXES
 
 __all__ = ["DatasetError", "Item", "TargetBox", "load_items"]
-
-
-class DatasetError(LookCloserError, ValueError):
-    """The dataset as a whole cannot be read (no such path, unknown layout, missing package)."""
-
-
-@dataclass
-class TargetBox:
-    """An annotated target: its name, kind and ground-truth box (xyxy, original-image pixels)."""
-
-    name: str
-    box: list[float] | None = None
-    kind: str = "object"
-
-
-@dataclass
-class Item:
-    """One question (and/or annotated targets). `options` are in the dataset's order, `answer_index`
-    points at the correct one; `image` is a path or encoded image bytes; `error` marks a broken record."""
-
-    id: str
-    category: str = "all"
-    image: str | bytes | None = None
-    question: str | None = None
-    options: list[str] | None = None
-    answer_index: int | None = None
-    answer: str | None = None
-    targets: list[TargetBox] = field(default_factory=list)
-    error: str | None = None
-
-    def image_label(self) -> str:
-        """What the results row says the image was (bytes are not written out)."""
-        return self.image if isinstance(self.image, str) else f"<{len(self.image or b'')} bytes>"
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["image"] = self.image_label()
-        return data
 
 
 def load_items(path: str | Path, *, limit: int | None = None) -> list[Item]:
@@ -73,7 +35,17 @@ def load_items(path: str | Path, *, limit: int | None = None) -> list[Item]:
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"dataset not found: {path}")
-    if path.is_file() and path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+    if path.is_file() and path.suffix.lower() == ".tsv":
+        from lookcloser.eval.highres import read_hrbench  # noqa: PLC0415 (only when a .tsv is read)
+        items = read_hrbench(path)
+    elif path.is_file() and path.suffix.lower() == ".json" and _starts_with(path, "["):
+        from lookcloser.eval.highres import is_mme_realworld, load_json_array, read_mme_realworld  # noqa: PLC0415
+        data = load_json_array(path)
+        if not is_mme_realworld(data):
+            raise DatasetError(f"{path}: a JSON array, but not MME-RealWorld's (its objects have Question_id, Image, "
+                               "Text, 'Answer choices', 'Ground truth'); other questions go one JSON object a line")
+        items = list(read_mme_realworld(path, data))
+    elif path.is_file() and path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         items = list(_read_jsonl(path))
     elif path.is_file() and path.suffix.lower() == ".parquet" or path.is_dir() and _is_hf(path):
         items = _read_hf(path)
@@ -84,14 +56,24 @@ def load_items(path: str | Path, *, limit: int | None = None) -> list[Item]:
     else:
         raise DatasetError(
             f"{path}: not a known dataset layout; expected a V* Bench folder (category folders of NAME.jpg + "
-            "NAME.json), a .jsonl file (or a folder with items.jsonl), a .parquet file, or a Hugging Face "
-            "save_to_disk folder")
+            "NAME.json), a .jsonl file (or a folder with items.jsonl), a .parquet file, a Hugging Face "
+            "save_to_disk folder, an HR-Bench .tsv or MME-RealWorld's .json")
     ids = [item.id for item in items]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise DatasetError(f"{path}: item ids must be unique (results are resumed by id); repeated: "
                            f"{', '.join(duplicates[:5])}")
     return items[:limit] if limit is not None else items
+
+
+def _starts_with(path: Path, char: str) -> bool:
+    """Whether the file's first non-blank character is `char` (a JSON array, not JSON Lines)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read: {exc}") from None
+    return head[:1] == char.encode()
 
 
 # ------------------------------------------------------------------------------ V* Bench folder

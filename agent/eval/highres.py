@@ -1,0 +1,197 @@
+"""Readers for the high-resolution benchmarks reported next to V*: HR-Bench 4K/8K (a TSV with base64 images)
+and MME-RealWorld (a JSON array with image paths). Both give the same `Item`s as the other readers.
+
+HR-Bench, as published (read in github.com/DreamMr/HR-Bench: hrbench/vlmeval/dataset/image_mcq.py,
+HRBenchDataset: hr_bench_4k.tsv / hr_bench_8k.tsv on huggingface.co/datasets/DreamMr/HR-Bench;
+hrbench/vlmeval/dataset/image_base.py reads it with pandas `read_csv(sep='\\t')`): a header row, then one row
+per question with the columns `index` (id), `question`, `A` `B` `C` `D` (the options, in this order),
+`answer` (the correct option's letter), `category`, `cycle_category` (which rotation of the options the row
+is; each question is published four times with its options cycled) and `image` (the image file, base64; a
+value of at most 64 characters is the `index` of another row whose image it shares, VLMEvalKit's
+space-saving convention). `category` becomes the item's category; `cycle_category` is not used (the official
+score is the mean of the per-cycle accuracies, which equals the overall accuracy with four equal cycles).
+
+MME-RealWorld, as published (read in github.com/yfzhang114/MME-RealWorld: README.md "Evaluation Pipeline",
+evaluation/model_vqa_mme_real_world.py, evaluation/eval_your_results.py,
+evaluation/output_test_template.json; MME_RealWorld.json on huggingface.co/datasets/yifanzhang114/MME-RealWorld):
+a JSON array of objects with `Question_id`, `Image` (a path relative to the folder the image archives are
+unpacked in), `Text` (the question), `Answer choices` (["(A) ...", "(B) ...", ... "(E) ..."]),
+`Ground truth` (a letter), `Task` (Perception / Reasoning), `Subtask` (the domain: Monitoring, Remote
+Sensing, ...), `Category` (the task: Objects_Identify, ...), plus `Question Type` and `Dataset` (not used).
+The item's category is `Task/Subtask/Category`, the file's own strings; the option text is the choice
+without its "(A) " prefix (the eval shows its own letters after shuffling).
+
+Broken rows follow the module's rule (see datasets.py): a row that cannot be asked (an empty option, an
+answer letter that names no option, an image that is not base64, no question) is an error row naming the
+file, the line or item and the field, and counts as wrong; a file that cannot be read as the format at all
+(no header, a required column missing, not a JSON array) raises `DatasetError` in one line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from lookcloser.eval.items import DatasetError, Item
+
+__all__ = ["is_mme_realworld", "read_hrbench", "read_mme_realworld"]
+
+HRBENCH_REQUIRED = ("index", "question", "answer", "category", "image")
+MME_FIELDS = ("Question_id", "Image", "Text", "Answer choices", "Ground truth")
+_CHOICE = re.compile(r"^\(([A-Z])\)\s*(.*)$", re.DOTALL)
+
+
+# ------------------------------------------------------------------------------------- HR-Bench
+def read_hrbench(path: Path) -> list[Item]:
+    """Every row of an HR-Bench TSV. Rows are read one at a time and each image is decoded to bytes as its row
+    is read, once per distinct image (the cycles of a question share one bytes object), so the 1.9/4.6 GB
+    files are never held as text."""
+    csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))  # 8K images: tens of MB
+    decoded: dict[bytes, bytes] = {}
+    records: list[tuple[int, dict[str, str], int, bytes | str | ValueError]] = []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter="\t")
+            header = next(reader, None)
+            if header is None:
+                raise DatasetError(f"{path}: empty file; an HR-Bench TSV starts with a header row "
+                                   f"({', '.join(HRBENCH_REQUIRED)}, A, B, ...)")
+            header = [h.strip() for h in header]
+            missing = [c for c in (*HRBENCH_REQUIRED, "A", "B") if c not in header]
+            if missing:
+                raise DatasetError(f"{path}: not an HR-Bench TSV: the header has no column {', '.join(missing)} "
+                                   f"(found: {', '.join(header[:12])})")
+            letters = sorted(h for h in header if len(h) == 1 and "A" <= h <= "Z")
+            columns = {name: i for i, name in enumerate(header)}
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                record = {name: row[i] if i < len(row) else "" for name, i in columns.items()}
+                records.append((reader.line_num, record, len(row), _image(record.pop("image").strip(), decoded)))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"{path}: cannot read the TSV: {exc}") from None
+    by_index = {r["index"].strip(): image for _, r, _, image in records if isinstance(image, bytes)}
+    items = []
+    for line, record, width, image in records:
+        item_id = record["index"].strip() or f"line{line}"
+        category = record["category"].strip() or "all"
+        try:
+            if width != len(header):
+                raise ValueError(f"the row has {width} cells, the header {len(header)}")
+            items.append(_hrbench_item(record, item_id, category, letters, image, by_index))
+        except ValueError as exc:
+            items.append(Item(id=item_id, category=category, error=f"{path}:{line}: {exc}"))
+    return items
+
+
+def _image(encoded: str, decoded: dict[bytes, bytes]) -> bytes | str | ValueError:
+    """The row's image as bytes; a value of at most 64 characters stays text (the index of the row holding
+    the image, VLMEvalKit's convention); bad base64 is kept as the error its row will carry."""
+    if len(encoded) <= 64:
+        return encoded
+    key = hashlib.sha1(encoded.encode("ascii", "replace")).digest()
+    if key not in decoded:
+        try:
+            decoded[key] = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return ValueError(f"field 'image' is not valid base64 ({len(encoded)} characters)")
+    return decoded[key]
+
+
+def _hrbench_item(record: dict[str, str], item_id: str, category: str, letters: list[str],
+                  image: bytes | str | ValueError, by_index: dict[str, bytes]) -> Item:
+    if not record["index"].strip():
+        raise ValueError("field 'index' is empty")
+    question = record["question"].strip()
+    if not question:
+        raise ValueError("field 'question' is empty")
+    empty = [letter for letter in letters if not record[letter].strip()]
+    if empty:  # HR-Bench has four options on every row: an empty one is a broken row, not a 3-option question
+        raise ValueError(f"option {', '.join(empty)} is empty (columns {', '.join(letters)})")
+    options = [record[letter].strip() for letter in letters]
+    answer = record["answer"].strip().upper()
+    if answer not in letters:
+        raise ValueError(f"field 'answer' = {record['answer']!r} is not one of the option letters {', '.join(letters)}")
+    if isinstance(image, ValueError):
+        raise image
+    if image == "":
+        raise ValueError("field 'image' is empty")
+    if isinstance(image, str):
+        if image not in by_index:
+            raise ValueError(f"field 'image' = {image!r} is neither base64 nor the index of a row with an image")
+        image = by_index[image]
+    index = letters.index(answer)
+    return Item(id=item_id, category=category, image=image, question=question, options=options,
+                answer_index=index, answer=options[index])
+
+
+# -------------------------------------------------------------------------------- MME-RealWorld
+def is_mme_realworld(data: Any) -> bool:
+    """A JSON array whose first object carries MME-RealWorld's own field names."""
+    first = next((r for r in data if isinstance(r, dict)), None) if isinstance(data, list) else None
+    return first is not None and "Answer choices" in first and ("Question_id" in first or "Ground truth" in first)
+
+
+def read_mme_realworld(path: Path, data: list[Any]) -> Iterator[Item]:
+    """Every object of MME_RealWorld.json (or _CN); `Image` is resolved against the JSON's folder."""
+    for number, record in enumerate(data):
+        fallback = f"item{number}"
+        if not isinstance(record, dict):
+            yield Item(id=fallback, error=f"{path} item {number}: expected a JSON object, got {type(record).__name__}")
+            continue
+        raw_id = record.get("Question_id")
+        item_id = str(raw_id).strip() if raw_id is not None and str(raw_id).strip() else fallback
+        parts = [str(record[k]).strip() for k in ("Task", "Subtask", "Category") if str(record.get(k) or "").strip()]
+        category = "/".join(parts) or "all"
+        try:
+            yield _mme_item(record, item_id, category, path.parent)
+        except ValueError as exc:
+            yield Item(id=item_id, category=category, error=f"{path} item {number} ({item_id}): {exc}")
+
+
+def _mme_item(record: dict[str, Any], item_id: str, category: str, base: Path) -> Item:
+    missing = [f for f in MME_FIELDS if f not in record]
+    if missing:
+        raise ValueError(f"no field {', '.join(repr(f) for f in missing)}")
+    image, question = record["Image"], record["Text"]
+    if not isinstance(image, str) or not image.strip():
+        raise ValueError(f"field 'Image' must be a file path, got {image!r}")
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError(f"field 'Text' must be a non-empty string, got {question!r}")
+    choices = record["Answer choices"]
+    if not isinstance(choices, list) or len(choices) < 2:
+        raise ValueError(f"field 'Answer choices' must list at least two choices, got {choices!r}")
+    letters, options = [], []
+    for k, choice in enumerate(choices):
+        match = _CHOICE.match(choice.strip()) if isinstance(choice, str) else None
+        expected = chr(65 + k)
+        if match is None or match.group(1) != expected or not match.group(2).strip():
+            raise ValueError(f"field 'Answer choices'[{k}] must read '({expected}) TEXT', got {choice!r}")
+        letters.append(expected)
+        options.append(match.group(2).strip())
+    truth = record["Ground truth"]
+    letter = truth.strip().strip("()").upper() if isinstance(truth, str) else None
+    if letter not in letters:
+        raise ValueError(f"field 'Ground truth' = {truth!r} is not one of the choice letters {', '.join(letters)}")
+    image_path = Path(image) if Path(image).is_absolute() else base / image
+    index = letters.index(letter)
+    return Item(id=item_id, category=category, image=str(image_path), question=question.strip(),
+                options=options, answer_index=index, answer=options[index])
+
+
+def load_json_array(path: Path) -> Any:
+    """The whole file as JSON (MME_RealWorld.json is 16 MB); a bad file is one `DatasetError` line."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            return json.load(handle)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: bad JSON: {exc}") from None
