@@ -128,7 +128,9 @@ def test_interrupted_then_resumed_equals_uninterrupted_and_asks_nothing_twice(tm
     with pytest.raises(KeyboardInterrupt):
         evaluate(data, tmp_path / "run", _recipe(first), seed=2, run=RunOptions(workers=workers))
     kept = read_rows(tmp_path / "run" / "results.jsonl")
-    assert 1 <= len(kept) <= 2  # finished items are on disk, the interrupted one is not
+    # finished items are on disk, the interrupted one is not (with 2 workers the third ask may start before
+    # either of the first two has finished, so none or one may be on disk)
+    assert len(kept) == 2 if workers == 1 else len(kept) <= 2
     with open(tmp_path / "run" / "results.jsonl", "a") as handle:
         handle.write('{"id": "position/lamp", "category": "posi')  # a line cut short by a kill
 
