@@ -6,6 +6,11 @@ Each call sleeps `--vlm-seconds` to stand in for a model's latency (0 = pure plu
 NOT accuracy numbers: the double always answers "(A)".
 
     .venv/bin/python benchmarks/eval_overhead.py [--vlm-seconds 0.2] [--workers 1 2 4] [--traces]
+    .venv/bin/python benchmarks/eval_overhead.py --endpoint-seconds 1.0 --workers 1 2   # + Ray actors
+
+With `--endpoint-seconds S` the items go to a scripted OpenAI-compatible endpoint in this process that answers
+after S seconds (the real HTTP client, payloads and per-call plumbing), with threads and then with that many
+local Ray actors (`--ray-cpus 0.5` each, as on a 2-core machine), side by side.
 
 First it prints the per-VLM-call plumbing of the OpenAI-compatible backend on a 2250x1500 photo
 (examples/vending_machine.jpg): building the request for SHOW (the photo) and for TELL (the same photo
@@ -73,6 +78,9 @@ def main() -> None:
     parser.add_argument("--vlm-seconds", type=float, default=0.0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--traces", action="store_true", help="Write a trace per item (as the CLI does).")
+    parser.add_argument("--endpoint-seconds", type=float, default=None,
+                        help="Use a scripted OpenAI-compatible endpoint answering after this many seconds, with "
+                             "threads and Ray actors.")
     args = parser.parse_args()
     plumbing_table()
     if not args.dataset.is_dir():
@@ -83,6 +91,9 @@ def main() -> None:
     import lookcloser.agent  # noqa: F401 - one-time imports (LangGraph, transformers) outside the timings
     from lookcloser.eval import AgentRecipe, RunOptions, evaluate
 
+    if args.endpoint_seconds is not None:
+        endpoint_table(args)
+        return
     print("| workers | items | wall s | s/item (wall) | VLM s/call | traces |\n|---|---|---|---|---|---|")
     for workers in args.workers:
         with tempfile.TemporaryDirectory() as out:
@@ -94,6 +105,35 @@ def main() -> None:
             wall = time.perf_counter() - started
             n = summary["overall"]["n"]
             print(f"| {workers} | {n} | {wall:.2f} | {wall / n:.3f} | {args.vlm_seconds:g} | {args.traces} |")
+
+
+def endpoint_table(args: argparse.Namespace) -> None:
+    """Threads vs Ray actors against one OpenAI-compatible endpoint with a fixed latency per request."""
+    from openai_stub import StubServer
+
+    from lookcloser.eval import AgentRecipe, RunOptions, evaluate
+
+    def reply(request: dict) -> str:
+        time.sleep(args.endpoint_seconds)
+        return '{"answer": "(A)", "missing": []}'
+
+    print(f"| mode | workers / actors | items | wall s | s/item | speed-up | endpoint s/request |\n"
+          "|---|---|---|---|---|---|---|")
+    with StubServer() as stub:
+        stub.script = reply
+        for ray in (False, True):
+            base = None
+            for workers in args.workers:
+                with tempfile.TemporaryDirectory() as out:
+                    recipe = AgentRecipe(vlm=stub.spec, tools={"localizer": "whole_image"})
+                    run = RunOptions(workers=workers, ray=ray, cpus_per_actor=0.5)
+                    started = time.perf_counter()
+                    summary = evaluate(args.dataset, Path(out) / "run", recipe, run=run)
+                    wall = time.perf_counter() - started
+                n = summary["overall"]["n"]
+                base = base or wall
+                print(f"| {'Ray' if ray else 'threads'} | {workers} | {n} | {wall:.1f} | {wall / n:.2f} | "
+                      f"{base / wall:.2f}x | {args.endpoint_seconds:g} |")
 
 
 if __name__ == "__main__":
