@@ -193,7 +193,8 @@ class Agent:
                     future.cancel()
 
     def stream(self, image: ImageInput, question: str, options: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
-        """Yield {"node": name, "update": {...}} as each node finishes, then {"node": "answer", "answer": Answer}."""
+        """Yield {"node": name, "update": {...}} as each node finishes, {"node": "search", "progress": {...}} for each
+        V* search step and finding as it happens (lookcloser.graphs.progress), then {"node": "answer", "answer": Answer}."""
         inputs = self._ask_input(image, question, options)
         events: queue.Queue = queue.Queue()
         done = object()
@@ -231,10 +232,12 @@ class Agent:
         # "values" chunks are the graph's own output state (reducers applied); "updates" feed stream()
         try:
             with time_limit(self.config.timeout):
-                for mode, chunk in self.graph.stream(inputs, config, context=self.context,
-                                                     stream_mode=["updates", "values"]):
+                modes = ["updates", "values", "custom"] if on_event is not None else ["updates", "values"]
+                for mode, chunk in self.graph.stream(inputs, config, context=self.context, stream_mode=modes):
                     if mode == "values":
                         final = chunk
+                    elif mode == "custom":  # the search's live progress (lookcloser.graphs.progress)
+                        on_event({"node": "search", "progress": chunk})
                     elif on_event is not None:
                         for node, update in chunk.items():
                             on_event({"node": node,

@@ -297,8 +297,11 @@ def ask(
 
     agent = Agent(**settings, trace_dir=trace_dir, spelling="cli")
     try:
-        with _waiting(f"asking {settings['vlm'] or 'the default VLM'}", settings["config"].timeout):
-            answer = agent.run(image, question, options=option or None)
+        with _waiting(f"asking {settings['vlm'] or 'the default VLM'}", settings["config"].timeout) as progress:
+            if progress is None or as_json:
+                answer = agent.run(image, question, options=option or None)
+            else:  # the search's live progress (the same events as the graph's custom stream)
+                answer = _streamed(agent, image, question, option or None, progress)
     except AnswerError as exc:  # the search's findings first, then the one error line
         if as_json and exc.partial is not None:
             print(json.dumps(exc.partial.to_json(), ensure_ascii=False), flush=True)
@@ -582,24 +585,43 @@ def _compare(runs: list[Path], plot: Optional[Path]) -> None:
 
 
 # ------------------------------------------------------------------------------------- output
+def _streamed(agent: Any, image: Path, question: str, options: list[str] | None,
+              progress: Callable[[str], None]) -> Any:
+    """`agent.run` through `agent.stream`, each node and search event shown as the progress note."""
+    answer = None
+    for event in agent.stream(image, question, options):
+        found = event.get("progress") or {}
+        if found.get("event") == "search_step":
+            progress(f"searching {found['target']!r}: patch {found['order']} at level {found['level']}")
+        elif found.get("event") == "finding":
+            progress(f"{found['target']!r}: {found['status']}" + (f" {found['text']!r}" if found.get("text") else ""))
+        elif event.get("node") == "answer":
+            answer = event["answer"]
+        elif event.get("node") in ("show", "tell"):
+            progress(f"{event['node'].upper()} done")
+    return answer
+
+
 @contextmanager
-def _waiting(what: str, limit: float | None) -> Iterator[None]:
-    """On a terminal, a spinner on stderr saying what runs and for how long (nothing when piped)."""
+def _waiting(what: str, limit: float | None) -> Iterator[Callable[[str], None] | None]:
+    """On a terminal, a spinner on stderr saying what runs, its latest progress and for how long; it yields a
+    function that sets the progress note (None when piped: nothing is shown)."""
     if not err.is_terminal:
-        yield
+        yield None
         return
     started = time.monotonic()
     stop = threading.Event()
     of = f" of {limit:g} s" if limit is not None else ""
+    note = ["waiting"]
     with err.status(f"{what}: 0 s{of}") as status:
         def tick() -> None:
-            while not stop.wait(1.0):
-                status.update(f"{what}: waiting, {time.monotonic() - started:.0f} s{of}")
+            while not stop.wait(0.5):
+                status.update(f"{what}: {note[0]}, {time.monotonic() - started:.0f} s{of}")
 
         ticker = threading.Thread(target=tick, name="lookcloser-status", daemon=True)
         ticker.start()
         try:
-            yield
+            yield lambda text: note.__setitem__(0, text)
         finally:
             stop.set()
             ticker.join()

@@ -30,6 +30,7 @@ from lookcloser.runtime import Services
 from lookcloser.types import Finding, Mask, Target
 from lookcloser.vlm_protocol import ChatMessage, supports
 
+from lookcloser.graphs.progress import finding_event, step_events
 from lookcloser.graphs.state import AgentState, SearchTask
 
 __all__ = ["check_options", "image_in_messages", "localizer_batches", "order_findings", "read_input", "search", "segment", "show", "tell",
@@ -236,7 +237,7 @@ def search(task: SearchTask, services: Services, config: AgentConfig) -> dict[st
         limit = max(0.0, left)
         why = f"stopped after {limit:.3g} s: the question's time limit of {time_limit_seconds():g} s ran out"
     tool_name = "localizer"
-    with counting() as stats:
+    with counting() as stats, step_events() as write:  # each step and finding streamed (custom stream mode)
         try:
             localizer = services.tool("localizer", with_vlm=task.get("with_vlm", True))
             tool_name = localizer.name
@@ -249,6 +250,8 @@ def search(task: SearchTask, services: Services, config: AgentConfig) -> dict[st
             per_target = [[Finding(target=t, status="failed", tool=tool_name, error=error)] for t in targets]
         findings = [f for target, found in zip(targets, per_target)
                     for f in (found or [Finding(target=target, status="not_found", tool=tool_name)])]
+        for finding in findings:
+            write(finding_event(finding))
     return {"findings": [f.model_dump(mode="json") for f in findings], "stats": _counts(stats)}
 
 

@@ -135,8 +135,12 @@ def test_stream_yields_node_events_then_answer(image):
     vlm = ScriptedVLM([missing("cup"), "red"])
     agent = Agent(vlm=vlm, tools={"localizer": FixedLocalizer({"cup": (1, 1, 9, 9)})}, trace_dir=None)
     events = list(agent.stream(image, "Colour?"))
-    assert [e["node"] for e in events] == ["read_input", "show", "search", "tell", "answer"]
+    assert [e["node"] for e in events if "progress" not in e] == ["read_input", "show", "search", "tell", "answer"]
     assert events[-1]["answer"].text == "red"
+    [found] = [e["progress"] for e in events if "progress" in e]  # the finding, as soon as the search had it
+    assert found == {"event": "finding", "target": "cup", "status": "found", "box": [1, 1, 9, 9], "score": found["score"],
+                     "text": None, "error": None}
+    assert events.index({"node": "search", "progress": found}) < [e["node"] for e in events].index("tell")
 
 
 def test_arun(image):
@@ -217,3 +221,25 @@ def test_a_failing_batch_call_fails_each_of_its_targets_and_the_run_still_answer
     assert answer.text == "ok"
     assert [(f.target.name, f.status) for f in answer.findings] == [("cup", "failed"), ("dog", "failed")]
     assert all("detector fell over" in f.error for f in answer.findings)
+
+
+def test_every_search_step_is_a_custom_stream_event(image):
+    """graph.stream(stream_mode="custom") shows a V* search move: one event per visited patch, then the finding."""
+    from lookcloser.graphs import build_graph
+    from lookcloser.runtime import Context
+    from lookcloser.tools.vstar.localizer import VStarLocalizer
+    from vstar_fakes import Blob, SyntheticCue
+
+    cue = SyntheticCue(blobs=[Blob(x=500, y=400, sigma=40)])
+    localizer = VStarLocalizer(cue=cue, use_context=False)
+    photo = Image.new("RGB", (1600, 1200), "white")
+    from lookcloser.image_refs import to_ref
+
+    context = Context(vlm=ScriptedVLM([]), tools={"localizer": localizer}, config={"max_search_seconds": 30})
+    events = [chunk for chunk in build_graph().stream({"image": to_ref(photo), "target": {"name": "a cup"}},
+                                                        context=context, stream_mode="custom")]
+    steps = [e for e in events if e["event"] == "search_step"]
+    assert len(steps) == len(cue.seen) > 1  # every patch the cue looked at, in order
+    assert [s["order"] for s in steps] == list(range(1, len(steps) + 1))
+    assert steps[0]["box"] == [0, 0, 1600, 1200] and all(s["target"] == "a cup" for s in steps)
+    assert events[-1]["event"] == "finding" and events[-1]["target"] == "a cup"

@@ -280,3 +280,51 @@ def test_ask_timeout_becomes_the_agent_config(files, fake_agent):
                                  "--trace-dir", str(files / "t")])
     assert result.exit_code == 0, result.output
     assert fake_agent.made[0].kwargs["config"].timeout == 2.5
+
+
+def test_ask_on_a_terminal_shows_the_search_as_it_runs(tmp_path):
+    """On a terminal, `ask` shows a live line from the search's progress events (quiet when piped: the other
+    CLI tests read stderr from a pipe and see none of it)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    from openai_stub import StubServer, prompt_text
+
+    sign = tmp_path / "sign.png"
+    image = Image.new("RGB", (480, 160), "white")
+    ImageDraw.Draw(image).text((20, 40), "GATE 42", fill="black", font=ImageFont.load_default(size=64))
+    image.save(sign)
+
+    def script(request):
+        if "Additional visual information" not in prompt_text(request):
+            return json.dumps({"answer": None, "missing": [{"name": "the sign", "kind": "text"}]})
+        time.sleep(2.0)  # TELL waits: the line shows what the search found meanwhile
+        return "GATE 42"
+
+    executable = Path(sys.executable).parent / "lookcloser"
+    with StubServer() as stub:
+        stub.script = script
+        parent, child = pty.openpty()
+        process = subprocess.Popen([str(executable), "ask", str(sign), "What does the sign say?", "--vlm", stub.spec,
+                                    "--trace-dir", str(tmp_path / "traces")], stdout=subprocess.PIPE, stderr=child,
+                                   env={**os.environ, "COLUMNS": "200"})
+        os.close(child)
+        shown = b""
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            if select.select([parent], [], [], 0.2)[0]:
+                try:
+                    shown += os.read(parent, 65536)
+                except OSError:  # the terminal's other end closed
+                    time.sleep(0.1)
+        stdout = process.communicate(timeout=60)[0].decode()
+        os.close(parent)
+    screen = shown.decode(errors="replace")
+    assert process.returncode == 0 and "GATE 42" in stdout
+    assert "'the sign': found" in screen, screen[-2000:]

@@ -283,3 +283,17 @@ def test_the_served_checkpointer_keeps_each_photo_once_on_disk(server):
     added = [p for p in set(server.blob_dir.rglob("*")) - before if p.is_file()]
     assert len(added) == 1 and added[0].read_text() == url
     assert "OffThreadMemorySaver" in server.log_path.read_text(errors="replace")  # langgraph.json's checkpointer
+
+
+def test_the_search_streams_its_steps_and_findings_through_the_sdk(server):
+    """stream_mode="custom" shows the V* search move as it runs: each visited patch, then each finding."""
+    thread = server.threads.create()
+    chunks = list(server.runs.stream(thread["thread_id"], "lookcloser", stream_mode="custom",
+                                     context={"tools": {"localizer": "vstar"}},
+                                     input={"image": sign_data_url(), "question": "What does the sign say?"}))
+    events = [chunk.data for chunk in chunks if chunk.event == "custom"]
+    steps = [e for e in events if e["event"] == "search_step"]
+    findings = [e for e in events if e["event"] == "finding"]
+    assert steps and steps[0]["target"] == "the sign" and steps[0]["box"] == [0, 0, 480, 160]
+    assert any("GATE" in (f["text"] or "") for f in findings)
+    assert events.index(steps[-1]) < events.index(findings[0])
