@@ -19,7 +19,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.tracers.context import register_configure_hook
 
-from lookcloser.types import SEARCH_STEP, Stats
+from lookcloser.types import Stats, is_search_step
 
 __all__ = ["COUNTERS", "RunCounter", "counting"]
 
@@ -48,7 +48,7 @@ class RunCounter(BaseCallbackHandler):
 
     def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, metadata: dict[str, Any] | None = None,
                        **kwargs: Any) -> None:
-        if (metadata or {}).get(SEARCH_STEP) == str(run_id):
+        if is_search_step(run_id, metadata):
             self._add("search_steps")
 
 

@@ -196,6 +196,11 @@ class Finding(BaseModel):
 SEARCH_STEP = "search_step"
 
 
+def is_search_step(run_id: Any, metadata: dict[str, Any] | None) -> bool:
+    """Whether a chain run is a V* search step itself (not a run below one, which inherits the mark)."""
+    return (metadata or {}).get(SEARCH_STEP) == str(run_id)
+
+
 class Stats(BaseModel):
     """What a run cost. vlm_calls: every VLM request (generate, yes-probability, option scoring);
     tool_calls: calls of the expert tools (localizer, detector, segmenter, ocr; each a `tool` run in

@@ -8,7 +8,7 @@ unaware: they open their step runs as any runnable does. Events are plain JSON:
 
     {"event": "search_step", "target": "the sign", "order": 3, "box": [x1, y1, x2, y2], "level": 2,
      "peak": 0.83, "strong": true, "detections": 1, "children": 4}
-    {"event": "finding", "target": "the sign", "status": "found", "box": [...], "score": 0.91, "text": "EXIT"}
+    {"event": "finding", **Finding.to_json()}   (name, kind, status, box, score, text, tool, error, mask_area)
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.tracers.context import register_configure_hook
 from langgraph.config import get_stream_writer
 
-from lookcloser.types import SEARCH_STEP, Finding
+from lookcloser.types import Finding, is_search_step
 
 __all__ = ["finding_event", "step_events"]
 
@@ -39,7 +39,7 @@ class _StepEvents(BaseCallbackHandler):
 
     def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, metadata: dict[str, Any] | None = None,
                        **kwargs: Any) -> None:
-        if (metadata or {}).get(SEARCH_STEP) == str(run_id) and isinstance(inputs, dict):
+        if is_search_step(run_id, metadata) and isinstance(inputs, dict):
             with self._lock:
                 self._started[run_id] = inputs
 
@@ -72,6 +72,5 @@ def step_events() -> Iterator[Callable[[Any], None]]:
 
 
 def finding_event(finding: Finding) -> dict[str, Any]:
-    return {"event": "finding", "target": finding.target.name, "status": finding.status,
-            "box": finding.box.to_list() if finding.box is not None else None, "score": finding.score,
-            "text": finding.text, "error": finding.error}
+    """A finding as a stream event: the same JSON as `ask --json` and the LangChain tools give."""
+    return {"event": "finding", **finding.to_json()}
