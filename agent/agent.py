@@ -108,9 +108,7 @@ class Agent:
         """What this agent is built from, for a record of a measurement (`lookcloser eval` writes it):
         the VLM (its spec and its `describe()`), each tool role as configured (name, options) and, for the
         tools built so far, their `describe()` (model, device, ...), and the whole AgentConfig. Builds nothing."""
-        built: dict[str, Any] = {}
-        for (role, _), tool in list(self.services._tools.items()):  # noqa: SLF001 - Services' cache, same package
-            built.setdefault(role, tool)
+        built = self.services.built_tools()
         tools: dict[str, Any] = {}
         for role, spec in self.services.tool_specs.items():
             tools[role] = {"name": spec if isinstance(spec, str) or spec is None else type(spec).__name__,

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from lookcloser.config import AgentConfig
 from lookcloser.errors import ModelLoadError, SettingsError
 
-__all__ = ["Context", "Services", "services"]
+__all__ = ["Context", "Services", "as_context", "services"]
 
 
 class Context(BaseModel):
@@ -117,7 +117,7 @@ class Services:
             options = self.tool_options.get(role, {})
             if isinstance(spec, str):
                 registry.factory(role, spec)  # lists the known names
-                registry.check_options(role, spec, options)  # fails when the agent is built, not at first use
+                registry.check_options(role, spec, options)
             elif spec is not None and options:
                 raise SettingsError(f"options for the {role} ({', '.join(sorted(options))}) go to a registered "
                                     f"tool's factory, but the {role} given is an instance of "
@@ -127,6 +127,14 @@ class Services:
 
     def has_tool(self, role: str) -> bool:
         return self.tool_specs.get(role) is not None
+
+    def built_tools(self) -> dict[str, Any]:
+        """The tools built so far, by role (the one built first when a role has two: with and without the VLM)."""
+        with self._lock:
+            built: dict[str, Any] = {}
+            for (role, _), tool in self._tools.items():
+                built.setdefault(role, tool)
+            return built
 
     def batches(self, role: str) -> bool:
         """Whether the `role` tool finds several targets in one call (`locate_many`), known without
@@ -211,12 +219,16 @@ _CACHE_LOCK = threading.Lock()
 MAX_SERVICES = 8
 
 
+def as_context(value: Context | dict | None) -> Context:
+    """A Context from what a graph was given: none (the defaults), its JSON, or a Context."""
+    if value is None:
+        return Context()
+    return Context(**value) if isinstance(value, dict) else value
+
+
 def services(context: Context | dict | None) -> Services:
     """The shared `Services` for `context` (built on first use per distinct spec)."""
-    if context is None:
-        context = Context()
-    elif isinstance(context, dict):
-        context = Context(**context)
+    context = as_context(context)
     if context._services is not None:  # an Agent pins its own services to its context
         return context._services
     key = context.key()

@@ -24,7 +24,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from lookcloser.runtime import Context, services
+from lookcloser.runtime import Context, as_context, services
 
 from lookcloser.graphs import nodes
 from lookcloser.graphs.state import AgentState, InputState, OutputState
@@ -38,9 +38,7 @@ Admit = Callable[[Any], Context]
 
 def _as_given(context: Any) -> Context:
     """No operator in between: the context is used as given (Python callers are their own operator)."""
-    if context is None:
-        return Context()
-    return Context(**context) if isinstance(context, dict) else context
+    return as_context(context)
 
 
 def _nodes(admit: Admit) -> dict[str, Any]:

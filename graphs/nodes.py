@@ -33,8 +33,8 @@ from lookcloser.vlm_protocol import ChatMessage, supports
 from lookcloser.graphs.progress import finding_event, step_events
 from lookcloser.graphs.state import AgentState, SearchTask
 
-__all__ = ["check_options", "image_in_messages", "localizer_batches", "order_findings", "read_input", "search", "segment", "show", "tell",
-           "wants_masks"]
+__all__ = ["check_options", "image_in_messages", "localizer_batches", "order_findings", "read_input", "search",
+           "segment", "show", "tell", "wants_masks"]
 
 
 def _counts(stats: Any) -> dict[str, int]:
