@@ -594,7 +594,7 @@ def _streamed(agent: Any, image: Path, question: str, options: list[str] | None,
         if found.get("event") == "search_step":
             progress(f"searching {found['target']!r}: patch {found['order']} at level {found['level']}")
         elif found.get("event") == "finding":
-            progress(f"{found['target']!r}: {found['status']}" + (f" {found['text']!r}" if found.get("text") else ""))
+            progress(f"{found['name']!r}: {found['status']}" + (f" {found['text']!r}" if found.get("text") else ""))
         elif event.get("node") == "answer":
             answer = event["answer"]
         elif event.get("node") in ("show", "tell"):

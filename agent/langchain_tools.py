@@ -11,8 +11,8 @@ Two tools share one `Agent` (its models load once): `look_closer` (question, opt
 choice, findings) and `find_in_image` (target → boxes, scores, read text). The image argument is a data URL
 or base64, a file name inside `image_dir` (nothing outside it is read; no `image_dir`: no files at all), or
 left out: the last image a user sent in the conversation (the agent's `messages` state, injected by
-LangGraph's ToolNode, never shown to the model). Findings come back as plain JSON, boxes in the image's
-pixels. A bad argument is the tool's error message, in one line, which the calling model can read.
+LangGraph's ToolNode, never shown to the model). Findings come back as `ask --json` gives them
+(`Finding.to_json()`), boxes in the image's pixels. A bad argument is the tool's error message, in one line, which the calling model can read.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from lookcloser.config import AgentConfig
 from lookcloser.errors import LookCloserError
 from lookcloser.graphs.nodes import image_in_messages
 from lookcloser.image_refs import resolve_image
-from lookcloser.types import Finding
 
 __all__ = ["FindInImage", "LookCloser", "lookcloser_tools"]
 
@@ -81,7 +80,7 @@ class LookCloser(_ImageTool):
             answer = self.agent.run(picture, question, options)
         except LookCloserError as exc:
             raise ToolException(str(exc)) from None
-        return {"answer": answer.text, "choice": answer.choice, "findings": [_finding(f) for f in answer.findings]}
+        return {"answer": answer.text, "choice": answer.choice, "findings": [f.to_json() for f in answer.findings]}
 
 
 class FindInImage(_ImageTool):
@@ -97,16 +96,10 @@ class FindInImage(_ImageTool):
             findings = self.agent.find(picture, target, kind=kind)
         except LookCloserError as exc:
             raise ToolException(str(exc)) from None
-        return {"findings": [_finding(f) for f in findings]}
+        return {"findings": [f.to_json() for f in findings]}
 
 
 def lookcloser_tools(agent: Agent | None = None, *, image_dir: str | None = None) -> list[BaseTool]:
     """`look_closer` and `find_in_image` sharing `agent` (default: `Agent()`); files only inside `image_dir`."""
     agent = agent if agent is not None else Agent()
     return [LookCloser(agent=agent, image_dir=image_dir), FindInImage(agent=agent, image_dir=image_dir)]
-
-
-def _finding(finding: Finding) -> dict[str, Any]:
-    return {"target": finding.target.name, "status": finding.status,
-            "box": finding.box.to_list() if finding.box is not None else None, "score": finding.score,
-            "text": finding.text, "error": finding.error}

@@ -138,8 +138,8 @@ def test_stream_yields_node_events_then_answer(image):
     assert [e["node"] for e in events if "progress" not in e] == ["read_input", "show", "search", "tell", "answer"]
     assert events[-1]["answer"].text == "red"
     [found] = [e["progress"] for e in events if "progress" in e]  # the finding, as soon as the search had it
-    assert found == {"event": "finding", "target": "cup", "status": "found", "box": [1, 1, 9, 9], "score": found["score"],
-                     "text": None, "error": None}
+    assert found == {"event": "finding", "name": "cup", "kind": "object", "status": "found", "box": [1, 1, 9, 9],
+                     "score": found["score"], "text": None, "tool": "fixed", "error": None, "mask_area": None}
     assert events.index({"node": "search", "progress": found}) < [e["node"] for e in events].index("tell")
 
 
@@ -242,4 +242,4 @@ def test_every_search_step_is_a_custom_stream_event(image):
     assert len(steps) == len(cue.seen) > 1  # every patch the cue looked at, in order
     assert [s["order"] for s in steps] == list(range(1, len(steps) + 1))
     assert steps[0]["box"] == [0, 0, 1600, 1200] and all(s["target"] == "a cup" for s in steps)
-    assert events[-1]["event"] == "finding" and events[-1]["target"] == "a cup"
+    assert events[-1]["event"] == "finding" and events[-1]["name"] == "a cup"
