@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import re
 import subprocess
@@ -85,12 +86,13 @@ class CountingEngine:
     counted. `runtime="openvino"` runs the same ONNX files with OpenVINO instead of onnxruntime: same
     pipeline, same files, to show what the runtime alone changes."""
 
-    def __init__(self, runtime: str = "onnxruntime") -> None:
+    def __init__(self, runtime: str = "onnxruntime", models: tuple[str, str] | None = None) -> None:
         from rapidocr import RapidOCR
 
         from lookcloser.tools.rapidocr import engine_params
 
-        self.engine = RapidOCR(params=engine_params({}))
+        files = {"Det.model_path": models[0], "Rec.model_path": models[1]} if models else {}
+        self.engine = RapidOCR(params=engine_params(files))
         det, rec = self.engine._load_det_model(), self.engine._load_rec_model()  # loaded now, then wrapped
         if runtime != "onnxruntime":
             _swap_runtime(det, rec, runtime)
@@ -141,7 +143,7 @@ class CountingReader:
 
 
 CUE_FIELDS = {"det_side", "max_upscale", "min_box_px", "native_max_pixels", "max_input_pixels", "map_max_pixels",
-              "quantized", "runtime"}
+              "quantized", "runtime", "coarse_scale"}
 
 
 def parse_strategy(spec: str) -> tuple[str, dict]:
@@ -156,9 +158,38 @@ def parse_strategy(spec: str) -> tuple[str, dict]:
         options[key.strip()] = _json_or_text(value)
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy '{name}'; known: {', '.join(STRATEGIES)}")
-    if not name.startswith("vstar") and set(options) - {"runtime"}:
-        raise ValueError(f"whole and tiling take only the runtime option, got {spec!r}")
+    if not name.startswith("vstar") and set(options) - {"runtime", "models"}:
+        raise ValueError(f"whole and tiling take only the runtime and models options, got {spec!r}")
+    if options.get("models", "v6") not in MODEL_GENERATIONS:
+        raise ValueError(f"models must be one of {', '.join(MODEL_GENERATIONS)}, got {options['models']!r}")
     return name, options
+
+
+#: PP-OCR generations the benchmark can run: v6 small ships in the rapidocr 3.x wheel (the default);
+#: v4 comes from the rapidocr-onnxruntime 1.4.4 wheel, unpacked by hand (no install: it conflicts
+#: with nothing, but the project no longer depends on it):
+#:   pip download rapidocr-onnxruntime==1.4.4 --no-deps -d /tmp/v4 && unzip -q -d /tmp/v4 /tmp/v4/*.whl
+#:   benchmarks/text_search.py --v4-models /tmp/v4/rapidocr_onnxruntime/models --strategies tiling@models=v4,...
+MODEL_GENERATIONS = {"v6": None, "v4": ("ch_PP-OCRv4_det_infer.onnx", "ch_PP-OCRv4_rec_infer.onnx")}
+V4_MODELS_ENV = "TEXT_SEARCH_V4_MODELS"  # the --v4-models folder, handed to the workers
+
+
+def use_models(generation: str) -> tuple[str, str] | None:
+    """Point the text cue (and return the paths for RapidOCR's engine) at `generation`'s detector and
+    recognizer files; the same pipeline (normalisation, DB post-processing, recogniser code) runs them."""
+    files = MODEL_GENERATIONS[generation]
+    if files is None:
+        return None
+    folder = Path(os.environ.get(V4_MODELS_ENV, ""))
+    det, rec = (folder / name for name in files)
+    if not (det.is_file() and rec.is_file()):
+        raise SystemExit(f"models={generation} needs --v4-models FOLDER holding {files[0]} and {files[1]} "
+                         "(see MODEL_GENERATIONS in this script)")
+    from lookcloser.tools.vstar import ppocr, text_cue
+
+    ppocr.detector_path = text_cue.detector_path = lambda: det
+    ppocr.recognizer_path = text_cue.recognizer_path = lambda: rec
+    return str(det), str(rec)
 
 
 def _json_or_text(value: str):
@@ -193,6 +224,7 @@ class Worker:
     def __init__(self, spec: str) -> None:
         name, options = parse_strategy(spec)
         self.name = name
+        paths = use_models(options.pop("models", "v6"))
         if name.startswith("vstar"):
             from lookcloser.tools.vstar.config import SearchConfig
             from lookcloser.tools.vstar.localizer import VStarLocalizer
@@ -212,7 +244,7 @@ class Worker:
             self.localizer = VStarLocalizer(text_cue=cue, config=config, ocr=reader)
             self.counter = cue
         else:
-            self.engine = CountingEngine(**options)
+            self.engine = CountingEngine(models=paths, **options)
             self.counter = self.engine
 
     def read(self, path: str) -> dict:
@@ -344,12 +376,15 @@ def main() -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, default=0,
                         help="only the first N photos of each split (a quick check, not the benchmark)")
+    parser.add_argument("--v4-models", type=Path, help="folder with the PP-OCRv4 ONNX files (for @models=v4)")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     if args.worker:
         return serve(args.worker)
     specs = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if args.v4_models:
+        os.environ[V4_MODELS_ENV] = str(args.v4_models.resolve())  # the workers inherit it
     try:
         for spec in specs:
             parse_strategy(spec)

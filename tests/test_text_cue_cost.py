@@ -111,7 +111,7 @@ def test_read_all_search_reuses_reads_across_overlapping_looks():
     class NoReuse(TextCue):
         reuses_reads = False
 
-    image = Image.open(SHARED / "easyocr_examples" / "example.png").convert("RGB")  # street signs + poster
+    image = Image.open(SHARED / "text_dev" / "images" / "sa_4137.jpg").convert("RGB")  # a station: many signs
     reuse, plain = TextCue(), NoReuse()
     a = read_all(image, reuse, SearchConfig())
     b = read_all(image, plain, SearchConfig())

@@ -42,6 +42,10 @@ def test_detector_input_size_rule():
     assert detector_input_size(300, 100, 960, 3.0, native) == (928, 320)  # small: enlarged up to 3x
     # larger patches get a coarse look at det_side
     assert detector_input_size(5650, 3767, 960, 3.0, native) == (960, 640)
+    # a coarse look is at least coarse_scale, sides rounded UP (the search trusts that scale)
+    assert detector_input_size(2250, 1500, 960, 2.0, 1024 * 1024, 0.7) == (1600, 1056)
+    assert detector_input_size(5650, 3767, 960, 2.0, 1024 * 1024, 0.7) == (3968, 2656)
+    assert detector_input_size(1000, 1000, 960, 2.0, 1024 * 1024, 0.7) == (1024, 1024)  # native: unchanged
 
 
 @pytest.fixture(scope="module")
@@ -75,21 +79,23 @@ def test_vstar_reads_small_text_that_whole_image_ocr_misses(cue):
     from lookcloser.tools.vstar.localizer import VStarLocalizer
     from lookcloser.types import Target
 
-    # the street photo in the top-left quarter of a 3360 x 1752 frame: PP-OCRv6 reads "TAXI" in the photo
-    # alone in one whole-image pass, not once the engine shrinks the larger frame to 2000 px
-    photo = Image.open(EXAMPLES / "instrument.webp").convert("RGB")
+    # the vending photo in the top-left quarter of a 4500 x 3000 frame: PP-OCRv6 reads the 13-px URL in
+    # the photo alone in one whole-image pass, not once the engine shrinks the larger frame to 2000 px.
+    # (The 14-px "TAXI" of the street photo in such a frame is below what the search's 0.7 coarse look
+    # sees, so the search skips it too: docs/vstar.md, "coarse look".)
+    photo = Image.open(EXAMPLES / "vending_machine.jpg").convert("RGB")
     image = Image.new("RGB", (photo.width * 2, photo.height * 2), (128, 128, 128))
     image.paste(photo, (0, 0))
     whole_texts = [normalise(line.text) for line in RapidOCRTool().read(image)]
-    assert not any("taxi" in t for t in whole_texts)  # the gap the search closes
+    assert not any("tvrby" in t for t in whole_texts)  # the gap the search closes
 
     localizer = VStarLocalizer(text_cue=cue)
-    findings = localizer.locate(image, Target(name='the word "TAXI"', kind="text"))
+    findings = localizer.locate(image, Target(name='the URL "WWW.TVR.BY"', kind="text"))
     first = findings[0]
-    assert first.status == "found" and normalise(first.text) == "taxi"  # quoted text ranks first
-    assert first.box.iou(TAXI_BOX) > 0.5
+    assert first.status == "found" and normalise(first.text) == "wwwtvrby"  # quoted text ranks first
+    assert first.box.iou(VENDING_URL_BOX) > 0.5
     search = first.search
-    assert search["mode"] == "read_all" and search["cue_calls"] <= 12 and search["match"] == 1.0
+    assert search["mode"] == "read_all" and search["cue_calls"] <= 16 and search["match"] == 1.0
     assert all(f.search["steps"] == search["steps"] for f in findings)
 
 

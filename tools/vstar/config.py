@@ -64,12 +64,12 @@ class SearchConfig:
     #: cut off part of "UNION" and was read "GNIOI" at 0.86).
     read_min_text_px: float = 16.0
     #: A patch is "resolved" when the detector sees it at >= this scale (detector input px per
-    #: original px). In a resolved patch a child is expanded only where the map shows unread
-    #: text. Below it, small text leaves no trace in the PP-OCR map, so absence of evidence
-    #: proves nothing and every child is expanded. Measured on ../shared/data/text_dev: the
-    #: map inside 13-35 px lines is ~0 at scales 0.4-0.9 for most of them and ~1 at 1.0, so
-    #: only a native-resolution look resolves a region (0.6 and 0.85 were both too low).
-    read_resolved_scale: float = 1.0
+    #: original px). In a resolved patch only the unread text the map shows is looked at closer.
+    #: Below it, small text may leave no trace in the map, so absence of evidence proves nothing
+    #: and every child is expanded. PP-OCRv4 needed 1.0 (its map inside 13-35 px lines was ~0 at
+    #: 0.4-0.9); PP-OCRv6 small's map at 0.7 shows 15-16 of the 17 tuned strings, so the text
+    #: cue's coarse look (`coarse_scale`, 0.7) resolves a photo. Fitted on the tuned split only.
+    read_resolved_scale: float = 0.7
     #: Map probability that counts as text (the DB binarisation threshold of PP-OCR).
     read_text_threshold: float = 0.3
     #: Minimum area (detector-input px) of unread text / faint evidence in a child to expand it.
@@ -82,6 +82,12 @@ class SearchConfig:
     #: an unread line costs a small close look, not a quadrant.
     read_focus: bool = True
     read_focus_margin: float = 48.0
+    #: In a resolved patch, look at each group of unread text blobs (each blob grown by
+    #: read_focus_margin, merged where they overlap) instead of each split child around all its
+    #: unread text: a child holding two far-apart lines costs two small looks, not one the size
+    #: of the child (measured on the tuned split: docs/vstar.md). A group too large to see
+    #: closer is split as a child would be.
+    read_blob_views: bool = True
     #: A closer look must enlarge the text by at least this factor at the detector input (the
     #: cue's `input_scale`, else the size ratio); otherwise the child's own children are queued
     #: in its place (the same pixels at the same scale show nothing new).

@@ -124,8 +124,38 @@ class ReadAll:
         sx, sy = w / patch.width, h / patch.height
         maps = _Maps(patch, evidence, text, scale, px_area=(scale / sx) * (scale / sy))
         queued: list[tuple[Box, Box, int]] = []
-        self._closer_looks(core, 1, maps, queued)
+        if config.read_blob_views:
+            for view in self._blob_views(maps, core):
+                if self._gain(view, maps) >= config.read_focus_min_gain:
+                    queued.append((view, view, 1))
+                elif not is_leaf(view, self.min_size):
+                    self._closer_looks(view, 1, maps, queued)
+        else:
+            self._closer_looks(core, 1, maps, queued)
         return Expansion(unread, queued, state=maps)  # its children are re-checked against `maps` (skip)
+
+    def _blob_views(self, maps: _Maps, core: Box) -> list[Box]:
+        """One view per group of text blobs holding unread text: each blob of the text map (read or
+        not: a line half read is taken whole) with >= read_min_blob_px of unread evidence, its box
+        grown by read_focus_margin; views that overlap are merged into one."""
+        import cv2
+
+        config = self.config
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(maps.text.astype(np.uint8), connectivity=8)
+        unread = np.bincount(labels[maps.evidence > 0], minlength=count)
+        h, w = maps.text.shape
+        sx, sy = maps.patch.width / w, maps.patch.height / h
+        margin = config.read_focus_margin
+        views = []
+        for label in range(1, count):
+            if unread[label] * maps.px_area < config.read_min_blob_px:
+                continue
+            x, y, bw, bh = (int(v) for v in stats[label, :4])
+            box = Box(x1=np.floor(maps.patch.x1 + x * sx - margin), y1=np.floor(maps.patch.y1 + y * sy - margin),
+                      x2=np.ceil(maps.patch.x1 + (x + bw) * sx + margin),
+                      y2=np.ceil(maps.patch.y1 + (y + bh) * sy + margin)).clip(self.width, self.height)
+            views.append(box)
+        return _merge_overlapping(views)
 
     def _closer_looks(self, box: Box, depth: int, maps: _Maps, queued: list[tuple[Box, Box, int]]) -> None:
         """Queue the children of `box` that hold unread text, each as (core, view, depth). A view
@@ -233,6 +263,24 @@ def _focus(evidence: np.ndarray, text: np.ndarray, patch: Box, child: Box, margi
     x1, y1, x2, y2 = bbox
     return Box(x1=np.floor(patch.x1 + x1 / sx - margin), y1=np.floor(patch.y1 + y1 / sy - margin),
                x2=np.ceil(patch.x1 + x2 / sx + margin), y2=np.ceil(patch.y1 + y2 / sy + margin)).clip(width, height)
+
+
+def _merge_overlapping(boxes: list[Box]) -> list[Box]:
+    """Union boxes that overlap until none do (one look at a cluster of lines, not one per line)."""
+    boxes = list(boxes)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                if boxes_intersect(boxes[i], boxes[j]):
+                    a, b = boxes[i], boxes.pop(j)
+                    boxes[i] = Box(x1=min(a.x1, b.x1), y1=min(a.y1, b.y1), x2=max(a.x2, b.x2), y2=max(a.y2, b.y2))
+                    merged = True
+                    break
+            if merged:
+                break
+    return boxes
 
 
 def _nonzero_bbox(mask: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> tuple[int, int, int, int] | None:

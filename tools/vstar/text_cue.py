@@ -12,9 +12,9 @@ Preprocessing follows RapidOCR: BGR channel order, (x / 255 - mean) / std, both 
 32; mean and std are PaddleOCR's (ImageNet), which the `rapidocr` tool also passes to its engine
 (`ppocr.DETECTOR_MEAN`: RapidOCR's default 0.5 / 0.5 makes the v6 detector see text in blank areas). The detector input size is ours (`detector_input_size`): a patch
 of at most `native_max_pixels` is seen at native resolution (small ones enlarged to `det_side`, at
-most `max_upscale` times), because the detector's map misses small text in downscaled photos
-(measured with PP-OCRv4, where the constants were fitted); a larger patch gets a cheap coarse look
-with its longer side scaled to `det_side`.
+most `max_upscale` times), and a larger patch gets a coarse look at `coarse_scale` (0.7: PP-OCRv6's map still shows
+small text there, PP-OCRv4's did not below native scale) or with its longer side at `det_side`,
+whichever is larger.
 
 A detector input larger than `max_input_pixels` is run in overlapping chunks whose maps are
 stitched (each chunk's border is context only), so a native look at a 4-MP patch costs the
@@ -76,19 +76,23 @@ def detector_model(threads: int, quantized: bool = False, runtime: str = "onnxru
 
 
 def detector_input_size(width: int, height: int, det_side: int, max_upscale: float,
-                        native_max_pixels: float = 0) -> tuple[int, int]:
+                        native_max_pixels: float = 0, coarse_scale: float = 0) -> tuple[int, int]:
     """(w, h) fed to the detector, sides multiples of 32.
 
     A patch of at most `native_max_pixels` is seen at native resolution or larger: scale
     max(1, min(det_side / longer side, max_upscale)), sides rounded UP so no pixel is lost.
     A larger patch (or any patch when native_max_pixels is 0) is a coarse look: longer side
-    scaled to det_side (at most max_upscale up), sides rounded to the nearest multiple of 32.
+    scaled to det_side (at most max_upscale up), but never below `coarse_scale` (the lowest scale
+    at which the detector's map still shows small text), sides rounded to the nearest multiple of 32.
     """
     width, height = max(int(width), 1), max(int(height), 1)
     if native_max_pixels and width * height <= native_max_pixels:
         ratio = max(1.0, min(det_side / max(width, height), max_upscale))
         return max(32, int(math.ceil(width * ratio / 32)) * 32), max(32, int(math.ceil(height * ratio / 32)) * 32)
     ratio = min(det_side / max(width, height), max_upscale)
+    if ratio < coarse_scale:  # rounded up: the look is at least coarse_scale
+        return (max(32, int(math.ceil(width * coarse_scale / 32)) * 32),
+                max(32, int(math.ceil(height * coarse_scale / 32)) * 32))
     w = max(32, int(round(width * ratio / 32)) * 32)
     h = max(32, int(round(height * ratio / 32)) * 32)
     return w, h
@@ -155,10 +159,14 @@ class TextCue:
     det_side: longer side of the detector input for a coarse look (px), and the size small
         patches are enlarged to. max_upscale: cap on enlarging small patches.
     native_max_pixels: patches up to this many pixels are seen at native resolution (or enlarged);
-        larger ones get a coarse det_side look. Measured on ../shared/data/text_dev with PP-OCRv4: its map
-        for 13-35 px text in these photos is ~0 at scales 0.4-0.9 and ~1 at >= 1.0, so only a
-        native-resolution look can tell that a region holds no small text. Default 2048 x 2048
-        (one 2250x1500 photo in one look: 4 detector chunks of <= max_input_pixels).
+        larger ones get a coarse look. Default 1024 x 1024: the close looks a read-all search takes
+        around unread text are seen natively (or enlarged), a photo is not.
+    coarse_scale: a coarse look is at least this scale (detector input px per patch px), rounded
+        up. PP-OCRv4's map missed 13-35 px text at any scale below 1, so every region needed a
+        native look; PP-OCRv6 small's map at 0.7 shows 15-16 of the 17 tuned strings (0.5: 7-9,
+        `benchmarks/small_text_cues.py`), so a 0.7 look can rule regions out (the search's
+        `read_resolved_scale`). Fitted on the tuned split only (0.6 / 0.65 / 0.7 read 13 / 14 / 16
+        of 17). 0 = longer side to det_side, whatever the scale.
     min_box_px: boxes shorter than this at the detector input are not sent to the recognizer
         (they stay in the map as unread text, so a read-all search looks closer).
     max_input_pixels: a larger detector input is run in overlapping chunks of at most this many
@@ -179,9 +187,9 @@ class TextCue:
     reuses_reads = True  # accepts `known` lines (read-all passes the lines it read legibly)
 
     def __init__(self, det_side: int = 960, max_upscale: float = 2.0, min_box_px: float = 8.0,
-                 native_max_pixels: float = 2048 * 2048, max_input_pixels: float = 1024 * 1024,
+                 native_max_pixels: float = 1024 * 1024, max_input_pixels: float = 1024 * 1024,
                  quantized: bool = False, map_max_pixels: float = 1024 * 1024, threads: int | None = None,
-                 runtime: str = "onnxruntime",
+                 runtime: str = "onnxruntime", coarse_scale: float = 0.7,
                  calibration: CueCalibration = TEXT_CALIBRATION) -> None:
         if det_side < 32:
             raise ValueError(f"det_side must be >= 32 px, got {det_side}")
@@ -196,6 +204,9 @@ class TextCue:
         if max_input_pixels and max_input_pixels < 256 * 256:
             raise ValueError(f"max_input_pixels must be 0 or >= 65536, got {max_input_pixels}")
         self.max_input_pixels = float(max_input_pixels)
+        if not 0 <= coarse_scale <= 1:
+            raise ValueError(f"coarse_scale must be within [0, 1], got {coarse_scale}")
+        self.coarse_scale = float(coarse_scale)
         self.quantized = bool(quantized)
         self.map_max_pixels = float(map_max_pixels)
         self.threads = int(threads or default_threads())
@@ -217,7 +228,8 @@ class TextCue:
 
     def input_size(self, width: int, height: int) -> tuple[int, int]:
         """The detector input (w, h) for a patch of width x height."""
-        return detector_input_size(width, height, self.det_side, self.max_upscale, self.native_max_pixels)
+        return detector_input_size(width, height, self.det_side, self.max_upscale, self.native_max_pixels,
+                                   self.coarse_scale)
 
     def input_scale(self, width: int, height: int) -> float:
         """Detector input px per patch px for a patch of width x height (the search asks this
@@ -232,7 +244,7 @@ class TextCue:
 
         height, width = rgb.shape[:2]
         size = self.input_size(width, height)
-        resized = rgb if size == (width, height) else cv2.resize(rgb, size)
+        resized = rgb if size == (width, height) else cv2.resize(rgb, size)  # INTER_AREA: 15/17 vs 16/17 tuned
         grid = chunk_grid(size[0], size[1], self.max_input_pixels) if self.max_input_pixels else [
             ((0, 0, size[0], size[1]), (0, 0, size[0], size[1]))]
         prob = np.empty((size[1], size[0]), dtype=np.float32)
