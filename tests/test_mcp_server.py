@@ -45,12 +45,12 @@ def _font(size: int):
 
 
 def street_photo() -> Image.Image:
-    """A large picture with one small sign (28 px letters in 1800x1200): what `ask` must search for."""
-    image = Image.new("RGB", (1800, 1200), (200, 210, 190))
+    """A picture with one small sign in it (1200x800): what `ask` must search for."""
+    image = Image.new("RGB", (1200, 800), (200, 210, 190))
     draw = ImageDraw.Draw(image)
-    draw.rectangle((0, 800, 1800, 1200), fill=(90, 90, 95))  # the road
-    draw.rectangle((1300, 300, 1560, 380), fill="white", outline="black", width=3)
-    draw.text((1320, 322), "GATE 42", fill="black", font=_font(34))
+    draw.rectangle((0, 530, 1200, 800), fill=(90, 90, 95))  # the road
+    draw.rectangle((860, 200, 1120, 280), fill="white", outline="black", width=3)
+    draw.text((880, 222), "GATE 42", fill="black", font=_font(34))
     return image
 
 
@@ -194,7 +194,7 @@ def test_ask_searches_the_photo_and_answers_from_what_it_read(server, vlm):
     [sign] = [f for f in out["findings"] if f["text"] and "GATE" in f["text"]]
     assert set(sign) == FINDING_KEYS and sign["status"] == "found" and sign["tool"] == "vstar"
     x1, y1, x2, y2 = sign["box"]
-    assert 1290 < x1 < x2 < 1570 and 290 < y1 < y2 < 390  # on the small sign, in the photo's pixels
+    assert 860 < x1 < x2 < 1120 and 200 < y1 < y2 < 280  # on the sign, in the photo's pixels
     assert json.loads(result.content[0].text) == out  # the same JSON as text, for clients that read text only
     assert len(vlm.requests) - before == 2  # SHOW, then TELL with what the search read
 
@@ -269,18 +269,24 @@ def test_a_long_call_does_not_hold_up_the_server(server, vlm):
     assert pending.result(CALL_SECONDS).structured_content["answer"] == "The sign says GATE 42."
 
 
-def test_without_image_dir_no_file_path_is_read(vlm, photos, tmp_path):
+def test_without_image_dir_no_file_path_is_read_and_a_model_that_cannot_load_is_a_tool_error(vlm, photos, tmp_path):
+    """No --image-dir: base64 only. The object cue's model set to a folder that is not there: `find` is the
+    load error in one line, in the operator's words (flags), and reading text (another model) still works."""
     async def scenario():
         with (tmp_path / "server.log").open("w+") as errlog:
-            async with stdio_session(["--vlm", vlm.spec], errlog) as session:
+            args = ["--vlm", vlm.spec, "--tool", "localizer.model=/nonexistent/owlv2"]
+            async with stdio_session(args, errlog) as session:
                 with anyio.fail_after(CALL_SECONDS):
                     refused = await session.call_tool("read_text", {"image": str(photos / "notice.png")})
+                    unloaded = await session.call_tool("find", {"image": data_url(notice()), "target": "a dog"})
                     served = await session.call_tool("read_text", {"image": data_url(notice())})
-        return refused, served
+        return refused, unloaded, served
 
-    refused, served = anyio.run(scenario)
+    refused, unloaded, served = anyio.run(scenario)
     line = one_error_line(refused)
     assert "looks like a file path" in line and "--image-dir" in line
+    line = one_error_line(unloaded)
+    assert "OWLv2 model directory not found: /nonexistent/owlv2" in line and "--tool localizer.model=" in line
     assert [line["text"] for line in served.structured_content["lines"]] == ["GATE 42", "EXIT 7"]
 
 
