@@ -19,6 +19,7 @@ and `.partial`, an Answer with those findings, no text and `error` set to the me
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import queue
 import threading
@@ -99,6 +100,14 @@ class Agent:
     @property
     def vlm(self) -> Any:
         return self.services.vlm
+
+    def with_config(self, **changes: Any) -> "Agent":
+        """This agent with some AgentConfig fields changed (checked as AgentConfig checks them), on the same
+        models and tools: a per-call setting from a client (the MCP server's `max_targets`), nothing loaded twice."""
+        clone = copy.copy(self)
+        config = AgentConfig(**{**self.config.model_dump(), **changes})
+        clone.context = self.context.model_copy(update={"config": config})  # keeps the pinned services
+        return clone
 
     def tool(self, role: str, *, with_vlm: bool = True) -> Any:
         """The traced tool for `role`, built on first use and then shared (thread-safe)."""

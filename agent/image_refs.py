@@ -2,14 +2,17 @@
 
 A reference is a string: an image-store key (`lookcloser-image:<hash>`, what the Python API puts in
 state for the image it was handed), a data URL or raw base64 (what a served graph receives), or a
-file path, read only inside `AgentConfig.image_dir`. Decoded images are cached in the image store,
-so the nodes of one question decode a photo once.
+file path, read only inside `AgentConfig.image_dir` (or the folders of an `Access`: the MCP server's
+`--image-dir`s). Decoded images are cached in the image store, so the nodes of one question decode a
+photo once.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import xxhash
@@ -20,11 +23,21 @@ from lookcloser.errors import ImageError
 from lookcloser import images
 from lookcloser.imagestore import IMAGE_REF_PREFIX, is_key, store
 
-__all__ = ["resolve_image", "to_ref"]
+__all__ = ["Access", "resolve_image", "to_ref"]
 
 _decoded: OrderedDict[str, str] = OrderedDict()  # hash of a reference -> store key
 _lock = threading.Lock()
 _MAX_DECODED = 64
+
+
+@dataclass(frozen=True)
+class Access:
+    """Which files a reference may name, and how refusals word it: `folders` (none: no file at all),
+    `what` the value is (the graph input, a tool's argument), `setting`: where the folders are set."""
+
+    folders: tuple[str, ...] = ()
+    what: str = "the graph input 'image'"
+    setting: str = "AgentConfig.image_dir (set by whoever runs the graph)"
 
 
 def to_ref(image: Image.Image) -> str:
@@ -32,14 +45,16 @@ def to_ref(image: Image.Image) -> str:
     return f"{IMAGE_REF_PREFIX}{store.put(image)}"
 
 
-def resolve_image(ref: object, config: AgentConfig) -> Image.Image:
+def resolve_image(ref: object, config: AgentConfig, access: Access | None = None) -> Image.Image:
     """The RGB image a reference names, or ImageError saying what is wrong with it.
 
     The run's own `config` is applied on every call, cached decode or not: a path is read only inside
-    this run's image_dir, and an image over this run's max_pixels is refused even when an earlier run
-    (with other settings) already decoded it."""
+    this run's image_dir (or `access.folders` when given), and an image over this run's max_pixels is
+    refused even when an earlier run (with other settings) already decoded it."""
+    if access is None:
+        access = Access(folders=(config.image_dir,) if config.image_dir else ())
     if not isinstance(ref, str) or not ref.strip():
-        raise ImageError(f"the graph input 'image' must be a non-empty string (data URL, base64 or file path), "
+        raise ImageError(f"{access.what} must be a non-empty string (data URL, base64 or file path), "
                          f"got {type(ref).__name__}")
     ref = ref.strip()
     if ref.startswith(IMAGE_REF_PREFIX) or is_key(ref):
@@ -48,19 +63,18 @@ def resolve_image(ref: object, config: AgentConfig) -> Image.Image:
             raise ImageError(f"image {ref[:60]} is not in this process's image store (in-memory images live only "
                              "as long as the process); send the image as a data URL, base64, or a file path")
         return image
-    source: str | Path = ref if _is_inline(ref) else _allowed_path(ref, config)
+    source: str | Path = ref if _is_inline(ref) else _allowed_path(ref, access)
     digest = xxhash.xxh3_128_hexdigest(_cache_name(source).encode("utf-8", "surrogatepass"))
     with _lock:
         key = _decoded.get(digest)
     image = store.get(key) if key else None
     if image is not None:
-        images.check_size(image.size, config.max_pixels, "the graph input 'image'")
+        images.check_size(image.size, config.max_pixels, access.what)
         return image
     if isinstance(source, Path):
         image = images.load_image(source, config.max_pixels)
     else:
-        image = images.load_image(images.decode_image_string(source, what="the graph input 'image'"),
-                                  config.max_pixels)
+        image = images.load_image(images.decode_image_string(source, what=access.what), config.max_pixels)
     with _lock:
         _decoded[digest] = store.put(image)
         while len(_decoded) > _MAX_DECODED:
@@ -73,16 +87,22 @@ def _is_inline(ref: str) -> bool:
     return ref[:16].lower().startswith(("data:", "http://", "https://")) or _looks_like_base64(ref)
 
 
-def _allowed_path(ref: str, config: AgentConfig) -> Path:
-    """The file `ref` names, if this run may read it: inside its image_dir, never elsewhere."""
-    if config.image_dir is None:
-        raise ImageError(f"the graph input 'image' looks like a file path ({ref[:80]}); file paths are read only "
-                         "inside AgentConfig.image_dir (set by whoever runs the graph): send a data URL or base64")
-    root = Path(config.image_dir).resolve()
-    path = (root / ref).resolve() if not Path(ref).is_absolute() else Path(ref).resolve()
-    if not path.is_relative_to(root):
-        raise ImageError(f"image path {ref} is outside the allowed image_dir {root}")
-    return path
+def _allowed_path(ref: str, access: Access) -> Path:
+    """The file `ref` names, if it may be read: inside one of the folders (symlinks resolved first, so a
+    link out of a folder is outside it), never elsewhere. A relative name is looked up in each folder."""
+    if not access.folders:
+        raise ImageError(f"{access.what} looks like a file path ({ref[:80]}); file paths are read only "
+                         f"inside {access.setting}: send a data URL or base64")
+    try:
+        roots = [Path(folder).resolve() for folder in access.folders]
+        given = Path(ref)
+        candidates = [given.resolve()] if given.is_absolute() else [(root / given).resolve() for root in roots]
+    except (OSError, RuntimeError) as exc:  # a symlink loop, an unsearchable folder
+        raise ImageError(f"image path {ref[:200]} cannot be checked: {getattr(exc, 'strerror', None) or exc}") from None
+    inside = [path for path in candidates if any(path.is_relative_to(root) for root in roots)]
+    if not inside:
+        raise ImageError(f"image path {ref} is outside the allowed image_dir {', '.join(map(str, roots))}")
+    return next((path for path in inside if os.path.exists(path)), inside[0])
 
 
 def _cache_name(source: str | Path) -> str:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from lookcloser.config import AgentConfig
 from lookcloser.errors import ImageError, SettingsError
-from lookcloser.image_refs import resolve_image
+from lookcloser.image_refs import Access, resolve_image
 from lookcloser.runtime import Context, services
 from lookcloser.serving import Operator
 
@@ -153,3 +153,25 @@ def test_each_run_applies_its_own_limits_to_a_cached_decode(tmp_path):
         resolve_image(str(tmp_path / "a.png"), AgentConfig(image_dir=str(tmp_path / "other")))
     Image.new("RGB", (8, 6), "blue").save(tmp_path / "a.png")  # the file changed: read again
     assert resolve_image("a.png", AgentConfig(image_dir=str(tmp_path))).size == (8, 6)
+
+
+def test_several_folders_each_searched_for_a_relative_name(tmp_path):
+    """Access.folders (the MCP server's --image-dir, repeated): a name is looked up in each folder; a path is read
+    when it is inside one of them; a symlink loop is one line."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    Image.new("RGB", (20, 10)).save(second / "b.png")
+    Image.new("RGB", (30, 10)).save(tmp_path / "outside.png")
+    (first / "loop.png").symlink_to(first / "loop.png")
+    access = Access(folders=(str(first), str(second)), what="the tool argument 'image'", setting="--image-dir")
+    assert resolve_image("b.png", AgentConfig(), access).size == (20, 10)
+    assert resolve_image(str(second / "b.png"), AgentConfig(), access).size == (20, 10)
+    with pytest.raises(ImageError, match=f"outside the allowed image_dir {first}, {second}"):
+        resolve_image("../outside.png", AgentConfig(), access)
+    with pytest.raises(ImageError, match="image file not found: .*first/nope.png"):
+        resolve_image("nope.png", AgentConfig(), access)
+    with pytest.raises(ImageError, match="loop.png cannot be checked"):
+        resolve_image("loop.png", AgentConfig(), access)
+    with pytest.raises(ImageError, match="the tool argument 'image' looks like a file path .* inside --image-dir"):
+        resolve_image("b.png", AgentConfig(), Access(what="the tool argument 'image'", setting="--image-dir"))
