@@ -39,7 +39,7 @@ UI_SOURCES := $(shell find $(UI)/src -type f 2>/dev/null) \
 	$(addprefix $(UI)/,next.config.mjs postcss.config.mjs tailwind.config.js tsconfig.json components.json)
 
 $(UI)/node_modules/.installed: $(UI)/package.json $(UI)/pnpm-lock.yaml
-	cd $(UI) && $(PNPM) install --frozen-lockfile --reporter=append-only
+	cd $(UI) && $(PNPM) install --frozen-lockfile --reporter=append-only --config.confirm-modules-purge=false
 	touch $@
 
 $(UI)/.next/BUILD_ID: $(UI)/node_modules/.installed $(UI_SOURCES)

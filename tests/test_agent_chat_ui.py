@@ -119,7 +119,7 @@ def _same_picture(sent: Image.Image, photo: Image.Image) -> bool:
 
 
 def test_a_user_uploads_a_photo_asks_and_asks_a_follow_up(ui, api, vlm, tmp_path):
-    screenshot = Path(os.environ.get("SCREENSHOT") or tmp_path / "agent-chat-ui.png")
+    screenshot = Path(os.environ.get("SCREENSHOT") or tmp_path / "agent-chat-ui.png").resolve()
     report = _chat_in_browser(ui, api, screenshot, tmp_path / "report.json")
     photo_url = "data:image/jpeg;base64," + base64.b64encode(PHOTO.read_bytes()).decode()
     (q1, a1), (q2, a2) = TURNS
