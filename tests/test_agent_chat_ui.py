@@ -100,7 +100,7 @@ def _chat_in_browser(ui: str, api: str, screenshot: Path, report: Path) -> dict:
                           timeout=400)
     shown = json.loads(report.read_text()) if report.is_file() else {}
     assert done.returncode == 0 and "error" not in shown, (
-        f"the chat in the browser failed: {shown}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        f"the chat in the browser failed: {str(shown)[:3000]}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return shown
 
 

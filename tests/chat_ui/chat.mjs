@@ -67,7 +67,10 @@ try {
     }
     await box.fill(turn.question);
     await page.getByRole("button", { name: "Send" }).click();
-    await page.locator("div.group.mr-auto", { hasText: turn.answer }).waitFor();
+    // the answer, or an error notice (the UI shows a failed run as one): fail at once with what it says
+    const answered = page.locator("div.group.mr-auto", { hasText: turn.answer });
+    await answered.or(page.locator("[data-sonner-toast]")).first().waitFor();
+    if (!(await answered.count())) throw new Error(`an error notice instead of the answer: ${await toasts(page)}`);
     await page.getByRole("button", { name: "Send" }).waitFor(); // the run is over (Cancel is gone)
     report.turns.push({ transcript: await transcript(page), toasts: await toasts(page) });
   }
