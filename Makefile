@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test install system-deps bench clean
+.PHONY: demo test install system-deps chat-ui chat-ui-build bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,35 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq tesseract-ocr >/dev/null; \
 	  else echo "note: tesseract not installed (apt-get install tesseract-ocr); its tests will be skipped"; fi; }
 
+# Agent Chat UI (clients/agent-chat-ui, a pinned copy of langchain-ai/agent-chat-ui) built for `next start`, and
+# the browser driver of its test (tests/chat_ui): npm packages pinned by their lockfiles; the UI's own package
+# manager, pnpm, at the version its package.json names, fetched from npm. Without npm the test is skipped.
+UI := clients/agent-chat-ui
+PNPM := npx --yes pnpm@10.5.1
+UI_SOURCES := $(shell find $(UI)/src -type f 2>/dev/null) \
+	$(addprefix $(UI)/,next.config.mjs postcss.config.mjs tailwind.config.js tsconfig.json components.json)
+
+$(UI)/node_modules/.installed: $(UI)/package.json $(UI)/pnpm-lock.yaml
+	cd $(UI) && $(PNPM) install --frozen-lockfile --reporter=append-only --config.confirm-modules-purge=false
+	touch $@
+
+$(UI)/.next/BUILD_ID: $(UI)/node_modules/.installed $(UI_SOURCES)
+	cd $(UI) && NEXT_TELEMETRY_DISABLED=1 $(PNPM) build
+
+tests/chat_ui/node_modules/.installed: tests/chat_ui/package.json tests/chat_ui/package-lock.json
+	cd tests/chat_ui && npm ci --no-audit --no-fund
+	touch $@
+
+chat-ui-build: $(UI)/.next/BUILD_ID tests/chat_ui/node_modules/.installed
+
+chat-ui:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory chat-ui-build; \
+	else echo "note: node/npm not installed; the Agent Chat UI test will be skipped"; fi
+
 demo: install
 	$(PY) examples/demo.py
 
-test: install system-deps
+test: install system-deps chat-ui
 	$(PY) -m pytest -q -ra
 
 bench: install
@@ -41,4 +66,4 @@ bench: install
 	$(PY) benchmarks/tracing_overhead.py
 
 clean:
-	rm -rf $(VENV) traces out .pytest_cache
+	rm -rf $(VENV) traces out .pytest_cache $(UI)/node_modules $(UI)/.next tests/chat_ui/node_modules

@@ -97,7 +97,11 @@ def _image_part(part: dict[str, Any]) -> str | None:
     if kind == "image":
         if part.get("base64"):
             return f"data:{part.get('mime_type', 'image/png')};base64,{part['base64']}"
-        return part.get("url") or part.get("data")
+        data, mime = part.get("data"), part.get("mimeType") or part.get("mime_type")
+        if isinstance(data, str) and mime and not data.startswith("data:"):
+            # a data URL, as the block says what it holds: a JPEG's raw base64 begins "/9j/", like a path
+            return f"data:{mime};base64,{data}"
+        return part.get("url") or data
     return None
 
 

@@ -87,6 +87,19 @@ def test_chat_messages_in_and_an_ai_message_out_with_follow_up_on_the_same_image
     assert "And its colour?" in vlm.calls[1]["text"] and vlm.calls[1]["image_sizes"] == [(80, 60)]
 
 
+def test_a_jpeg_in_agent_chat_uis_image_block_is_read_as_base64_not_as_a_path(photo):
+    """Agent Chat UI sends {"type": "image", "mimeType", "data": raw base64}; a JPEG's base64 starts "/9j/"."""
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG")
+    data = base64.b64encode(buffer.getvalue()).decode()
+    assert data.startswith("/9j/")
+    vlm = ScriptedVLM(['{"answer": "a square", "missing": []}'])
+    message = HumanMessage(content=[{"type": "text", "text": "What shape?"},
+                                    {"type": "image", "mimeType": "image/jpeg", "data": data}])
+    out = build_graph().invoke({"messages": [message]}, context=context(vlm))
+    assert out["answer"] == "a square" and vlm.calls[0]["image_sizes"] == [(80, 60)]
+
+
 def test_search_only_target_skips_show_and_tell(photo):
     vlm = ScriptedVLM([])  # any VLM call would fail: it has no replies
     out = build_graph().invoke({"image": data_url(photo), "target": {"name": "cup"}}, context=context(vlm))

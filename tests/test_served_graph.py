@@ -8,30 +8,15 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from langgraph_dev import langgraph_dev
 from openai_stub import StubServer, prompt_text
 
 pytest.importorskip("langgraph_api")
 langgraph_sdk = pytest.importorskip("langgraph_sdk")
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +40,6 @@ def server(tmp_path_factory, vlms, image_dir):
     """`langgraph dev` on a free local port, from the repository root (where langgraph.json is), with the
     operator's setup in the environment: its VLM, a folder of images it may read, limits, and what
     clients may choose (another VLM, the vstar localizer, the OCR's min_score)."""
-    cli = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
-    if cli is None:
-        pytest.skip("langgraph-cli is not installed (pip install 'langgraph-cli[inmem]')")
-    port = _free_port()
     folder = tmp_path_factory.mktemp("langgraph_dev")
     config = folder / "operator.toml"
     config.write_text(f"""
@@ -79,40 +60,13 @@ ocr = ["tesseract"]
 ocr = ["min_score", "bogus"]
 localizer = ["max_steps", "text_options"]
 """)
-    log = (folder / "server.log").open("w")
-    env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-           "LOOKCLOSER_VLM": vlms["operator"].spec, "LOOKCLOSER_CONFIG": str(config),
-           "LOOKCLOSER_BLOB_DIR": str(folder / "blobs"),
-           # `langgraph dev` keeps its threads in ./.langgraph_api, which another server started from the repository
-           # (a developer's, a benchmark's) would share: this one keeps them in memory only
-           "LANGGRAPH_DISABLE_FILE_PERSISTENCE": "true"}
-    process = subprocess.Popen([cli, "dev", "--port", str(port), "--no-browser", "--no-reload"],
-                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ok", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                raise RuntimeError(f"langgraph dev did not start: {Path(log.name).read_text()[-3000:]}")
-            time.sleep(0.5)
+    env = {"LOOKCLOSER_VLM": vlms["operator"].spec, "LOOKCLOSER_CONFIG": str(config),
+           "LOOKCLOSER_BLOB_DIR": str(folder / "blobs")}
+    with langgraph_dev(env, folder / "server.log") as url:
         client = langgraph_sdk.get_sync_client(url=url)
-        client.log_path = Path(log.name)  # for the test that reads what the server printed
+        client.log_path = folder / "server.log"  # for the test that reads what the server printed
         client.blob_dir = folder / "blobs"
         yield client
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def sign_data_url() -> str:
