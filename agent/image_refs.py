@@ -9,6 +9,7 @@ photo once.
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 from collections import OrderedDict
@@ -116,7 +117,20 @@ def _cache_name(source: str | Path) -> str:
     return f"file:{source}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
+#: The first bytes of the image formats Pillow reads most (JPEG, PNG, GIF, WebP/RIFF, BMP, TIFF).
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
+
+
 def _looks_like_base64(value: str) -> bool:
+    """Raw base64 of an image, not a path: the base64 alphabet only, and either it decodes to an image
+    format's first bytes (a JPEG's base64 starts with "/9j/", like an absolute path) or it does not
+    start like a path at all."""
     head = value[:256]
-    return len(value) >= 64 and "/" not in head[:1] and "." not in head[-8:] and all(
-        c.isalnum() or c in "+/=\n\r" for c in head)
+    if len(value) < 64 or not all(c.isalnum() or c in "+/=\n\r" for c in head):
+        return False
+    try:
+        if base64.b64decode(head[:16], validate=True).startswith(_IMAGE_MAGIC):
+            return True
+    except ValueError:
+        pass
+    return not head.startswith("/") and "." not in head[-8:]

@@ -128,3 +128,16 @@ def test_bad_context_and_input_name_the_problem(photo):
         build_graph().invoke({"question": "no image"}, context=context(ScriptedVLM([])))
     with pytest.raises(ImageError, match="not fetched"):
         build_graph().invoke({"image": "https://example.com/a.jpg", "question": "q"}, context=context(ScriptedVLM([])))
+
+
+def test_a_raw_base64_jpeg_as_the_image_input_is_read_as_base64_not_as_a_path(photo):
+    """The plain `image` input takes raw base64 too; a JPEG's ("/9j/...") must not be taken for a path."""
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG")
+    data = base64.b64encode(buffer.getvalue()).decode()
+    vlm = ScriptedVLM(['{"answer": "a square", "missing": []}'])
+    out = build_graph().invoke({"image": data, "question": "What shape?"}, context=context(vlm))
+    assert out["answer"] == "a square" and vlm.calls[0]["image_sizes"] == [(80, 60)]
+    # a real absolute path is still a path (refused here: no image_dir), never decoded as base64
+    with pytest.raises(Exception, match="file path"):
+        build_graph().invoke({"image": "/9j/some/where/photo.jpg", "question": "?"}, context=context(vlm))
