@@ -143,7 +143,7 @@ class CountingReader:
 
 
 CUE_FIELDS = {"det_side", "max_upscale", "min_box_px", "native_max_pixels", "max_input_pixels", "map_max_pixels",
-              "quantized", "runtime", "coarse_scale"}
+              "quantized", "runtime", "coarse_scale", "reuse_reads"}
 
 
 def parse_strategy(spec: str) -> tuple[str, dict]:
@@ -323,7 +323,7 @@ def run_split(split: str, items: list[dict], base: Path, remotes: list[Remote], 
     by_image: dict[str, list[dict]] = {}
     for item in items:
         by_image.setdefault(item["image"], []).append(item)
-    totals = {r.spec: {"strategy": r.spec, "split": split, "read": 0, "total": len(items), "detector_calls": 0,
+    totals = {r.spec: {"strategy": r.spec, "split": split, "read": 0, "total": len(items), "lines": 0, "detector_calls": 0,
                        "det_px": 0, "recognizer_calls": 0, "seconds": 0.0, "cpu": 0.0, "peak_rss_mb": 0.0, "per_image": []}
               for r in remotes}
     for remote in remotes:
@@ -335,6 +335,7 @@ def run_split(split: str, items: list[dict], base: Path, remotes: list[Remote], 
             read = [is_read(item["text"], reply["texts"]) for item in expected]
             total = totals[remote.spec]
             total["read"] += sum(read)
+            total["lines"] += len(reply["texts"])
             total["detector_calls"] += reply["det"]
             total["det_px"] += reply["det_px"]
             total["recognizer_calls"] += reply["rec"]
@@ -352,19 +353,29 @@ def run_split(split: str, items: list[dict], base: Path, remotes: list[Remote], 
 
 
 def print_table(split: str, results: list[dict]) -> None:
-    base = next((r for r in results if r["strategy"] == "tiling"), None)
-    print(f"\n{split} split ({results[0]['total']} strings)\n")
-    print("| strategy | read | detector calls | detector Mpx | recognizer calls | seconds | CPU seconds | peak RSS |"
-          + (" time / tiling | CPU / tiling | RSS / tiling |" if base else ""))
-    print("|---|---|---|---|---|---|---|---|" + ("---|---|---|" if base else ""))
+    """One row per strategy; ratios to tiling with the same models and runtime (if it ran)."""
+    def same_setup(spec: str) -> tuple:
+        options = parse_strategy(spec)[1]
+        return options.get("models", "v6"), options.get("runtime", "onnxruntime")
+
+    bases = {same_setup(r["strategy"]): r for r in results if parse_strategy(r["strategy"])[0] == "tiling"}
+    photos = len({row["image"] for r in results for row in r["per_image"]}) or 1
+    print(f"\n{split} split ({results[0]['total']} strings, {photos} photos)\n")
+    print("| strategy | read | lines / photo | detector calls | detector Mpx | recognizer calls | seconds | CPU seconds |"
+          " peak RSS |" + (" time / tiling | CPU / tiling | RSS / tiling |" if bases else ""))
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if bases else ""))
     for r in results:
         name, options = parse_strategy(r["strategy"])
         label = STRATEGIES[name] + (f" `{'@'.join(r['strategy'].split('@')[1:])}`" if options else "")
-        line = (f"| {label} | {r['read']}/{r['total']} | {r['detector_calls']} | {r['det_px'] / 1e6:.1f} | "
-                f"{r['recognizer_calls']} | {r['seconds']:.1f} | {r['cpu']:.1f} | {r['peak_rss_mb']:.0f} MB |")
+        line = (f"| {label} | {r['read']}/{r['total']} | {r['lines'] / photos:.1f} | {r['detector_calls']} | "
+                f"{r['det_px'] / 1e6:.1f} | {r['recognizer_calls']} | {r['seconds']:.1f} | {r['cpu']:.1f} | "
+                f"{r['peak_rss_mb']:.0f} MB |")
+        base = bases.get(same_setup(r["strategy"]))
         if base:
             line += (f" {r['seconds'] / base['seconds']:.2f}x | {r['cpu'] / base['cpu']:.2f}x |"
                      f" {r['peak_rss_mb'] / base['peak_rss_mb']:.2f}x |")
+        elif bases:
+            line += " - | - | - |"
         print(line)
 
 

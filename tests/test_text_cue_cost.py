@@ -108,11 +108,8 @@ def test_read_all_search_reuses_reads_across_overlapping_looks():
     from lookcloser.tools.vstar.config import SearchConfig
     from lookcloser.tools.vstar.read_all import read_all
 
-    class NoReuse(TextCue):
-        reuses_reads = False
-
-    image = Image.open(SHARED / "text_dev" / "images" / "sa_4137.jpg").convert("RGB")  # a station: many signs
-    reuse, plain = TextCue(), NoReuse()
+    image = Image.open(SHARED / "easyocr_examples" / "example.png").convert("RGB")  # street signs + poster
+    reuse, plain = TextCue(), TextCue(reuse_reads=False)
     a = read_all(image, reuse, SearchConfig())
     b = read_all(image, plain, SearchConfig())
     assert reuse.reused_reads > 0 and plain.reused_reads == 0

@@ -175,19 +175,19 @@ def test_read_all_looks_at_each_group_of_unread_lines_not_at_their_common_box():
     at the box spanning both; lines whose views overlap share one look."""
     far = [Thing(Box(x1=520, y1=520, x2=580, y2=534), 0.95, 300, "one"),
            Thing(Box(x1=900, y1=900, x2=960, y2=914), 0.95, 300, "two")]
-    cue = FakeTextCue(far)
-    result = read_all(coord_image(1000, 1000), cue, CFG)
+    blobs = CFG.with_options(read_blob_views=True)  # the coarse-look mode's setting
+    result = read_all(coord_image(1000, 1000), FakeTextCue(far), blobs)
     assert sorted(d.text for d in result.lines) == ["one", "two"]
     assert [s.box for s in result.steps[1:]] in ([Box(x1=472, y1=472, x2=628, y2=582), Box(x1=852, y1=852, x2=1000, y2=962)],
                                                  [Box(x1=852, y1=852, x2=1000, y2=962), Box(x1=472, y1=472, x2=628, y2=582)])
-    spanning = read_all(coord_image(1000, 1000), FakeTextCue(far), CFG.with_options(read_blob_views=False))
+    spanning = read_all(coord_image(1000, 1000), FakeTextCue(far), CFG)  # default: per child
     # per child: first the box spanning both (too large to read them), then each line again
     assert len(spanning.steps) == 4 and spanning.steps[1].box == Box(x1=472, y1=472, x2=1000, y2=962)
     assert sum(s.box.area for s in spanning.steps[1:]) > 4 * sum(s.box.area for s in result.steps[1:])
 
     near = [Thing(Box(x1=520, y1=520, x2=580, y2=534), 0.95, 300, "one"),
             Thing(Box(x1=600, y1=560, x2=660, y2=574), 0.95, 300, "two")]  # views overlap: merged
-    merged = read_all(coord_image(1000, 1000), FakeTextCue(near), CFG)
+    merged = read_all(coord_image(1000, 1000), FakeTextCue(near), blobs)
     assert sorted(d.text for d in merged.lines) == ["one", "two"]
     assert len(merged.steps) == 2 and merged.steps[1].box == Box(x1=472, y1=472, x2=708, y2=622)
 

@@ -66,10 +66,10 @@ class SearchConfig:
     #: A patch is "resolved" when the detector sees it at >= this scale (detector input px per
     #: original px). In a resolved patch only the unread text the map shows is looked at closer.
     #: Below it, small text may leave no trace in the map, so absence of evidence proves nothing
-    #: and every child is expanded. PP-OCRv4 needed 1.0 (its map inside 13-35 px lines was ~0 at
-    #: 0.4-0.9); PP-OCRv6 small's map at 0.7 shows 15-16 of the 17 tuned strings, so the text
-    #: cue's coarse look (`coarse_scale`, 0.7) resolves a photo. Fitted on the tuned split only.
-    read_resolved_scale: float = 0.7
+    #: and every child is expanded. 1.0: only a native look shows 6-14 px text in the map (PP-OCRv4:
+    #: 13-35 px lines were ~0 at 0.4-0.9; PP-OCRv6 small sees >= ~14 px text at 0.7, which the
+    #: coarse-look mode uses with 0.7 here: docs/vstar.md).
+    read_resolved_scale: float = 1.0
     #: Map probability that counts as text (the DB binarisation threshold of PP-OCR).
     read_text_threshold: float = 0.3
     #: Minimum area (detector-input px) of unread text / faint evidence in a child to expand it.
@@ -85,9 +85,10 @@ class SearchConfig:
     #: In a resolved patch, look at each group of unread text blobs (each blob grown by
     #: read_focus_margin, merged where they overlap) instead of each split child around all its
     #: unread text: a child holding two far-apart lines costs two small looks, not one the size
-    #: of the child (measured on the tuned split: docs/vstar.md). A group too large to see
-    #: closer is split as a child would be.
-    read_blob_views: bool = True
+    #: of the child. A group too large to see closer is split as a child would be. Part of the
+    #: coarse-look mode; off by default: after a native root look it read fewer untuned strings
+    #: (57 vs 64 of 120; docs/vstar.md).
+    read_blob_views: bool = False
     #: A closer look must enlarge the text by at least this factor at the detector input (the
     #: cue's `input_scale`, else the size ratio); otherwise the child's own children are queued
     #: in its place (the same pixels at the same scale show nothing new).

@@ -12,9 +12,8 @@ Preprocessing follows RapidOCR: BGR channel order, (x / 255 - mean) / std, both 
 32; mean and std are PaddleOCR's (ImageNet), which the `rapidocr` tool also passes to its engine
 (`ppocr.DETECTOR_MEAN`: RapidOCR's default 0.5 / 0.5 makes the v6 detector see text in blank areas). The detector input size is ours (`detector_input_size`): a patch
 of at most `native_max_pixels` is seen at native resolution (small ones enlarged to `det_side`, at
-most `max_upscale` times), and a larger patch gets a coarse look at `coarse_scale` (0.7: PP-OCRv6's map still shows
-small text there, PP-OCRv4's did not below native scale) or with its longer side at `det_side`,
-whichever is larger.
+most `max_upscale` times), and a larger patch gets a coarse look with its longer side at `det_side`, or at `coarse_scale`
+if that is larger (the search's coarse-look mode, docs/vstar.md).
 
 A detector input larger than `max_input_pixels` is run in overlapping chunks whose maps are
 stitched (each chunk's border is context only), so a native look at a 4-MP patch costs the
@@ -159,14 +158,15 @@ class TextCue:
     det_side: longer side of the detector input for a coarse look (px), and the size small
         patches are enlarged to. max_upscale: cap on enlarging small patches.
     native_max_pixels: patches up to this many pixels are seen at native resolution (or enlarged);
-        larger ones get a coarse look. Default 1024 x 1024: the close looks a read-all search takes
-        around unread text are seen natively (or enlarged), a photo is not.
+        larger ones get a coarse look. Default 2048 x 2048: a 2250x1500 photo is one native look
+        (4 detector chunks of <= max_input_pixels), because only a native look shows 6-14 px text
+        in the map (measured on both splits: docs/vstar.md, "coarse look").
     coarse_scale: a coarse look is at least this scale (detector input px per patch px), rounded
-        up. PP-OCRv4's map missed 13-35 px text at any scale below 1, so every region needed a
-        native look; PP-OCRv6 small's map at 0.7 shows 15-16 of the 17 tuned strings (0.5: 7-9,
-        `benchmarks/small_text_cues.py`), so a 0.7 look can rule regions out (the search's
-        `read_resolved_scale`). Fitted on the tuned split only (0.6 / 0.65 / 0.7 read 13 / 14 / 16
-        of 17). 0 = longer side to det_side, whatever the scale.
+        up; 0 (default) = longer side at det_side. The search's coarse-look mode sets it to 0.7 with
+        native_max_pixels = 1 MP and read_resolved_scale = 0.7: PP-OCRv6 small's map at 0.7 shows
+        15-16 of the 17 tuned strings (13-35 px), so one 0.7 look can rule a photo's regions out
+        (fitted on the tuned split; 0.6 / 0.65 / 0.7 read 13 / 14 / 16 of 17), but not text under
+        ~14 px (docs/vstar.md).
     min_box_px: boxes shorter than this at the detector input are not sent to the recognizer
         (they stay in the map as unread text, so a read-all search looks closer).
     max_input_pixels: a larger detector input is run in overlapping chunks of at most this many
@@ -175,6 +175,8 @@ class TextCue:
     map_max_pixels: the heatmap handed to the search is max-pooled down to at most this many cells
         (boxes come from the full map first): the search keeps several float copies of each map,
         which for a 12-MP native look cost more memory than the detector itself. 0 = never pool.
+    reuse_reads: accept `known` lines (read-all passes the lines it read legibly), so a line seen
+        again in a closer look is not recognised twice.
     quantized: use the int8 detector built from the wheel's ONNX (`det_int8`), cached on disk.
     runtime: "onnxruntime" (default) or "openvino" (same maps and reads, ~1.5x faster here, ~2x
         the peak memory; `ocr_runtime`).
@@ -184,12 +186,11 @@ class TextCue:
     """
 
     name = "text"
-    reuses_reads = True  # accepts `known` lines (read-all passes the lines it read legibly)
 
     def __init__(self, det_side: int = 960, max_upscale: float = 2.0, min_box_px: float = 8.0,
-                 native_max_pixels: float = 1024 * 1024, max_input_pixels: float = 1024 * 1024,
+                 native_max_pixels: float = 2048 * 2048, max_input_pixels: float = 1024 * 1024,
                  quantized: bool = False, map_max_pixels: float = 1024 * 1024, threads: int | None = None,
-                 runtime: str = "onnxruntime", coarse_scale: float = 0.7,
+                 runtime: str = "onnxruntime", coarse_scale: float = 0.0, reuse_reads: bool = True,
                  calibration: CueCalibration = TEXT_CALIBRATION) -> None:
         if det_side < 32:
             raise ValueError(f"det_side must be >= 32 px, got {det_side}")
@@ -207,6 +208,7 @@ class TextCue:
         if not 0 <= coarse_scale <= 1:
             raise ValueError(f"coarse_scale must be within [0, 1], got {coarse_scale}")
         self.coarse_scale = float(coarse_scale)
+        self.reuses_reads = bool(reuse_reads)
         self.quantized = bool(quantized)
         self.map_max_pixels = float(map_max_pixels)
         self.threads = int(threads or default_threads())
