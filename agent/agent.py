@@ -30,6 +30,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from langchain_core.messages import AIMessageChunk
+
 from lookcloser.config import AgentConfig
 from lookcloser.deadline import time_limit
 from lookcloser.errors import AnswerError, InputError
@@ -201,7 +203,9 @@ class Agent:
 
     def stream(self, image: ImageInput, question: str, options: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Yield {"node": name, "update": {...}} as each node finishes, {"node": "search", "progress": {...}} for each
-        V* search step and finding as it happens (lookcloser.graphs.progress), then {"node": "answer", "answer": Answer}."""
+        V* search step and finding as it happens (lookcloser.graphs.progress), {"node": "tell", "token": "..."} for
+        each piece of TELL's answer as the VLM writes it (backends that stream), then {"node": "answer", "answer":
+        Answer}."""
         inputs = self._ask_input(image, question, options)
         events: queue.Queue = queue.Queue()
         done = object()
@@ -239,12 +243,16 @@ class Agent:
         # "values" chunks are the graph's own output state (reducers applied); "updates" feed stream()
         try:
             with time_limit(self.config.timeout):
-                modes = ["updates", "values", "custom"] if on_event is not None else ["updates", "values"]
+                modes = ["updates", "values", "custom", "messages"] if on_event is not None else ["updates", "values"]
                 for mode, chunk in self.graph.stream(inputs, config, context=self.context, stream_mode=modes):
                     if mode == "values":
                         final = chunk
                     elif mode == "custom":  # the search's live progress (lookcloser.graphs.progress)
                         on_event({"node": "search", "progress": chunk})
+                    elif mode == "messages":  # the answer's tokens (a backend that streams)
+                        message, metadata = chunk
+                        if isinstance(message, AIMessageChunk) and isinstance(message.content, str) and message.content:
+                            on_event({"node": metadata.get("langgraph_node"), "token": message.content})
                     elif on_event is not None:
                         for node, update in chunk.items():
                             on_event({"node": node,

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
@@ -664,11 +665,15 @@ def _compare(runs: list[Path], plot: Optional[Path]) -> None:
 # ------------------------------------------------------------------------------------- output
 def _streamed(agent: Any, image: Path, question: str, options: list[str] | None,
               progress: Callable[[str], None]) -> Any:
-    """`agent.run` through `agent.stream`, each node and search event shown as the progress note."""
-    answer = None
+    """`agent.run` through `agent.stream`, each node and search event shown as the progress note, and TELL's
+    answer as it is written (its last 60 characters, when the VLM backend streams)."""
+    answer, written = None, ""
     for event in agent.stream(image, question, options):
         found = event.get("progress") or {}
-        if found.get("event") == "search_step":
+        if "token" in event:
+            written += event["token"]
+            progress(f"answering: {' '.join(written.split())[-60:]}")
+        elif found.get("event") == "search_step":
             progress(f"searching {found['target']!r}: patch {found['order']} at level {found['level']}")
         elif found.get("event") == "finding":
             progress(f"{found['name']!r}: {found['status']}" + (f" {found['text']!r}" if found.get("text") else ""))
@@ -693,7 +698,7 @@ def _waiting(what: str, limit: float | None) -> Iterator[Callable[[str], None] |
     with err.status(f"{what}: 0 s{of}") as status:
         def tick() -> None:
             while not stop.wait(0.5):
-                status.update(f"{what}: {note[0]}, {time.monotonic() - started:.0f} s{of}")
+                status.update(f"{what}: {escape(note[0])}, {time.monotonic() - started:.0f} s{of}")  # notes quote VLM text
 
         ticker = threading.Thread(target=tick, name="lookcloser-status", daemon=True)
         ticker.start()

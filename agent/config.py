@@ -3,7 +3,7 @@ question's deadline in lookcloser.deadline."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Iterable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,3 +70,26 @@ def cap_text(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: max(0, limit - len(CUT_MARK))] + CUT_MARK
+
+
+def cap_pieces(pieces: Iterable[str], limit: int | None = None) -> Iterator[str]:
+    """A reply arriving in pieces, passed on as they come so that the pieces join to what
+    `cap_text(reply.strip(), limit)` gives the whole reply: leading whitespace dropped, trailing
+    whitespace held back until more text follows, and past `limit` the cut mark, after which nothing
+    more is read."""
+    sent, held, started = 0, "", False
+    for piece in pieces:
+        if not started:
+            piece = piece.lstrip()
+            started = bool(piece)
+        held += piece
+        kept = held.rstrip()
+        if limit is not None and sent + len(kept) > limit:
+            yield kept[: max(0, limit - len(CUT_MARK) - sent)] + CUT_MARK
+            return
+        safe = len(kept) if limit is None else min(len(kept), max(0, limit - len(CUT_MARK) - sent))
+        if safe:
+            yield held[:safe]
+            sent, held = sent + safe, held[safe:]
+    if held.rstrip():
+        yield held.rstrip()

@@ -3,12 +3,13 @@
 A backend only has to implement `generate`: chat over messages whose content mixes text and
 images. `yes_probability` and `score_options` are optional: backends that can read token
 likelihoods (TransformersVLM) implement them; the agent checks with `hasattr`/`supports`.
+`stream` is optional too: `generate` as it arrives, so the answer reaches a client token by token.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence, Union, runtime_checkable
+from typing import Iterator, Literal, Protocol, Sequence, Union, runtime_checkable
 
 from PIL import Image
 
@@ -47,6 +48,14 @@ class VLM(Protocol):
     def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply: ...
 
 
-def supports(vlm: object, capability: Literal["yes_probability", "score_options"]) -> bool:
-    """True when the backend implements an optional likelihood method."""
+class StreamingVLM(VLM, Protocol):
+    """A VLM that can also stream: `stream` yields the text of what `generate` would reply, in pieces (their
+    concatenation is that reply), then at most one VLMReply whose token counts are the call's (its text is
+    the whole reply)."""
+
+    def stream(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> Iterator[str | VLMReply]: ...
+
+
+def supports(vlm: object, capability: Literal["yes_probability", "score_options", "stream"]) -> bool:
+    """True when the backend implements an optional method (a likelihood, or streaming)."""
     return callable(getattr(vlm, capability, None))

@@ -173,13 +173,15 @@ def _check_time(what: str, services: Services) -> None:
 
 def _ask_vlm(step: str, images: list[Image.Image], image: Image.Image, state: AgentState, services: Services,
              config: AgentConfig, **fields: Any) -> str:
-    """Fill the `step` prompt (image size, question, options) and ask the VLM with `images`; the reply text."""
+    """Fill the `step` prompt (image size, question, options) and ask the VLM with `images`; the reply text.
+    TELL's reply is the user's answer: it goes to LangGraph's `messages` stream (token by token when the
+    backend streams); SHOW's JSON does not."""
     options = state.get("options")
     prompt = render_prompt(step, width=image.width, height=image.height, question=state["question"],
                            options_block=options_block(options), answer_hint=_answer_hint(options), **fields)
     _check_time(f"{step.upper()}'s VLM call", services)
     return services.vlm.generate([ChatMessage("user", [*images, prompt])],
-                                 max_new_tokens=config.max_new_tokens).text
+                                 max_new_tokens=config.max_new_tokens, answer=step == "tell").text
 
 
 # ------------------------------------------------------------------------------------ show

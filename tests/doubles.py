@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any, Callable, Sequence
@@ -65,6 +66,29 @@ class ScriptedScoringVLM(ScriptedVLM):
 
     def score_options(self, image: Image.Image, question: str, options: list[str]) -> list[float]:
         return self.scores[: len(options)]
+
+
+class StreamingScoringVLM(ScriptedScoringVLM):
+    """Also streams: `stream` yields the scripted reply word by word, then a VLMReply with its token counts;
+    records which of its methods each call used."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.methods: list[str] = []
+
+    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
+        self.methods.append("generate")
+        return super().generate(messages, max_new_tokens=max_new_tokens)
+
+    def stream(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256):
+        reply = ScriptedScoringVLM.generate(self, messages, max_new_tokens=max_new_tokens)
+        self.methods.append("stream")
+        yield from re.findall(r"\S+\s*", reply.text)
+        yield reply
+
+    def score_options(self, image: Image.Image, question: str, options: list[str]) -> list[float]:
+        self.methods.append("score_options")
+        return super().score_options(image, question, options)
 
 
 class FixedLocalizer:

@@ -1,10 +1,13 @@
 """A scripted OpenAI-compatible chat server on 127.0.0.1 (port 0) for tests: records requests,
-answers with `reply` (a dict), or with `script(request) -> text` when one is set."""
+answers with `reply` (a dict), or with `script(request) -> text` when one is set; a `"stream": true`
+request gets the same reply as server-sent events, one word a chunk (`chunk_delay` seconds apart)."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -55,6 +58,7 @@ class StubServer(LocalServer):
         self.status = 200
         self.reply = completion("stub answer")
         self.script = None  # optional: request dict -> reply text
+        self.chunk_delay = 0.0  # seconds between the chunks of a streamed reply
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,6 +69,16 @@ class StubServer(LocalServer):
                 stub.requests.append(json.loads(body))
                 request = stub.requests[-1]
                 reply = completion(stub.script(request)) if stub.script is not None else stub.reply
+                if request.get("stream") and stub.status == 200:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    for i, event in enumerate(sse_events(reply, request)):
+                        if i > 1 and stub.chunk_delay:
+                            time.sleep(stub.chunk_delay)
+                        self.wfile.write(event.encode())
+                        self.wfile.flush()
+                    return
                 payload = json.dumps(reply if stub.status == 200 else {"error": {"message": "boom"}}).encode()
                 self.send_response(stub.status)
                 self.send_header("Content-Type", "application/json")
@@ -93,3 +107,23 @@ def completion(text, prompt_tokens=42, completion_tokens=3, logprobs=None):
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }
+
+
+def sse_events(reply: dict, request: dict) -> list[str]:
+    """A completion as the server-sent events of a streamed one: the role, one chunk per word (with the
+    whitespace after it), the finish reason, the usage when the request asked for it, then [DONE]."""
+    choice = reply["choices"][0]
+    text = choice["message"]["content"]
+    head = {k: reply[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+
+    def event(delta=None, finish=None, **extra) -> str:
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+        return f"data: {json.dumps({**head, 'choices': choices, **extra})}\n\n"
+
+    events = [event({"role": "assistant"})]
+    if text is not None:
+        events += [event({"content": word}) for word in re.findall(r"\s*\S+\s*", text) or [text]]
+    events.append(event({}, choice["finish_reason"]))
+    if (request.get("stream_options") or {}).get("include_usage"):
+        events.append(event(usage=reply["usage"]))
+    return [*events, "data: [DONE]\n\n"]

@@ -2,6 +2,7 @@
 errors that must come before any model loads, the real executable in a subprocess."""
 
 import json
+import re
 import subprocess
 import sys
 import types
@@ -283,8 +284,8 @@ def test_ask_timeout_becomes_the_agent_config(files, fake_agent):
 
 
 def test_ask_on_a_terminal_shows_the_search_as_it_runs(tmp_path):
-    """On a terminal, `ask` shows a live line from the search's progress events (quiet when piped: the other
-    CLI tests read stderr from a pipe and see none of it)."""
+    """On a terminal, `ask` shows a live line from the search's progress events, then the answer as the endpoint
+    streams it (quiet when piped: the other CLI tests read stderr from a pipe and see none of it)."""
     import os
     import pty
     import select
@@ -305,11 +306,12 @@ def test_ask_on_a_terminal_shows_the_search_as_it_runs(tmp_path):
         if "Additional visual information" not in prompt_text(request):
             return json.dumps({"answer": None, "missing": [{"name": "the sign", "kind": "text"}]})
         time.sleep(2.0)  # TELL waits: the line shows what the search found meanwhile
-        return "GATE 42"
+        return "It says GATE 42 in red"
 
     executable = Path(sys.executable).parent / "lookcloser"
     with StubServer() as stub:
         stub.script = script
+        stub.chunk_delay = 0.4  # a word every 0.4 s: the line shows the answer as it grows
         parent, child = pty.openpty()
         process = subprocess.Popen([str(executable), "ask", str(sign), "What does the sign say?", "--vlm", stub.spec,
                                     "--trace-dir", str(tmp_path / "traces")], stdout=subprocess.PIPE, stderr=child,
@@ -328,3 +330,5 @@ def test_ask_on_a_terminal_shows_the_search_as_it_runs(tmp_path):
     screen = shown.decode(errors="replace")
     assert process.returncode == 0 and "GATE 42" in stdout
     assert "'the sign': found" in screen, screen[-2000:]
+    assert re.search(r"answering: It says(?! GATE 42 in red)", screen), screen[-2000:]  # part of it, then more
+    assert "It says GATE 42 in red" in stdout

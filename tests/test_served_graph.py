@@ -251,3 +251,16 @@ def test_the_search_streams_its_steps_and_findings_through_the_sdk(server):
     assert steps and steps[0]["target"] == "the sign" and steps[0]["box"] == [0, 0, 480, 160]
     assert any("GATE" in (f["text"] or "") for f in findings)
     assert events.index(steps[-1]) < events.index(findings[0])
+
+
+def test_the_answer_streams_token_by_token_through_the_sdk(server, vlms):
+    """stream_mode="messages-tuple": TELL's answer as message chunks of the tell node, as the endpoint wrote it."""
+    thread = server.threads.create()
+    chunks = list(server.runs.stream(thread["thread_id"], "lookcloser", stream_mode="messages-tuple",
+                                     input={"image": sign_data_url(), "question": "What does the sign say?"}))
+    pieces = [(message, metadata) for message, metadata in (c.data for c in chunks if c.event == "messages")]
+    assert {metadata["langgraph_node"] for _, metadata in pieces} == {"tell"}
+    assert {message["type"] for message, _ in pieces} == {"AIMessageChunk"}
+    assert len([m for m, _ in pieces if m["content"]]) > 1
+    assert "".join(message["content"] for message, _ in pieces) == "It says GATE 42."
+    assert vlms["operator"].requests[-1]["stream"] is True

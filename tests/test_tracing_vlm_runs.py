@@ -84,7 +84,9 @@ def test_langchain_chat_model_backend(stub, tmp_path):
     llm = _llm_runs(answer, local, sent)
     assert answer.text == "OPEN"
     assert len(llm) == len(model.received) == answer.stats.vlm_calls == 2
-    assert all(r["name"] == "vlm.generate" and "nostream" in r["tags"] for r in llm)
+    assert all(r["name"] == "vlm.generate" for r in llm)
+    assert ["nostream" in r["tags"] for r in llm] == [True, False]  # SHOW's JSON stays out of LangGraph's messages
+    # stream; TELL's reply is the answer
     # the model got data URLs: LangSmith keeps them inline, the local trace writes each picture once as a file
     tell = llm[-1]
     blocks = [b["image_url"]["url"] for b in tell["inputs"]["messages"][0][0]["kwargs"]["content"] if b["type"] == "image_url"]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import socket
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from PIL import Image
 
+from lookcloser.config import cap_text
 from lookcloser.errors import VLMError
 from lookcloser.vlm import ChatMessage, OpenAIVLM, supports
-from openai_stub import StubServer, completion
+from openai_stub import LocalServer, StubServer, completion, sse_events
 
 pytest.importorskip("openai")
 
@@ -207,3 +210,135 @@ def test_an_endpoint_that_trickles_bytes_is_cut_at_the_timeout():
             future = pool.submit(vlm.generate, [ChatMessage("user", ["hi"])])
             with pytest.raises(VLMTimeoutError, match="did not answer within 1 s"):
                 future.result(timeout=20)
+
+
+# ------------------------------------------------------------------------------------ streaming
+def _stream(vlm, text="hi"):
+    *pieces, reply = list(vlm.stream([ChatMessage("user", [text])], max_new_tokens=17))
+    return pieces, reply
+
+
+def test_stream_hands_the_reply_on_in_pieces_that_join_to_what_generate_returns(stub):
+    stub.reply = completion("  It says GATE 42 in red.\n", prompt_tokens=50, completion_tokens=8)
+    vlm = OpenAIVLM("m", base_url=stub.url, max_retries=0)
+    assert supports(vlm, "stream")
+    pieces, reply = _stream(vlm)
+    assert len(pieces) == 6 and "".join(pieces) == reply.text == vlm.generate([ChatMessage("user", ["hi"])]).text
+    assert (reply.input_tokens, reply.output_tokens) == (50, 8)  # from the stream's last (usage) event
+    request = stub.requests[0]
+    assert request["stream"] is True and request["stream_options"] == {"include_usage": True}
+    assert request["max_tokens"] == 17 and request["temperature"] == 0
+
+
+def test_a_streamed_reply_is_cut_and_marked_like_a_whole_one(stub):
+    stub.reply = completion("word " * 2000)
+    pieces, reply = _stream(OpenAIVLM("m", base_url=stub.url, max_retries=0, max_reply_chars=100))
+    assert len(pieces) > 10 and "".join(pieces) == reply.text == cap_text(("word " * 2000).strip(), 100)
+
+
+def test_a_stream_with_no_text_is_an_empty_message_error(stub):
+    stub.reply = completion(None)
+    with pytest.raises(VLMError, match="empty message"):
+        _stream(OpenAIVLM("m", base_url=stub.url, max_retries=0))
+
+
+@pytest.mark.parametrize("fault, words", [
+    ("ok", None),  # a server that answers a stream request with a whole completion: read as one piece
+    ("html", "did not answer with an event stream or JSON (HTTP 200, content type text/html"),
+    ("invalid_json", "answered with invalid JSON"),
+    ("empty_choices", "returned no choices"),
+    ("http500", "returned HTTP 500: Error code: 500"),
+])
+def test_stream_faults_are_one_line_as_for_generate(fault, words):
+    from fault_stub import FaultServer
+
+    with FaultServer(show=fault) as server:
+        vlm = OpenAIVLM("m", base_url=server.url, max_retries=1)
+        if words is None:
+            pieces, reply = _stream(vlm)
+            assert pieces == [reply.text] and (reply.input_tokens, reply.output_tokens) == (42, 3)
+            return
+        with pytest.raises(VLMError) as info:
+            _stream(vlm)
+    message = str(info.value)
+    assert words in message and server.url in message and "\n" not in message
+    assert server.steps == ["show", "show"] if fault == "http500" else ["show"]  # only 5xx is tried again
+
+
+class SSEServer(LocalServer):
+    """An event-stream endpoint that answers each request by the next `plan` step: "503" (HTTP 503), "ok" (the
+    whole reply), "break" (the first word, then the connection drops in the middle of the chunked body), "cut"
+    (the first word, then the body ends: no finish reason), "stall" (the first word, then nothing), "silent"
+    (the headers, then nothing)."""
+
+    def __init__(self, *plan: str, text: str = "It says GATE 42."):
+        self.plan, self.requests = list(plan), 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # chunked bodies: a dropped connection is a broken body
+
+            def do_POST(self):  # noqa: N802 - http.server naming
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                step = server.plan[min(server.requests, len(server.plan) - 1)]
+                server.requests += 1
+                self.close_connection = True
+                if step == "503":
+                    body = json.dumps({"error": {"message": "overloaded"}}).encode()
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                events = sse_events(completion(text), request)
+                events = {"ok": events, "silent": []}.get(step, events[:2])
+                try:
+                    for event in events:
+                        data = event.encode()
+                        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                        self.wfile.flush()
+                    if step in ("stall", "silent"):
+                        server.closing.wait(30)
+                    if step in ("ok", "cut"):
+                        self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up first
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self._serve(Handler)
+
+
+def test_a_stream_is_tried_again_only_before_its_first_text():
+    with SSEServer("503", "silent", "ok") as server:
+        pieces, reply = _stream(OpenAIVLM("m", base_url=server.url, max_retries=2, timeout=0.5))
+        assert "".join(pieces) == reply.text == "It says GATE 42." and server.requests == 3
+    for step, why in (("break", "RemoteProtocolError: peer closed connection"),
+                      ("cut", "the event stream ended without a finish reason")):
+        with SSEServer(step) as server:
+            with pytest.raises(VLMError, match=f"broke off its reply after 3 characters: {why}"):
+                _stream(OpenAIVLM("m", base_url=server.url, max_retries=2))
+            assert server.requests == 1  # "It " was out already: no second try
+
+
+def test_a_stalled_stream_is_cut_at_the_timeout_and_the_time_limit():
+    from lookcloser.deadline import time_limit
+    from lookcloser.errors import VLMTimeoutError
+
+    with SSEServer("stall") as server:
+        vlm = OpenAIVLM("m", base_url=server.url, max_retries=2, timeout=1)
+        with pytest.raises(VLMTimeoutError, match=r"did not finish its reply within 1 s \(3 characters received"):
+            _stream(vlm)
+        with time_limit(0.5), pytest.raises(VLMTimeoutError, match="within the question's time limit of 0.5 s"):
+            _stream(OpenAIVLM("m", base_url=server.url, max_retries=2, timeout=30))
+        assert server.requests == 2
+    with SSEServer("silent") as server:
+        with pytest.raises(VLMTimeoutError, match=r"did not answer within 0.5 s \(2 tries\)"):
+            _stream(OpenAIVLM("m", base_url=server.url, max_retries=1, timeout=0.5))
+        assert server.requests == 2

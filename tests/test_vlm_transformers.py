@@ -41,6 +41,24 @@ def test_generate_is_greedy_and_deterministic(vlm):
     assert vlm.generate(messages, max_new_tokens=5).text == vlm.generate(messages, max_new_tokens=5).text
 
 
+def test_stream_yields_the_generated_text_in_pieces(vlm, monkeypatch):
+    """TextIteratorStreamer on a worker thread: the pieces join to generate's text, the counts are generate's."""
+    messages = [ChatMessage("user", [_image(), "Describe the sign."])]
+    assert supports(vlm, "stream")
+    whole = vlm.generate(messages, max_new_tokens=24)
+    *pieces, reply = list(vlm.stream(messages, max_new_tokens=24))
+    assert len(pieces) > 1 and all(isinstance(p, str) and p for p in pieces)
+    assert "".join(pieces) == reply.text == whole.text
+    assert (reply.input_tokens, reply.output_tokens) == (whole.input_tokens, whole.output_tokens)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(vlm.model, "generate", fail)
+    with pytest.raises(RuntimeError, match="out of memory"):  # a failing generation ends the stream with its error
+        list(vlm.stream(messages, max_new_tokens=4))
+
+
 def test_multi_image_messages(vlm):
     one = vlm.generate([ChatMessage("user", [_image(), "Compare."])], max_new_tokens=2)
     two = vlm.generate(

@@ -5,22 +5,26 @@ step), and hands it to every callback handler: LangSmith, the local trace, the a
 chat model (`LangChainVLM`) is invoked as it is; any other backend (OpenAI-compatible, transformers, an
 object with `generate`) becomes a chat model through `BackendChatModel`. Images reach that adapter as
 image-store references (`lookcloser-image:<hash>`): runs name them by content hash, nothing is encoded.
+
+The user's answer (TELL's call) streams token by token when the backend has `stream` and someone listens
+(LangGraph's `messages` stream mode attaches the handler langchain-core looks for); every other call is one
+`generate`, as before.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from PIL import Image
 
 from lookcloser.errors import VLMError
 from lookcloser.image_refs import to_ref
 from lookcloser.imagestore import store
 from lookcloser.vlm_protocol import ChatMessage, VLMReply, supports
-from lookcloser.vlm.langchain_vlm import LangChainVLM, to_langchain_messages, vlm_run
+from lookcloser.vlm.langchain_vlm import NOSTREAM, LangChainVLM, reply_text, to_langchain_messages, vlm_run
 
 __all__ = ["BackendChatModel", "ChatVLM", "chat_vlm"]
 
@@ -44,6 +48,14 @@ def _part(block: Any) -> str | Image.Image:
     if image is None:
         raise VLMError(f"a message block {str(block)[:80]} is not text or an image of this process's image store")
     return image
+
+
+def _usage(reply: VLMReply) -> dict[str, int] | None:
+    """The reply's token counts as LangChain's usage_metadata (None when the backend gave none)."""
+    if reply.input_tokens is None and reply.output_tokens is None:
+        return None
+    tokens = {"input_tokens": reply.input_tokens or 0, "output_tokens": reply.output_tokens or 0}
+    return {**tokens, "total_tokens": sum(tokens.values())}
 
 
 def _result(text: str, usage: dict[str, int] | None = None, **info: Any) -> ChatResult:
@@ -72,19 +84,50 @@ class BackendChatModel(BaseChatModel):
         return {**super()._get_ls_params(stop=stop, **kwargs), "ls_provider": "lookcloser",
                 "ls_model_name": self._identifying_params["model"]}
 
+    def _streams(self, run_manager: Any, kwargs: dict[str, Any]) -> bool:
+        """Only a `generate` call of a backend with `stream` streams, and only when its run is not tagged
+        `nostream` (no one would see the tokens); likelihood calls keep their response_metadata."""
+        return (kwargs.get("call", "generate") == "generate" and supports(self.backend, "stream")
+                and NOSTREAM not in (getattr(run_manager, "tags", None) or []))
+
+    def _should_stream(self, *, async_api: bool, run_manager: Any = None, **kwargs: Any) -> bool:
+        return self._streams(run_manager, kwargs) and super()._should_stream(
+            async_api=async_api, run_manager=run_manager, **kwargs)
+
+    def _should_use_protocol_streaming(self, *, async_api: bool, run_manager: Any = None, **kwargs: Any) -> bool:
+        # langchain-core's v2 streaming path (LangGraph's protocol-v2 runs) drives `_stream` too
+        parent = getattr(super(), "_should_use_protocol_streaming", None)
+        return self._streams(run_manager, kwargs) and parent is not None and parent(
+            async_api=async_api, run_manager=run_manager, **kwargs)
+
+    @staticmethod
+    def _chat(messages: list[BaseMessage]) -> list[ChatMessage]:
+        return [ChatMessage(_ROLES.get(m.type, "user"),
+                            [_part(b) for b in ([m.content] if isinstance(m.content, str) else m.content)])
+                for m in messages]
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, *,
+                call: str = "generate", max_new_tokens: int = 256, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        """The backend's `stream`: each text piece one chunk, the token counts a last empty chunk."""
+        if call != "generate" or not supports(self.backend, "stream"):  # _should_stream keeps such calls whole
+            raise ValueError(f"{self._identifying_params['model']} cannot stream a {call!r} call")
+        for item in self.backend.stream(self._chat(messages), max_new_tokens=max_new_tokens):
+            if isinstance(item, VLMReply):
+                if (usage := _usage(item)) is not None:
+                    yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage))
+                continue
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=str(item)))
+            if run_manager is not None:  # langchain-core passes none where it reports the tokens itself
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, *,
                   call: str = "generate", max_new_tokens: int = 256, options: list[str] | None = None,
                   **kwargs: Any) -> ChatResult:
-        chat = [ChatMessage(_ROLES.get(m.type, "user"),
-                            [_part(b) for b in ([m.content] if isinstance(m.content, str) else m.content)])
-                for m in messages]
+        chat = self._chat(messages)
         if call == "generate":
             reply = self.backend.generate(chat, max_new_tokens=max_new_tokens)
-            usage = None
-            if reply.input_tokens is not None or reply.output_tokens is not None:
-                tokens = {"input_tokens": reply.input_tokens or 0, "output_tokens": reply.output_tokens or 0}
-                usage = {**tokens, "total_tokens": sum(tokens.values())}
-            return _result(reply.text, usage)
+            return _result(reply.text, _usage(reply))
         images = [image for message in chat for image in message.images]
         image = images[0] if len(images) == 1 else images or None
         text = "\n".join(message.text for message in chat)
@@ -113,13 +156,17 @@ class ChatVLM:
         describe = getattr(self.backend, "describe", None)
         return dict(describe()) if callable(describe) else {"name": self.name}
 
-    def _invoke(self, name: str, messages: Sequence[ChatMessage], **kwargs: Any) -> AIMessage:
-        return self.chat_model.invoke(to_langchain_messages(messages, _image_ref), vlm_run(name), **kwargs)
+    def _invoke(self, name: str, messages: Sequence[ChatMessage], *, answer: bool = False, **kwargs: Any) -> AIMessage:
+        return self.chat_model.invoke(to_langchain_messages(messages, _image_ref), vlm_run(name, answer=answer),
+                                      **kwargs)
 
-    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
-        reply = self._invoke("vlm.generate", messages, max_new_tokens=max_new_tokens)
+    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256,
+                 answer: bool = False) -> VLMReply:
+        """`answer=True`: the reply is the user's answer; it reaches LangGraph's `messages` stream, token by
+        token when the backend streams."""
+        reply = self._invoke("vlm.generate", messages, answer=answer, max_new_tokens=max_new_tokens)
         usage = reply.usage_metadata or {}
-        return VLMReply(text=reply.content, input_tokens=usage.get("input_tokens"),
+        return VLMReply(text=reply_text(reply), input_tokens=usage.get("input_tokens"),
                         output_tokens=usage.get("output_tokens"))
 
     def _yes_probability(self, image: Image.Image | Sequence[Image.Image] | None, prompt: str) -> float:

@@ -27,9 +27,20 @@ def _model_label(chat_model: Any) -> str:
     return type(chat_model).__name__
 
 
-def vlm_run(name: str) -> dict[str, Any]:
-    """Run config of a VLM call: named, and kept out of LangGraph's `messages` stream (it is no chat output)."""
-    return {"run_name": name, "tags": ["nostream"]}
+#: LangGraph's tag (langgraph.constants.TAG_NOSTREAM) for a chat model run its `messages` stream leaves out.
+NOSTREAM = "nostream"
+
+
+def vlm_run(name: str, *, answer: bool = False) -> dict[str, Any]:
+    """Run config of a VLM call: named, and kept out of LangGraph's `messages` stream unless its reply is the
+    user's answer (`answer=True`, TELL's call): SHOW's JSON and the search's questions are no chat output."""
+    return {"run_name": name} if answer else {"run_name": name, "tags": [NOSTREAM]}
+
+
+def reply_text(reply: Any) -> str:
+    """A chat model reply's text, whether its content is a string or a list of content blocks (as a streamed
+    reply's may be)."""
+    return reply.text if isinstance(getattr(reply, "text", None), str) else str(reply.content)
 
 
 def to_langchain_messages(messages: Sequence[ChatMessage], image_block: Callable[[Image.Image], dict[str, Any]]) -> list[Any]:
@@ -85,15 +96,18 @@ class LangChainVLM:
 
         return to_langchain_messages(messages, data_url)
 
-    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
-        """Invoke the chat model. `max_new_tokens` is advisory: the wrapped model's own limit applies."""
+    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256,
+                 answer: bool = False) -> VLMReply:
+        """Invoke the chat model. `max_new_tokens` is advisory: the wrapped model's own limit applies.
+        `answer=True`: the reply is the user's answer and reaches LangGraph's `messages` stream (token by
+        token when the model streams: langchain-core streams an invoke when a streaming handler listens)."""
         lc_messages = self.to_langchain_messages(messages)
         try:
-            reply = self.chat_model.invoke(lc_messages, vlm_run("vlm.generate"))
+            reply = self.chat_model.invoke(lc_messages, vlm_run("vlm.generate", answer=answer))
         except Exception as exc:  # integrations raise their own error types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             raise VLMError(f"{self.name} failed: {type(exc).__name__}: {first}") from exc
-        text = reply.text if isinstance(getattr(reply, "text", None), str) else str(reply.content)
+        text = reply_text(reply)
         usage = getattr(reply, "usage_metadata", None) or {}
         return VLMReply(
             text=text.strip(), input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens")

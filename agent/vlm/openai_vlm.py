@@ -12,6 +12,11 @@ JSON (an HTML page, a cut reply) or has no choices (VLMError naming the endpoint
 the content type and the first characters received). Retries (`max_retries`) are for connection
 errors, time-outs, 429 and 5xx, and stop when the question's time is up. A reply longer than
 `max_reply_chars` is cut, marked with '…[cut]'.
+
+`stream` asks for the same completion as server-sent events (`stream=True`, usage included) and hands
+the text on as it arrives, under the same rules: the whole reply within the per-call timeout, retries
+only before its first text, one-line errors; a server that answers with a whole JSON completion
+instead is read as one piece.
 """
 
 from __future__ import annotations
@@ -24,17 +29,19 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence, TypeVar
 
 from PIL import Image
 
-from lookcloser.config import cap_text
+from lookcloser.config import cap_pieces, cap_text
 from lookcloser.deadline import time_left, time_limit_seconds
 from lookcloser.errors import VLMError, VLMTimeoutError
 from lookcloser.imagestore import store
+from lookcloser.vlm.openai_stream import Feed, as_openai_error, delta, finish_reason
 from lookcloser.vlm_protocol import ChatMessage, VLMReply
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+T = TypeVar("T")
 
 
 #: Images go to the VLM as JPEG at this quality with full-resolution colour (4:4:4): a 2250x1500 photo
@@ -157,13 +164,17 @@ class OpenAIVLM:
             )
         return self._client
 
-    def _create(self, messages: Sequence[ChatMessage], **kwargs: Any) -> dict[str, Any]:
-        """POST one chat completion; the response JSON as a dict with at least one choice."""
-        client = self.client  # raises the install hint when openai is missing
+    @property
+    def _where(self) -> str:
+        return f"VLM endpoint {self.base_url} (model {self.model_id!r})"
+
+    def _tries(self, call: Callable[[float], T]) -> T:
+        """`call(timeout)` under the retry policy: each try waits at most `timeout` (less when the question's
+        time limit leaves less); connection errors, time-outs, 429 and 5xx are tried again, up to
+        `max_retries` more times and never past the question's time."""
         import openai
 
-        payload = to_openai_messages(messages, max_side=self.max_image_side, image_format=self.image_format)
-        where = f"VLM endpoint {self.base_url} (model {self.model_id!r})"
+        where = self._where
         attempt = 0
         while True:
             left = time_left()
@@ -172,13 +183,7 @@ class OpenAIVLM:
                                       f"{time_limit_seconds():g} s ran out before")
             timeout = self.timeout if left is None else min(self.timeout, left)
             try:
-                def call() -> tuple[Any, str]:
-                    raw = client.with_options(timeout=timeout, max_retries=0).chat.completions.with_raw_response.create(
-                        model=self.model_id, messages=payload, temperature=0, **kwargs)
-                    return raw.http_response, raw.http_response.text
-
-                http, body = _within(timeout, call, self.base_url)
-                break
+                return call(timeout)
             except openai.APITimeoutError as exc:
                 left = time_left()
                 if left is not None and left <= 0.05:
@@ -198,14 +203,31 @@ class OpenAIVLM:
             pause = min(0.5 * 2 ** (attempt - 1), 8.0)
             left = time_left()
             time.sleep(pause if left is None else max(0.0, min(pause, left)))
-        content_type = http.headers.get("content-type", "") or "(none)"
 
+    def _create(self, messages: Sequence[ChatMessage], **kwargs: Any) -> dict[str, Any]:
+        """POST one chat completion; the response JSON as a dict with at least one choice."""
+        client = self.client  # raises the install hint when openai is missing
+        payload = to_openai_messages(messages, max_side=self.max_image_side, image_format=self.image_format)
+
+        def call(timeout: float) -> tuple[Any, str]:
+            def request() -> tuple[Any, str]:
+                raw = client.with_options(timeout=timeout, max_retries=0).chat.completions.with_raw_response.create(
+                    model=self.model_id, messages=payload, temperature=0, **kwargs)
+                return raw.http_response, raw.http_response.text
+
+            return _within(timeout, request, self.base_url)
+
+        http, body = self._tries(call)
+        return self._completion(http.status_code, http.headers.get("content-type", "") or "(none)", body)
+
+    def _completion(self, status: int, content_type: str, body: str, *, expected: str = "JSON") -> dict[str, Any]:
+        """The body as a chat completion with at least one choice, else a one-line VLMError."""
         def bad(why: str) -> VLMError:
-            return VLMError(f"{where} {why} (HTTP {http.status_code}, content type {content_type}); "
+            return VLMError(f"{self._where} {why} (HTTP {status}, content type {content_type}); "
                             f"received: {_snippet(body)}")
 
         if "json" not in content_type.lower():
-            raise bad("did not answer with JSON")
+            raise bad(f"did not answer with {expected}")
         try:
             data = json.loads(body)
         except ValueError:
@@ -217,21 +239,121 @@ class OpenAIVLM:
             raise bad("returned no choices")
         return data
 
-    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
-        response = self._create(messages, max_tokens=max_new_tokens)
-        message = response["choices"][0].get("message")
-        content = message.get("content") if isinstance(message, dict) else None
+    def _text(self, content: Any) -> str:
+        """A reply's message content, checked: text, not null, not another type."""
         if content is None:
             raise VLMError(f"VLM endpoint {self.base_url} returned an empty message for model {self.model_id!r}")
         if not isinstance(content, str):
             raise VLMError(f"VLM endpoint {self.base_url} returned a {type(content).__name__} message content for "
                            f"model {self.model_id!r}, not text")
+        return content
+
+    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
+        response = self._create(messages, max_tokens=max_new_tokens)
+        message = response["choices"][0].get("message")
+        content = self._text(message.get("content") if isinstance(message, dict) else None)
         usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
         return VLMReply(
             text=cap_text(content.strip(), self.max_reply_chars),
             input_tokens=_int_or_none(usage.get("prompt_tokens")),
             output_tokens=_int_or_none(usage.get("completion_tokens")),
         )
+
+    def stream(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> Iterator[str | VLMReply]:
+        """`generate`, as the endpoint sends it: the reply's text in pieces (joined, what `generate` returns:
+        stripped, cut at `max_reply_chars`), then a VLMReply with the whole text and the token counts."""
+        usage: dict[str, Any] = {}
+        pieces = self._pieces(messages, usage, max_tokens=max_new_tokens)
+        text: list[str] = []
+        try:
+            for piece in cap_pieces(pieces, self.max_reply_chars):
+                text.append(piece)
+                yield piece
+        finally:
+            pieces.close()  # after a cut: stop reading the endpoint
+        yield VLMReply(text="".join(text), input_tokens=_int_or_none(usage.get("prompt_tokens")),
+                       output_tokens=_int_or_none(usage.get("completion_tokens")))
+
+    def _pieces(self, messages: Sequence[ChatMessage], usage: dict[str, Any], **kwargs: Any) -> Iterator[str]:
+        """The raw text pieces of one streamed completion; its token counts land in `usage`."""
+        client = self.client
+        import openai
+
+        payload = to_openai_messages(messages, max_side=self.max_image_side, image_format=self.image_format)
+
+        def first(timeout: float) -> tuple[Feed, list[tuple[str, Any]]]:
+            """One try, up to the reply's first text (until then a failure may be tried again)."""
+            feed = Feed(lambda: client.with_options(timeout=timeout, max_retries=0).chat.completions
+                         .with_streaming_response.create(model=self.model_id, messages=payload, temperature=0,
+                                                         stream=True, stream_options={"include_usage": True},
+                                                         **kwargs), timeout)
+            events: list[tuple[str, Any]] = []
+            try:
+                while True:
+                    kind, value = feed.next()
+                    if kind in ("error", "timeout"):
+                        error = as_openai_error(value, self.base_url)
+                        raise error if isinstance(error, openai.APIError) else self._broken_off(kind, value, timeout, 0)
+                    events.append((kind, value))
+                    if kind != "chunk" or delta(value)[0]:
+                        return feed, events
+            except BaseException:
+                feed.stop.set()
+                raise
+
+        feed, events = self._tries(first)
+        received, content_seen, finished = 0, False, False
+        try:
+            while True:
+                for kind, value in events:
+                    if kind == "body":  # no event stream: a whole completion (a server that does not stream), or a fault
+                        data = self._completion(*value, expected="an event stream or JSON")
+                        message = data["choices"][0].get("message")
+                        usage.update(data["usage"] if isinstance(data.get("usage"), dict) else {})
+                        yield self._text(message.get("content") if isinstance(message, dict) else None)
+                        return
+                    if kind == "end":
+                        if not content_seen:
+                            self._text(None)
+                        if not finished:  # a connection that closed early ends the events too
+                            raise self._broken_off("error", "the event stream ended without a finish reason",
+                                                   feed.timeout, received)
+                        return
+                    if kind == "chunk":
+                        content, counts = delta(value)
+                        usage.update(counts or {})
+                        finished = finished or finish_reason(value) is not None
+                        if content is not None:
+                            content_seen = True
+                            if self._text(content):
+                                received += len(content)
+                                yield content
+                    else:
+                        raise self._broken_off(kind, value, feed.timeout, received)
+                events = [feed.next()]
+        finally:
+            feed.stop.set()
+
+    def _broken_off(self, kind: str, error: Any, timeout: float, received: int) -> VLMError:
+        """The error for a stream that failed in a way no retry mends, or after its first text (which is out
+        already: no retry then)."""
+        import openai
+
+        if kind == "timeout" or isinstance(as_openai_error(error, self.base_url), openai.APITimeoutError):
+            left = time_left()
+            within = (f"the question's time limit of {time_limit_seconds():g} s" if left is not None and left <= 0.5
+                      else f"{timeout:g} s")
+            return VLMTimeoutError(f"{self._where} did not finish its reply within {within} ({received} characters "
+                                   "received; OpenAIVLM timeout)")
+        after = f"after {received} characters" if received else "before any text"
+        if isinstance(error, str):
+            return VLMError(f"{self._where} broke off its reply {after}: {error}")
+        if isinstance(error, json.JSONDecodeError):
+            return VLMError(f"{self._where} sent a stream event that is not JSON {after}: {_first_line(str(error))}")
+        if isinstance(error, openai.APIConnectionError) and error.__cause__ is not None:
+            error = error.__cause__  # what the HTTP client saw, not openai's "Connection error."
+        return VLMError(f"{self._where} broke off its reply {after}: {type(error).__name__}: "
+                        f"{_first_line(getattr(error, 'message', None) or str(error))}")
 
     def _yes_probability(self, image: Image.Image | Sequence[Image.Image] | None, prompt: str) -> float:
         """P(yes) from the top log-probabilities of the first generated token."""

@@ -14,10 +14,11 @@ import importlib.util
 import math
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from PIL import Image
 
+from lookcloser.config import cap_pieces
 from lookcloser.errors import ModelLoadError, VLMError
 from lookcloser.hub import check_dtype, from_pretrained, model_source, resolve_device, resolve_dtype, shared
 from lookcloser.vlm_protocol import ChatMessage, VLMReply
@@ -191,21 +192,55 @@ class TransformersVLM:
         return [ChatMessage("user", [*images, prompt])]
 
     # ------------------------------------------------------------------ protocol
-    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
-        """Greedy chat generation. Token counts include the image tokens of the prompt."""
+    def _generate_ids(self, inputs: Any, max_new_tokens: int, streamer: Any = None) -> Any:
+        """Greedy generation: the new token ids (pad tokens dropped)."""
         import torch
 
-        inputs = self._encode(messages)
-        prompt_len = int(inputs["input_ids"].shape[1])
         with torch.inference_mode():
-            output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        new_tokens = output[0, prompt_len:]
+            output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer)
+        new_tokens = output[0, int(inputs["input_ids"].shape[1]):]
         pad_id = getattr(self.tokenizer, "pad_token_id", None)
         eos_id = getattr(self.tokenizer, "eos_token_id", None)
         if pad_id is not None and pad_id != eos_id:
             new_tokens = new_tokens[new_tokens != pad_id]
+        return new_tokens
+
+    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
+        """Greedy chat generation. Token counts include the image tokens of the prompt."""
+        inputs = self._encode(messages)
+        new_tokens = self._generate_ids(inputs, max_new_tokens)
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        return VLMReply(text=text.strip(), input_tokens=prompt_len, output_tokens=int(new_tokens.numel()))
+        return VLMReply(text=text.strip(), input_tokens=int(inputs["input_ids"].shape[1]),
+                        output_tokens=int(new_tokens.numel()))
+
+    def stream(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> Iterator[str | VLMReply]:
+        """`generate` as the tokens come: the reply's text in pieces (transformers' TextIteratorStreamer, with
+        the generation on a worker thread), then a VLMReply with the whole text and the token counts. Leaving
+        early does not stop the generation: it runs to its end on its thread."""
+        from transformers import TextIteratorStreamer
+
+        inputs = self._encode(messages)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["tokens"] = self._generate_ids(inputs, max_new_tokens, streamer)
+            except BaseException as exc:  # handed to the reader below
+                box["error"] = exc
+                streamer.end()
+
+        worker = threading.Thread(target=run, name="lookcloser-vlm-generate", daemon=True)
+        worker.start()
+        text: list[str] = []
+        for piece in cap_pieces(streamer):
+            text.append(piece)
+            yield piece
+        worker.join()
+        if "error" in box:
+            raise box["error"]
+        yield VLMReply(text="".join(text), input_tokens=int(inputs["input_ids"].shape[1]),
+                       output_tokens=int(box["tokens"].numel()))
 
     def _yes_no_token_ids(self) -> tuple[list[int], list[int]]:
         """Single-token spellings of yes/no in this tokenizer (multi-token spellings are skipped)."""
