@@ -175,7 +175,7 @@ def test_a_client_chooses_only_among_what_the_operator_allows(server, vlms):
         "localizer 'vstar' option 'max_steps' = {'a': 1}: Input should be a valid integer": {
             "tools": {"localizer": {"name": "vstar", "max_steps": {"a": 1}}}},
         "localizer 'vstar' option 'max_steps' = 'NaN'": {"tools": {"localizer": {"name": "vstar", "max_steps": "NaN"}}},
-        "unknown option 'text_options.bogus' for localizer 'vstar'; the options of text_options are: det_side": {
+        "unknown option 'text_options.bogus' for localizer 'vstar'; the options of text_options are: coarse_scale, det_side": {
             "tools": {"localizer": {"name": "vstar", "text_options": {"bogus": 1}}}},
         "unknown option 'bogus' for ocr 'tesseract'": {"tools": {"ocr": {"name": "tesseract", "bogus": 1}}},
         "unknown tool role 'camera'": {"tools": {"camera": "x"}},
