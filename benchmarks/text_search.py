@@ -343,7 +343,8 @@ def run_split(split: str, items: list[dict], base: Path, remotes: list[Remote], 
             total["cpu"] += reply["cpu"]
             total["peak_rss_mb"] = max(total["peak_rss_mb"], reply["peak_rss_mb"])
             row = {"split": split, "strategy": remote.spec, "image": name, "read": read,
-                   "expected": [i["text"] for i in expected], "det": reply["det"],
+                   "expected": [i["text"] for i in expected],
+                   "heights": [i["box_xyxy"][3] - i["box_xyxy"][1] for i in expected], "det": reply["det"],
                    "det_mpx": round(reply["det_px"] / 1e6, 2), "rec": reply["rec"],
                    "seconds": round(reply["seconds"], 2), "cpu": round(reply["cpu"], 2)}
             total["per_image"].append(row)
@@ -377,6 +378,29 @@ def print_table(split: str, results: list[dict]) -> None:
         elif bases:
             line += " - | - | - |"
         print(line)
+
+
+HEIGHT_BUCKETS = ((0, 10), (10, 14), (14, 20), (20, 30), (30, float("inf")))
+
+
+def print_by_height(split: str, results: list[dict]) -> None:
+    """Strings read per box height (px, full resolution): where each strategy's recall comes from."""
+    def bucket(height: float) -> str:
+        lo, hi = next(b for b in HEIGHT_BUCKETS if b[0] <= height < b[1])
+        return f"{lo}-{hi:g} px" if hi != float("inf") else f">= {lo} px"
+
+    names = [bucket(lo) for lo, _ in HEIGHT_BUCKETS]
+    first = results[0]["per_image"]
+    totals = {name: sum(bucket(h) == name for row in first for h in row["heights"]) for name in names}
+    print(f"\n{split} split, strings read by box height\n")
+    print("| strategy | " + " | ".join(f"{n} ({totals[n]})" for n in names) + " |")
+    print("|---|" + "---|" * len(names))
+    for r in results:
+        read = {name: 0 for name in names}
+        for row in r["per_image"]:
+            for height, ok in zip(row["heights"], row["read"]):
+                read[bucket(height)] += ok
+        print(f"| `{r['strategy']}` | " + " | ".join(str(read[n]) for n in names) + " |")
 
 
 def main() -> int:
@@ -431,6 +455,7 @@ def main() -> int:
                 remote.close()
     for split_results in results:
         print_table(split_results[0]["split"], split_results)
+        print_by_height(split_results[0]["split"], split_results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     return 0

@@ -109,7 +109,7 @@ def test_read_all_search_reuses_reads_across_overlapping_looks():
     from lookcloser.tools.vstar.read_all import read_all
 
     image = Image.open(SHARED / "easyocr_examples" / "example.png").convert("RGB")  # street signs + poster
-    reuse, plain = TextCue(), TextCue(reuse_reads=False)
+    reuse, plain = TextCue(reuse_reads=True), TextCue()  # off by default (docs/vstar.md)
     a = read_all(image, reuse, SearchConfig())
     b = read_all(image, plain, SearchConfig())
     assert reuse.reused_reads > 0 and plain.reused_reads == 0
