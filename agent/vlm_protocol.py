@@ -37,6 +37,9 @@ class VLMReply:
     text: str
     input_tokens: int | None = None
     output_tokens: int | None = None
+    #: The chat model run's message id: an answer streamed token by token carries it, so the chat
+    #: reply that follows reuses it and LangGraph's `messages` stream shows one message, not two.
+    message_id: str | None = None
 
 
 @runtime_checkable

@@ -28,7 +28,7 @@ from lookcloser.parsing import parse_choice, parse_show
 from lookcloser.prompts import options_block, render_prompt
 from lookcloser.runtime import Services
 from lookcloser.types import Finding, Mask, Target
-from lookcloser.vlm_protocol import ChatMessage, supports
+from lookcloser.vlm_protocol import ChatMessage, VLMReply, supports
 
 from lookcloser.graphs.progress import finding_event, step_events
 from lookcloser.graphs.state import AgentState, SearchTask
@@ -46,9 +46,12 @@ def _answer_hint(options: list[str] | None) -> str:
     return " as the letter of one option, e.g. (A)" if options else " as a short phrase"
 
 
-def _chat_reply(state: AgentState, text: str | None) -> dict[str, Any]:
-    """Chat input gets its answer as an AI message appended to `messages`."""
-    return {"messages": [AIMessage(content=text or "")]} if state.get("mode") == "chat" else {}
+def _chat_reply(state: AgentState, text: str | None, message_id: str | None = None) -> dict[str, Any]:
+    """Chat input gets its answer as an AI message appended to `messages`; with the id of the VLM reply
+    it comes from, so a client that watched that reply stream sees this message replace it, not a second one."""
+    if state.get("mode") != "chat":
+        return {}
+    return {"messages": [AIMessage(content=text or "", id=message_id) if message_id else AIMessage(content=text or "")]}
 
 
 # ----------------------------------------------------------------------------------- input
@@ -172,8 +175,8 @@ def _check_time(what: str, services: Services) -> None:
 
 
 def _ask_vlm(step: str, images: list[Image.Image], image: Image.Image, state: AgentState, services: Services,
-             config: AgentConfig, **fields: Any) -> str:
-    """Fill the `step` prompt (image size, question, options) and ask the VLM with `images`; the reply text.
+             config: AgentConfig, **fields: Any) -> VLMReply:
+    """Fill the `step` prompt (image size, question, options) and ask the VLM with `images`; its reply.
     TELL's reply is the user's answer: it goes to LangGraph's `messages` stream (token by token when the
     backend streams); SHOW's JSON does not."""
     options = state.get("options")
@@ -181,7 +184,7 @@ def _ask_vlm(step: str, images: list[Image.Image], image: Image.Image, state: Ag
                            options_block=options_block(options), answer_hint=_answer_hint(options), **fields)
     _check_time(f"{step.upper()}'s VLM call", services)
     return services.vlm.generate([ChatMessage("user", [*images, prompt])],
-                                 max_new_tokens=config.max_new_tokens, answer=step == "tell").text
+                                 max_new_tokens=config.max_new_tokens, answer=step == "tell")
 
 
 # ------------------------------------------------------------------------------------ show
@@ -190,7 +193,7 @@ def show(state: AgentState, services: Services, config: AgentConfig) -> dict[str
     image = resolve_image(state["image"], config)
     options = state.get("options")
     with counting() as stats:
-        reply = _ask_vlm("show", [image], image, state, services, config)
+        reply = _ask_vlm("show", [image], image, state, services, config).text
         parsed = parse_show(cap_text(reply, config.max_reply_chars))
         targets = [t.model_dump(mode="json") for t in parsed.targets[: config.max_targets]]
         dropped = [t.model_dump(mode="json") for t in parsed.targets[config.max_targets:]]
@@ -336,10 +339,10 @@ def tell(state: AgentState, services: Services, config: AgentConfig) -> dict[str
             max_text_lines=config.max_text_lines, black_crops=config.ablate == "crop-black")
         memory_text, crops = memory.render()
         reply = _ask_vlm("tell", [image, *crops], image, state, services, config, memory=memory_text)
-        answer = cap_text(_final_answer_text(reply), config.max_reply_chars)
+        answer = cap_text(_final_answer_text(reply.text), config.max_reply_chars)
         scored = ([image, *crops], f"{memory_text}\n{state['question']}") if memory_text else (image, state["question"])
         update: dict[str, Any] = {"answer": answer, **_choice(*scored, options, answer, services, config)}
-    update.update(_chat_reply(state, answer))
+    update.update(_chat_reply(state, answer, reply.message_id))
     update["stats"] = _counts(stats)
     return update
 

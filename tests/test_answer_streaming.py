@@ -90,16 +90,20 @@ def test_without_the_messages_stream_nothing_is_streamed():
         assert answer.text == ANSWER and [r.get("stream") for r in stub.requests] == [None, None]
 
 
-def test_a_chat_thread_gets_the_tokens_then_its_answer_message():
+def test_a_chat_thread_gets_the_tokens_as_its_one_answer_message():
+    """The streamed chunks and the answer message appended to the thread share one id: a client (Agent Chat UI)
+    shows one message that grows, then stays; LangGraph does not send the finished message a second time."""
     photo = "data:image/png;base64," + __import__("base64").b64encode(_png(scene())).decode()
     chat = {"messages": [HumanMessage(content=[{"type": "text", "text": QUESTION},
                                                {"type": "image_url", "image_url": {"url": photo}}])]}
     with StubServer() as stub:
         stub.script = _tell
         messages, final = _run(stub.spec, chat)
-    *chunks, last = [m for m, meta in messages if meta["langgraph_node"] == "tell"]
+    chunks = [m for m, meta in messages if meta["langgraph_node"] == "tell"]
     assert "".join(m.content for m in chunks) == ANSWER and all(isinstance(m, AIMessageChunk) for m in chunks)
-    assert type(last) is AIMessage and last.content == ANSWER == final["messages"][-1].content
+    answer = final["messages"][-1]
+    assert type(answer) is AIMessage and answer.content == ANSWER
+    assert {m.id for m in chunks} == {answer.id}
 
 
 def _png(image: Image.Image) -> bytes:

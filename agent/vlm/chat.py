@@ -167,7 +167,7 @@ class ChatVLM:
         reply = self._invoke("vlm.generate", messages, answer=answer, max_new_tokens=max_new_tokens)
         usage = reply.usage_metadata or {}
         return VLMReply(text=reply_text(reply), input_tokens=usage.get("input_tokens"),
-                        output_tokens=usage.get("output_tokens"))
+                        output_tokens=usage.get("output_tokens"), message_id=reply.id)
 
     def _yes_probability(self, image: Image.Image | Sequence[Image.Image] | None, prompt: str) -> float:
         reply = self._invoke("vlm.yes_probability", [ChatMessage("user", [*_images(image), prompt])],

@@ -109,9 +109,8 @@ class LangChainVLM:
             raise VLMError(f"{self.name} failed: {type(exc).__name__}: {first}") from exc
         text = reply_text(reply)
         usage = getattr(reply, "usage_metadata", None) or {}
-        return VLMReply(
-            text=text.strip(), input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens")
-        )
+        return VLMReply(text=text.strip(), input_tokens=usage.get("input_tokens"),
+                        output_tokens=usage.get("output_tokens"), message_id=getattr(reply, "id", None))
 
     def describe(self) -> dict[str, Any]:
         return {
