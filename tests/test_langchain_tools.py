@@ -1,4 +1,4 @@
-"""lookcloser as LangChain tools inside a real LangGraph agent (create_react_agent) driven by a scripted
+"""lookcloser as LangChain tools inside real agents (LangGraph's create_react_agent, langchain's create_agent) driven by a scripted
 tool-calling chat model: the image from the conversation, a file in the allowed folder, a refused path."""
 
 from __future__ import annotations
@@ -24,6 +24,18 @@ SIGN = (40, 30, 200, 90)
 #: LangGraph's prebuilt agent (langchain 1.x's `create_agent` runs the same ToolNode, but needs a newer langchain-core
 #: than the one pinned here).
 pytestmark = pytest.mark.filterwarnings("ignore:create_react_agent has been moved")
+
+
+def _create_agent(model: BaseChatModel, tools: list) -> Any:
+    """langchain 1.x's agent (the `langchain` package: the `dev` extra installs it)."""
+    from langchain.agents import create_agent
+
+    return create_agent(model, tools)
+
+
+#: Both agent builders users reach for: LangGraph's prebuilt ReAct agent and langchain 1.x's create_agent.
+AGENT_BUILDERS = pytest.mark.parametrize("build_agent", [create_react_agent, _create_agent],
+                                         ids=["create_react_agent", "create_agent"])
 
 
 class ToolCallingModel(BaseChatModel):
@@ -73,9 +85,10 @@ def _answer_from_tool(messages: list) -> AIMessage:
     return AIMessage(content=f"tool said: {result.content}")
 
 
-def test_the_tool_answers_about_the_image_the_user_sent(tmp_path):
+@AGENT_BUILDERS
+def test_the_tool_answers_about_the_image_the_user_sent(build_agent, tmp_path):
     model = ToolCallingModel(replies=[_call("look_closer", question="What colour is the sign?"), _answer_from_tool])
-    assistant = create_react_agent(model, lookcloser_tools(_lookcloser()))
+    assistant = build_agent(model, lookcloser_tools(_lookcloser()))
     out = assistant.invoke({"messages": [HumanMessage(content=[
         {"type": "text", "text": "What colour is the sign in this photo?"},
         {"type": "image_url", "image_url": {"url": _data_url(_photo())}}])]})
@@ -87,12 +100,13 @@ def test_the_tool_answers_about_the_image_the_user_sent(tmp_path):
     assert out["messages"][-1].content.startswith("tool said:")
 
 
-def test_files_only_inside_the_allowed_folder(tmp_path):
+@AGENT_BUILDERS
+def test_files_only_inside_the_allowed_folder(build_agent, tmp_path):
     _photo().save(tmp_path / "shelf.png")
     model = ToolCallingModel(replies=[_call("find_in_image", target="the red sign", image="shelf.png"),
                                       _call("find_in_image", target="the red sign", image="/etc/hostname"),
                                       _answer_from_tool])
-    assistant = create_react_agent(model, lookcloser_tools(_lookcloser(), image_dir=str(tmp_path)))
+    assistant = build_agent(model, lookcloser_tools(_lookcloser(), image_dir=str(tmp_path)))
     out = assistant.invoke({"messages": [HumanMessage(content="Where is the red sign in shelf.png?")]})
     found, refused = [m for m in out["messages"] if isinstance(m, ToolMessage)]
     assert json.loads(found.content)["findings"][0]["box"] == list(SIGN)
@@ -100,9 +114,10 @@ def test_files_only_inside_the_allowed_folder(tmp_path):
     assert "\n" not in refused.content
 
 
-def test_no_image_anywhere_is_a_message_the_model_can_act_on():
+@AGENT_BUILDERS
+def test_no_image_anywhere_is_a_message_the_model_can_act_on(build_agent):
     model = ToolCallingModel(replies=[_call("look_closer", question="What is it?"), _answer_from_tool])
-    assistant = create_react_agent(model, lookcloser_tools(_lookcloser()))
+    assistant = build_agent(model, lookcloser_tools(_lookcloser()))
     out = assistant.invoke({"messages": [HumanMessage(content="What is in the picture?")]})
     tool_message = next(m for m in out["messages"] if isinstance(m, ToolMessage))
     assert tool_message.status == "error" and "no image: pass `image`" in tool_message.content
