@@ -1,5 +1,6 @@
-"""lookcloser as LangChain tools inside real agents (LangGraph's create_react_agent, langchain's create_agent) driven by a scripted
-tool-calling chat model: the image from the conversation, a file in the allowed folder, a refused path."""
+"""lookcloser as LangChain tools inside real agents (LangGraph's create_react_agent, langchain's create_agent)
+driven by a scripted tool-calling chat model: the image from the conversation, a file in the allowed folder, a
+refused path."""
 
 from __future__ import annotations
 
