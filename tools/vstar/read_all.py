@@ -125,7 +125,7 @@ class ReadAll:
         maps = _Maps(patch, evidence, text, scale, px_area=(scale / sx) * (scale / sy))
         queued: list[tuple[Box, Box, int]] = []
         if config.read_blob_views:
-            for view in self._blob_views(maps, core):
+            for view in self._blob_views(maps):
                 if self._gain(view, maps) >= config.read_focus_min_gain:
                     queued.append((view, view, 1))
                 elif not is_leaf(view, self.min_size):
@@ -134,7 +134,7 @@ class ReadAll:
             self._closer_looks(core, 1, maps, queued)
         return Expansion(unread, queued, state=maps)  # its children are re-checked against `maps` (skip)
 
-    def _blob_views(self, maps: _Maps, core: Box) -> list[Box]:
+    def _blob_views(self, maps: _Maps) -> list[Box]:
         """One view per group of text blobs holding unread text: each blob of the text map (read or
         not: a line half read is taken whole) with >= read_min_blob_px of unread evidence, its box
         grown by read_focus_margin; views that overlap are merged into one."""
@@ -143,18 +143,13 @@ class ReadAll:
         config = self.config
         count, labels, stats, _ = cv2.connectedComponentsWithStats(maps.text.astype(np.uint8), connectivity=8)
         unread = np.bincount(labels[maps.evidence > 0], minlength=count)
-        h, w = maps.text.shape
-        sx, sy = maps.patch.width / w, maps.patch.height / h
-        margin = config.read_focus_margin
         views = []
         for label in range(1, count):
             if unread[label] * maps.px_area < config.read_min_blob_px:
                 continue
             x, y, bw, bh = (int(v) for v in stats[label, :4])
-            box = Box(x1=np.floor(maps.patch.x1 + x * sx - margin), y1=np.floor(maps.patch.y1 + y * sy - margin),
-                      x2=np.ceil(maps.patch.x1 + (x + bw) * sx + margin),
-                      y2=np.ceil(maps.patch.y1 + (y + bh) * sy + margin)).clip(self.width, self.height)
-            views.append(box)
+            views.append(_cells_to_box((x, y, x + bw, y + bh), maps.patch, maps.text.shape, config.read_focus_margin,
+                                       self.width, self.height))
         return _merge_overlapping(views)
 
     def _closer_looks(self, box: Box, depth: int, maps: _Maps, queued: list[tuple[Box, Box, int]]) -> None:
@@ -260,7 +255,16 @@ def _focus(evidence: np.ndarray, text: np.ndarray, patch: Box, child: Box, margi
         if grown == bbox:
             break
         bbox = grown
-    x1, y1, x2, y2 = bbox
+    return _cells_to_box(bbox, patch, evidence.shape, margin, width, height)
+
+
+def _cells_to_box(cells: tuple[int, int, int, int], patch: Box, shape: tuple[int, ...], margin: float, width: int,
+                  height: int) -> Box:
+    """Map cells (x1, y1, x2, y2) of a map of `shape` spanning `patch` as an image box (original px),
+    grown by `margin` px and clipped to the image."""
+    h, w = shape
+    sx, sy = w / patch.width, h / patch.height
+    x1, y1, x2, y2 = cells
     return Box(x1=np.floor(patch.x1 + x1 / sx - margin), y1=np.floor(patch.y1 + y1 / sy - margin),
                x2=np.ceil(patch.x1 + x2 / sx + margin), y2=np.ceil(patch.y1 + y2 / sy + margin)).clip(width, height)
 

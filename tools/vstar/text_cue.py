@@ -85,16 +85,16 @@ def detector_input_size(width: int, height: int, det_side: int, max_upscale: flo
     at which the detector's map still shows small text), sides rounded to the nearest multiple of 32.
     """
     width, height = max(int(width), 1), max(int(height), 1)
+
+    def sides(ratio: float, rounding: Any) -> tuple[int, int]:
+        return max(32, int(rounding(width * ratio / 32)) * 32), max(32, int(rounding(height * ratio / 32)) * 32)
+
     if native_max_pixels and width * height <= native_max_pixels:
-        ratio = max(1.0, min(det_side / max(width, height), max_upscale))
-        return max(32, int(math.ceil(width * ratio / 32)) * 32), max(32, int(math.ceil(height * ratio / 32)) * 32)
+        return sides(max(1.0, min(det_side / max(width, height), max_upscale)), math.ceil)
     ratio = min(det_side / max(width, height), max_upscale)
     if ratio < coarse_scale:  # rounded up: the look is at least coarse_scale
-        return (max(32, int(math.ceil(width * coarse_scale / 32)) * 32),
-                max(32, int(math.ceil(height * coarse_scale / 32)) * 32))
-    w = max(32, int(round(width * ratio / 32)) * 32)
-    h = max(32, int(round(height * ratio / 32)) * 32)
-    return w, h
+        return sides(coarse_scale, math.ceil)
+    return sides(ratio, round)
 
 
 def chunk_grid(width: int, height: int, max_pixels: float, margin: int = CHUNK_MARGIN
