@@ -49,9 +49,7 @@ def _answer_hint(options: list[str] | None) -> str:
 def _chat_reply(state: AgentState, text: str | None, message_id: str | None = None) -> dict[str, Any]:
     """Chat input gets its answer as an AI message appended to `messages`; with the id of the VLM reply
     it comes from, so a client that watched that reply stream sees this message replace it, not a second one."""
-    if state.get("mode") != "chat":
-        return {}
-    return {"messages": [AIMessage(content=text or "", id=message_id) if message_id else AIMessage(content=text or "")]}
+    return {"messages": [AIMessage(content=text or "", id=message_id)]} if state.get("mode") == "chat" else {}
 
 
 # ----------------------------------------------------------------------------------- input

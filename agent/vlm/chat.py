@@ -24,7 +24,7 @@ from lookcloser.errors import VLMError
 from lookcloser.image_refs import to_ref
 from lookcloser.imagestore import store
 from lookcloser.vlm_protocol import ChatMessage, VLMReply, supports
-from lookcloser.vlm.langchain_vlm import NOSTREAM, LangChainVLM, reply_text, to_langchain_messages, vlm_run
+from lookcloser.vlm.langchain_vlm import NOSTREAM, LangChainVLM, to_langchain_messages, vlm_reply, vlm_run
 
 __all__ = ["BackendChatModel", "ChatVLM", "chat_vlm"]
 
@@ -164,10 +164,7 @@ class ChatVLM:
                  answer: bool = False) -> VLMReply:
         """`answer=True`: the reply is the user's answer; it reaches LangGraph's `messages` stream, token by
         token when the backend streams."""
-        reply = self._invoke("vlm.generate", messages, answer=answer, max_new_tokens=max_new_tokens)
-        usage = reply.usage_metadata or {}
-        return VLMReply(text=reply_text(reply), input_tokens=usage.get("input_tokens"),
-                        output_tokens=usage.get("output_tokens"), message_id=reply.id)
+        return vlm_reply(self._invoke("vlm.generate", messages, answer=answer, max_new_tokens=max_new_tokens))
 
     def _yes_probability(self, image: Image.Image | Sequence[Image.Image] | None, prompt: str) -> float:
         reply = self._invoke("vlm.yes_probability", [ChatMessage("user", [*_images(image), prompt])],

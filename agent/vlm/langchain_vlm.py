@@ -37,10 +37,13 @@ def vlm_run(name: str, *, answer: bool = False) -> dict[str, Any]:
     return {"run_name": name} if answer else {"run_name": name, "tags": [NOSTREAM]}
 
 
-def reply_text(reply: Any) -> str:
-    """A chat model reply's text, whether its content is a string or a list of content blocks (as a streamed
-    reply's may be)."""
-    return reply.text if isinstance(getattr(reply, "text", None), str) else str(reply.content)
+def vlm_reply(reply: Any, *, strip: bool = False) -> VLMReply:
+    """A chat model's reply as the VLM protocol's: its text (its content may be a string or a list of content
+    blocks, as a streamed reply's may be), token counts and message id."""
+    text = reply.text if isinstance(getattr(reply, "text", None), str) else str(reply.content)
+    usage = getattr(reply, "usage_metadata", None) or {}
+    return VLMReply(text=text.strip() if strip else text, input_tokens=usage.get("input_tokens"),
+                    output_tokens=usage.get("output_tokens"), message_id=getattr(reply, "id", None))
 
 
 def to_langchain_messages(messages: Sequence[ChatMessage], image_block: Callable[[Image.Image], dict[str, Any]]) -> list[Any]:
@@ -107,10 +110,7 @@ class LangChainVLM:
         except Exception as exc:  # integrations raise their own error types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             raise VLMError(f"{self.name} failed: {type(exc).__name__}: {first}") from exc
-        text = reply_text(reply)
-        usage = getattr(reply, "usage_metadata", None) or {}
-        return VLMReply(text=text.strip(), input_tokens=usage.get("input_tokens"),
-                        output_tokens=usage.get("output_tokens"), message_id=getattr(reply, "id", None))
+        return vlm_reply(reply, strip=True)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -204,10 +204,13 @@ class OpenAIVLM:
             left = time_left()
             time.sleep(pause if left is None else max(0.0, min(pause, left)))
 
+    def _payload(self, messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+        return to_openai_messages(messages, max_side=self.max_image_side, image_format=self.image_format)
+
     def _create(self, messages: Sequence[ChatMessage], **kwargs: Any) -> dict[str, Any]:
         """POST one chat completion; the response JSON as a dict with at least one choice."""
         client = self.client  # raises the install hint when openai is missing
-        payload = to_openai_messages(messages, max_side=self.max_image_side, image_format=self.image_format)
+        payload = self._payload(messages)
 
         def call(timeout: float) -> tuple[Any, str]:
             def request() -> tuple[Any, str]:
@@ -248,11 +251,14 @@ class OpenAIVLM:
                            f"model {self.model_id!r}, not text")
         return content
 
-    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
-        response = self._create(messages, max_tokens=max_new_tokens)
-        message = response["choices"][0].get("message")
+    def _reply(self, completion: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A whole chat completion's first message text (checked) and its usage ({} when absent)."""
+        message = completion["choices"][0].get("message")
         content = self._text(message.get("content") if isinstance(message, dict) else None)
-        usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+        return content, completion["usage"] if isinstance(completion.get("usage"), dict) else {}
+
+    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
+        content, usage = self._reply(self._create(messages, max_tokens=max_new_tokens))
         return VLMReply(
             text=cap_text(content.strip(), self.max_reply_chars),
             input_tokens=_int_or_none(usage.get("prompt_tokens")),
@@ -279,7 +285,7 @@ class OpenAIVLM:
         client = self.client
         import openai
 
-        payload = to_openai_messages(messages, max_side=self.max_image_side, image_format=self.image_format)
+        payload = self._payload(messages)
 
         def first(timeout: float) -> tuple[Feed, list[tuple[str, Any]]]:
             """One try, up to the reply's first text (until then a failure may be tried again)."""
@@ -307,10 +313,9 @@ class OpenAIVLM:
             while True:
                 for kind, value in events:
                     if kind == "body":  # no event stream: a whole completion (a server that does not stream), or a fault
-                        data = self._completion(*value, expected="an event stream or JSON")
-                        message = data["choices"][0].get("message")
-                        usage.update(data["usage"] if isinstance(data.get("usage"), dict) else {})
-                        yield self._text(message.get("content") if isinstance(message, dict) else None)
+                        content, counts = self._reply(self._completion(*value, expected="an event stream or JSON"))
+                        usage.update(counts)
+                        yield content
                         return
                     if kind == "end":
                         if not content_seen:
