@@ -1,6 +1,6 @@
 """lookcloser: answer questions about small details in large images (Show, Search, Tell).
 
-Public names are imported on first use (PEP 562), so `import lookcloser.types` or the CLI's
+Public names are imported on first use (PEP 562), so `import lookcloser.core.types` or the CLI's
 `--help` does not pull in LangGraph, transformers or torch.
 """
 
@@ -9,29 +9,33 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from lookcloser import _moved
+
 _EXPORTS = {
     "Agent": "lookcloser.agent",
-    "AgentConfig": "lookcloser.config",
-    "Answer": "lookcloser.types",
-    "Box": "lookcloser.types",
-    "Detection": "lookcloser.types",
-    "Finding": "lookcloser.types",
-    "Mask": "lookcloser.types",
-    "Stats": "lookcloser.types",
-    "Target": "lookcloser.types",
-    "ImageError": "lookcloser.errors",
-    "InputError": "lookcloser.errors",
-    "LookCloserError": "lookcloser.errors",
-    "ModelLoadError": "lookcloser.errors",
-    "SettingsError": "lookcloser.errors",
-    "ToolNotFoundError": "lookcloser.errors",
-    "VLMError": "lookcloser.errors",
-    "VisualWorkingMemory": "lookcloser.memory",
-    "load_image": "lookcloser.images",
+    "AgentConfig": "lookcloser.core.config",
+    "Answer": "lookcloser.core.types",
+    "Box": "lookcloser.core.types",
+    "Detection": "lookcloser.core.types",
+    "Finding": "lookcloser.core.types",
+    "Mask": "lookcloser.core.types",
+    "Stats": "lookcloser.core.types",
+    "Target": "lookcloser.core.types",
+    "ImageError": "lookcloser.core.errors",
+    "InputError": "lookcloser.core.errors",
+    "LookCloserError": "lookcloser.core.errors",
+    "ModelLoadError": "lookcloser.core.errors",
+    "SettingsError": "lookcloser.core.errors",
+    "ToolNotFoundError": "lookcloser.core.errors",
+    "VLMError": "lookcloser.core.errors",
+    "VisualWorkingMemory": "lookcloser.graphs.memory",
+    "load_image": "lookcloser.imaging.load",
 }
 
 __all__ = sorted(_EXPORTS)
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+_moved.install()  # old flat-module paths (lookcloser.types, ...) still import, with a DeprecationWarning
 
 
 def __getattr__(name: str) -> Any:

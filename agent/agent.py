@@ -32,15 +32,15 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from langchain_core.messages import AIMessageChunk
 
-from lookcloser.config import AgentConfig
-from lookcloser.deadline import time_limit
-from lookcloser.errors import AnswerError, InputError
+from lookcloser.core.config import AgentConfig
+from lookcloser.core.deadline import time_limit
+from lookcloser.core.errors import AnswerError, InputError
 from lookcloser.graphs.agent_graph import graph as compiled_graph
 from lookcloser.graphs.nodes import check_options, order_findings
-from lookcloser.image_refs import to_ref
-from lookcloser.images import ImageInput, load_image
-from lookcloser.runtime import Context, Services
-from lookcloser.types import Answer, Finding, Stats, Target
+from lookcloser.imaging.refs import to_ref
+from lookcloser.imaging.load import ImageInput, load_image
+from lookcloser.runtime.context import Context, Services
+from lookcloser.core.types import Answer, Finding, Stats, Target
 
 __all__ = ["Agent", "TRACE_DIR_ENV"]
 

@@ -41,7 +41,7 @@ def plumbing_table(repeats: int = 5) -> None:
     from PIL import Image
 
     from lookcloser.vlm import openai_vlm
-    from lookcloser.vlm_protocol import ChatMessage
+    from lookcloser.core.vlm_protocol import ChatMessage
 
     photo = Image.open(REPO / "examples" / "vending_machine.jpg").convert("RGB")
     side = 2048  # OpenAIVLM's default max_image_side: the photo is shrunk to it before encoding

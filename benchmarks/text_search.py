@@ -262,7 +262,7 @@ class Worker:
             for x1, y1, x2, y2 in tile_boxes(*image.size):
                 texts.extend(self.engine.read(rgb[y1:y2, x1:x2]))
         else:
-            from lookcloser.types import Target
+            from lookcloser.core.types import Target
 
             findings = self.localizer.locate(image, Target(name="text", kind="text"))
             texts = [f.text for f in findings if f.text]

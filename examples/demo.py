@@ -55,7 +55,7 @@ def offline_search(agent: Agent, out: Path) -> int:
     for finding in findings:
         if finding.status != "found":
             print(f"  {finding.target.name}: {finding.status} {finding.error or ''}")
-    from lookcloser.images import load_image
+    from lookcloser.imaging.load import load_image
     from lookcloser.tools.vstar.visualize import draw_search
 
     draw_search(load_image(IMAGE), findings, out / "demo_search.png")

@@ -12,7 +12,7 @@ in one call (`locate_many`: GroundingDINO's "a . b . c" prompt, one forward per 
 the segmenter in one call, after all branches are back.
 
 `graph` is the compiled graph that `langgraph.json` serves (`langgraph dev`, LangGraph Studio). Its
-runtime context is `lookcloser.runtime.Context` (plain JSON when served); state is plain JSON, so
+runtime context is `lookcloser.runtime.context.Context` (plain JSON when served); state is plain JSON, so
 any checkpointer can store it. Compile your own with a checkpointer: `build_graph(checkpointer=...)`.
 """
 
@@ -24,9 +24,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from lookcloser.runtime import Context, as_context, services
+from lookcloser.runtime.context import Context, as_context, services
 
-from lookcloser.graphs import nodes
+import lookcloser.graphs.nodes as nodes
 from lookcloser.graphs.state import AgentState, InputState, OutputState
 
 __all__ = ["build_graph", "graph"]
@@ -107,7 +107,7 @@ def build_graph(*, admit: Admit | None = None, **compile_options: Any) -> Any:
 
     admit: context -> the Context a run uses. None uses the run's context as given (the Python API, your
     own graphs); the served graph (`lookcloser.graphs.served`) admits a client's context only within what
-    the server's operator allows (`lookcloser.serving`)."""
+    the server's operator allows (`lookcloser.runtime.serving`)."""
     parts = _nodes(admit or _as_given)
     builder = StateGraph(AgentState, context_schema=Context, input_schema=InputState, output_schema=OutputState)
     for name in ("read_input", "show", "search", "segment", "tell"):

@@ -1,7 +1,7 @@
 """The nodes: read the input, SHOW (ask the VLM), SEARCH (one branch per missing target), TELL.
 
 Each node reads plain state, resolves the image reference, uses the services of the runtime context
-(`lookcloser.runtime`) and returns a plain-JSON update. VLM and tool calls below a node are child
+(`lookcloser.runtime.context`) and returns a plain-JSON update. VLM and tool calls below a node are child
 runs of that node's run (langchain-core nests them), and `counting()` counts them into `stats`.
 """
 
@@ -18,17 +18,17 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Overwrite
 from PIL import Image
 
-from lookcloser.config import AgentConfig, cap_text
-from lookcloser.deadline import time_left, time_limit, time_limit_seconds
-from lookcloser.counting import COUNTERS, counting
-from lookcloser.errors import InputError, TimeLimitError
-from lookcloser.image_refs import resolve_image
-from lookcloser.memory import VisualWorkingMemory
-from lookcloser.parsing import parse_choice, parse_show
+from lookcloser.core.config import AgentConfig, cap_text
+from lookcloser.core.deadline import time_left, time_limit, time_limit_seconds
+from lookcloser.graphs.counting import COUNTERS, counting
+from lookcloser.core.errors import InputError, TimeLimitError
+from lookcloser.imaging.refs import resolve_image
+from lookcloser.graphs.memory import VisualWorkingMemory
+from lookcloser.core.parsing import parse_choice, parse_show
 from lookcloser.prompts import options_block, render_prompt
-from lookcloser.runtime import Services
-from lookcloser.types import Finding, Mask, Target
-from lookcloser.vlm_protocol import ChatMessage, VLMReply, supports
+from lookcloser.runtime.context import Services
+from lookcloser.core.types import Finding, Mask, Target
+from lookcloser.core.vlm_protocol import ChatMessage, VLMReply, supports
 
 from lookcloser.graphs.progress import finding_event, step_events
 from lookcloser.graphs.state import AgentState, SearchTask

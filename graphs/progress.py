@@ -23,7 +23,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.tracers.context import register_configure_hook
 from langgraph.config import get_stream_writer
 
-from lookcloser.types import Finding, is_search_step
+from lookcloser.core.types import Finding, is_search_step
 
 __all__ = ["finding_event", "step_events"]
 

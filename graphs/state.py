@@ -1,8 +1,8 @@
 """Graph state: plain JSON only, so any LangGraph checkpointer can store it and Studio can show it.
 
-Images are references (see `lookcloser.image_refs`); targets and findings are the JSON form of
-`lookcloser.types.Target` / `Finding` (`Finding.model_validate(d)` reads one back); `stats` holds
-the counters of `lookcloser.types.Stats`.
+Images are references (see `lookcloser.imaging.refs`); targets and findings are the JSON form of
+`lookcloser.core.types.Target` / `Finding` (`Finding.model_validate(d)` reads one back); `stats` holds
+the counters of `lookcloser.core.types.Stats`.
 """
 
 from __future__ import annotations

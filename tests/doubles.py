@@ -10,8 +10,8 @@ from typing import Any, Callable, Sequence
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from PIL import Image
 
-from lookcloser.types import Box, Detection, Finding, Mask, Target
-from lookcloser.vlm_protocol import ChatMessage, VLMReply
+from lookcloser.core.types import Box, Detection, Finding, Mask, Target
+from lookcloser.core.vlm_protocol import ChatMessage, VLMReply
 
 
 class ScriptedVLM:

@@ -6,7 +6,7 @@ import sqlite3
 import sys
 
 from lookcloser.graphs import build_graph
-from lookcloser.runtime import Context
+from lookcloser.runtime.context import Context
 
 
 def main(backend: str, uri: str, thread_id: str, vlm: str, image: str) -> None:

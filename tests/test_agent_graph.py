@@ -226,14 +226,14 @@ def test_a_failing_batch_call_fails_each_of_its_targets_and_the_run_still_answer
 def test_every_search_step_is_a_custom_stream_event(image):
     """graph.stream(stream_mode="custom") shows a V* search move: one event per visited patch, then the finding."""
     from lookcloser.graphs import build_graph
-    from lookcloser.runtime import Context
+    from lookcloser.runtime.context import Context
     from lookcloser.tools.vstar.localizer import VStarLocalizer
     from vstar_fakes import Blob, SyntheticCue
 
     cue = SyntheticCue(blobs=[Blob(x=500, y=400, sigma=40)])
     localizer = VStarLocalizer(cue=cue, use_context=False)
     photo = Image.new("RGB", (1600, 1200), "white")
-    from lookcloser.image_refs import to_ref
+    from lookcloser.imaging.refs import to_ref
 
     context = Context(vlm=ScriptedVLM([]), tools={"localizer": localizer}, config={"max_search_seconds": 30})
     events = [chunk for chunk in build_graph().stream({"image": to_ref(photo), "target": {"name": "a cup"}},

@@ -14,13 +14,13 @@ from PIL import Image
 
 from doubles import FixedLocalizer, RecordingChatModel, ScriptedScoringVLM, StreamingScoringVLM
 from lookcloser import Agent, AgentConfig
-from lookcloser.config import cap_pieces, cap_text
+from lookcloser.core.config import cap_pieces, cap_text
 from lookcloser.graphs import build_graph
-from lookcloser.image_refs import to_ref
-from lookcloser.runtime import Context
+from lookcloser.imaging.refs import to_ref
+from lookcloser.runtime.context import Context
 from lookcloser.tracing import load_trace, validate_trace
 from lookcloser.vlm.chat import ChatVLM
-from lookcloser.vlm_protocol import ChatMessage
+from lookcloser.core.vlm_protocol import ChatMessage
 from openai_stub import StubServer, prompt_text
 from tracing_helpers import QUESTION, SIGN_BOX, missing, scene
 

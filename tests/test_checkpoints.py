@@ -15,9 +15,9 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from PIL import Image
 
 from doubles import FixedLocalizer, ScriptedVLM
-from lookcloser.checkpoints import DirectoryBlobs, ImageRefSerde
+from lookcloser.imaging.checkpoints import DirectoryBlobs, ImageRefSerde
 from lookcloser.graphs import build_graph
-from lookcloser.runtime import Context
+from lookcloser.runtime.context import Context
 
 
 @pytest.fixture(scope="module")

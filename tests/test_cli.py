@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from lookcloser.cli import app
+from lookcloser.entrypoints.cli.main import app
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 runner = CliRunner()
@@ -77,7 +77,7 @@ def test_find_text_on_real_photo_reads_the_small_web_address(tmp_path):
 
 def _lookcloser() -> list[str]:
     script = Path(sys.executable).parent / "lookcloser"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli.main"]
 
 
 def _run(*args, cwd=None):
@@ -134,7 +134,7 @@ def test_save_vis_in_a_directory_that_is_a_file_name(files):
     assert result.returncode == 2 and result.stderr.startswith("error: --save-vis") and "is a directory" in result.stderr
 
 
-HEAVY = ("lookcloser.agent", "lookcloser.tracing", "lookcloser.images", "langgraph", "transformers", "torch",
+HEAVY = ("lookcloser.agent", "lookcloser.tracing", "lookcloser.imaging.load", "langgraph", "transformers", "torch",
          "PIL", "numpy")
 
 
@@ -151,7 +151,7 @@ def test_help_and_fast_failures_import_nothing_heavy(files, args):
     code = (
         "import sys\n"
         f"sys.argv = {argv!r}\n"
-        "from lookcloser.cli import main\n"
+        "from lookcloser.entrypoints.cli.main import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         f"loaded = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
         "sys.__stdout__.write('LOADED=' + ','.join(loaded) + '\\n')\n"
@@ -181,7 +181,7 @@ class _FakeAgent:
         _FakeAgent.made.append(self)
 
     def run(self, image, question, options=None):
-        from lookcloser.types import Answer, Box, Finding, Target
+        from lookcloser.core.types import Answer, Box, Finding, Target
 
         self.call = ("run", image, question, options)
         finding = Finding(target=Target(name="sign"), status="found", box=Box.from_list([1, 1, 5, 5]), score=0.8,
@@ -191,7 +191,7 @@ class _FakeAgent:
                       trace_dir=trace)
 
     def find(self, image, target):
-        from lookcloser.types import Box, Finding
+        from lookcloser.core.types import Box, Finding
 
         self.call = ("find", image, target)
         return [Finding(target=target, status="found", box=Box.from_list([0, 0, 4, 4]), score=0.5, text="EXIT",
@@ -246,13 +246,13 @@ def test_save_vis_is_written_before_the_result_is_printed(files, fake_agent):
 
 
 def test_save_vis_failure_prints_the_json_result_first_then_one_error_line(files, fake_agent, monkeypatch):
-    import lookcloser.visualize
+    import lookcloser.imaging.draw
 
     class Unsaveable:
         def save(self, path):
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(lookcloser.visualize, "draw_findings", lambda image, findings: Unsaveable())
+    monkeypatch.setattr(lookcloser.imaging.draw, "draw_findings", lambda image, findings: Unsaveable())
     vis = files / "vis.png"
     result = runner.invoke(app, ["ask", str(files / "a.png"), "q?", "--json", "--save-vis", str(vis),
                                  "--trace-dir", str(files / "t")])
@@ -265,7 +265,7 @@ def test_save_vis_failure_prints_the_json_result_first_then_one_error_line(files
 
 def test_unwritable_directories_are_refused_before_any_work(files, monkeypatch):
     """Permission checks through os.access (as root every directory looks writable, so it is faked)."""
-    import lookcloser.cli as cli
+    import lookcloser.entrypoints.cli.main as cli
 
     monkeypatch.setattr(cli, "_writable", lambda path: False)
     result = runner.invoke(app, ["ask", str(files / "a.png"), "q", "--trace-dir", str(files)])

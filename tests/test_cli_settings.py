@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from lookcloser.cli import app
+from lookcloser.entrypoints.cli.main import app
 from test_cli import _FakeAgent, _run, fake_agent  # noqa: F401 - the fixture and the stand-in Agent
 
 runner = CliRunner()
@@ -216,7 +216,7 @@ def test_tools_table_names_the_fix(tmp_path):
 
 
 def _lookcloser_python() -> list[str]:
-    return [sys.executable, "-m", "lookcloser.cli"]
+    return [sys.executable, "-m", "lookcloser.entrypoints.cli.main"]
 
 
 def test_tools_finds_weights_in_the_local_hugging_face_cache(tmp_path):
@@ -235,8 +235,8 @@ def test_tools_finds_weights_in_the_local_hugging_face_cache(tmp_path):
 
 
 def test_the_settings_roles_are_the_tool_roles():
-    """lookcloser.settings keeps its own copy (the CLI's fast path imports no PIL): it must not drift."""
-    from lookcloser import settings
+    """lookcloser.runtime.settings keeps its own copy (the CLI's fast path imports no PIL): it must not drift."""
+    from lookcloser.runtime import settings
     from lookcloser.tools.base import ROLES
 
     assert settings.ROLES == ROLES

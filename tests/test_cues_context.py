@@ -10,7 +10,7 @@ from PIL import Image
 from lookcloser.tools.vstar.context_cue import (make_context_cue, parse_context_object, parse_position,
                                                 position_prior)
 from lookcloser.tools.vstar.cue import CueOutput
-from lookcloser.vlm_protocol import ChatMessage, VLMReply
+from lookcloser.core.vlm_protocol import ChatMessage, VLMReply
 
 
 class ScriptedVLM:

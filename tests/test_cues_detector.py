@@ -8,7 +8,7 @@ from PIL import Image
 
 from lookcloser.tools.vstar.cue import CueModel
 from lookcloser.tools.vstar.detector_cue import MAP_SIDE, DetectorCue
-from lookcloser.types import Box, Detection
+from lookcloser.core.types import Box, Detection
 
 
 class ScriptedDetector:

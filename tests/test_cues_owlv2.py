@@ -16,7 +16,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from lookcloser.errors import ModelLoadError  # noqa: E402
+from lookcloser.core.errors import ModelLoadError  # noqa: E402
 from lookcloser.tools.vstar.cue import CueModel  # noqa: E402
 from lookcloser.tools.vstar.owlv2_cue import Owlv2Cue  # noqa: E402
 from tiny_owlv2 import GRID, build_tiny_owlv2  # noqa: E402

@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 
 from lookcloser.tools.vstar.cue import CueModel
 from lookcloser.tools.vstar.vlm_cue import VLMCue, grid_cells, grid_shape
-from lookcloser.vlm_protocol import VLMReply
+from lookcloser.core.vlm_protocol import VLMReply
 
 
 class RedSquareVLM:

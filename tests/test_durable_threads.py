@@ -23,7 +23,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from lookcloser.graphs import build_graph
-from lookcloser.runtime import Context
+from lookcloser.runtime.context import Context
 from openai_stub import StubServer, prompt_text
 
 HERE = Path(__file__).resolve().parent

@@ -15,11 +15,11 @@ from eval_helpers import question_of
 from PIL import Image
 from typer.testing import CliRunner
 
-from lookcloser.cli import app
+from lookcloser.entrypoints.cli.main import app
 from lookcloser.eval import AgentRecipe, evaluate, read_rows
 from lookcloser.eval.summary import compare_table, item_deltas
-from lookcloser.memory import VisualWorkingMemory
-from lookcloser.types import Box, Finding, Mask, Target
+from lookcloser.graphs.memory import VisualWorkingMemory
+from lookcloser.core.types import Box, Finding, Mask, Target
 
 runner = CliRunner()
 
@@ -168,7 +168,7 @@ def test_no_search_answers_only_what_show_answered(tmp_path):
 
 def test_no_search_through_the_agent_keeps_the_named_targets_and_says_why(tmp_path):
     from lookcloser import Agent
-    from lookcloser.config import AgentConfig
+    from lookcloser.core.config import AgentConfig
 
     image = Image.new("RGB", (200, 150), GREY)
     localizer = FixedLocalizer({"the cup": BOX})
@@ -227,7 +227,7 @@ def test_a_served_run_may_ask_for_an_ablation_in_its_context(tmp_path):
     """The ablation travels with the run's config: the operator admits a client's `config.ablate` (plain JSON,
     as the served graph receives it) and the graph applies it (here no-search: SHOW only, unanswered)."""
     from lookcloser.graphs.agent_graph import build_graph
-    from lookcloser.serving import Operator
+    from lookcloser.runtime.serving import Operator
     from test_graph_state import data_url
 
     operator = Operator.from_env({"LOOKCLOSER_VLM": "openai:operator@http://10.0.0.5:8000/v1"})

@@ -264,7 +264,7 @@ def test_hugging_face_dataset_on_disk_and_parquet(tmp_path):
 
 def test_resume_asks_error_rows_again_and_counts_them(tmp_path):
     data = make_vstar(tmp_path / "vstar")
-    from lookcloser.errors import VLMError
+    from lookcloser.core.errors import VLMError
 
     def flag_down(prompt, images):
         if "flag" in prompt:
@@ -282,7 +282,7 @@ def test_resume_asks_error_rows_again_and_counts_them(tmp_path):
 
 
 def test_run_options_refuse_bad_values_with_the_projects_error_type():
-    from lookcloser.errors import InputError
+    from lookcloser.core.errors import InputError
 
     for kwargs, message in (({"workers": 0}, "--workers must be at least 1"), ({"address": "auto"}, "--address needs --ray"),
                             ({"ray": True, "cpus_per_actor": 0}, "--ray-cpus must be > 0")):

@@ -31,7 +31,7 @@ SIGN_BOX = (13, 45, 280, 116)
 
 def _lookcloser() -> list[str]:
     script = Path(sys.executable).parent / "lookcloser"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli.main"]
 
 
 def _run(*args) -> subprocess.CompletedProcess:
@@ -182,7 +182,7 @@ def test_trace_subcommand_errors_exit_2(tmp_path):
 
 def _agent(vlm, **config):
     from lookcloser.agent import Agent
-    from lookcloser.config import AgentConfig
+    from lookcloser.core.config import AgentConfig
 
     return Agent(vlm=vlm, tools={"localizer": FixedLocalizer({"the sign": SIGN_BOX})}, config=AgentConfig(**config))
 
@@ -195,7 +195,7 @@ def _bounded(func):
 
 @pytest.mark.parametrize("fault", ["invalid_json", "html", "empty_choices"])
 def test_python_api_raises_vlm_error_not_json_errors(fault, sign):
-    from lookcloser.errors import VLMError
+    from lookcloser.core.errors import VLMError
 
     with FaultServer(show=fault) as stub:
         with pytest.raises(VLMError) as info:
@@ -205,7 +205,7 @@ def test_python_api_raises_vlm_error_not_json_errors(fault, sign):
 
 
 def test_python_api_tell_failure_raises_answer_error_with_the_findings(sign):
-    from lookcloser.errors import AnswerError, LookCloserError, VLMError
+    from lookcloser.core.errors import AnswerError, LookCloserError, VLMError
 
     with FaultServer(tell="invalid_json") as stub:
         with pytest.raises(AnswerError) as info:
@@ -221,7 +221,7 @@ def test_python_api_tell_failure_raises_answer_error_with_the_findings(sign):
 
 @pytest.mark.parametrize("fault", ["http500", "slow"])
 def test_python_api_tell_failure_or_timeout_keeps_the_findings(fault, sign):
-    from lookcloser.errors import AnswerError, VLMError
+    from lookcloser.core.errors import AnswerError, VLMError
 
     with FaultServer(tell=fault, slow_seconds=30) as stub:
         agent = _agent(OpenAIVLM("stub", base_url=stub.url, max_retries=1), timeout=3)
@@ -233,7 +233,7 @@ def test_python_api_tell_failure_or_timeout_keeps_the_findings(fault, sign):
 
 
 def test_python_api_timeout_names_the_endpoint(sign):
-    from lookcloser.errors import TimeLimitError, VLMError, VLMTimeoutError
+    from lookcloser.core.errors import TimeLimitError, VLMError, VLMTimeoutError
 
     with FaultServer(show="slow", slow_seconds=30) as stub:
         with pytest.raises(VLMTimeoutError) as info:
@@ -244,8 +244,8 @@ def test_python_api_timeout_names_the_endpoint(sign):
 
 def test_the_time_limit_also_bounds_the_search(sign):
     from lookcloser.agent import Agent
-    from lookcloser.config import AgentConfig
-    from lookcloser.errors import AnswerError, TimeLimitError
+    from lookcloser.core.config import AgentConfig
+    from lookcloser.core.errors import AnswerError, TimeLimitError
 
     vlm = ScriptedVLM([json.dumps({"answer": None, "missing": [{"name": "the sign"}]}), "never asked"])
     agent = Agent(vlm=vlm, tools={"localizer": FixedLocalizer({"the sign": SIGN_BOX}, delay=20)},
@@ -260,11 +260,11 @@ def test_the_time_limit_also_bounds_the_search(sign):
 
 
 def test_served_graph_context_config_takes_the_timeout(sign):
-    from lookcloser.errors import VLMTimeoutError
+    from lookcloser.core.errors import VLMTimeoutError
     from lookcloser.graphs.agent_graph import graph
-    from lookcloser.image_refs import to_ref
-    from lookcloser.images import load_image
-    from lookcloser.runtime import Context
+    from lookcloser.imaging.refs import to_ref
+    from lookcloser.imaging.load import load_image
+    from lookcloser.runtime.context import Context
 
     with FaultServer(show="slow", slow_seconds=30) as stub:
         context = Context(vlm=stub.spec, tools={"localizer": "whole_image"}, config={"timeout": 1})
@@ -274,12 +274,12 @@ def test_served_graph_context_config_takes_the_timeout(sign):
 
 
 def test_a_search_past_its_time_stops_itself_instead_of_running_on(sign):
-    """The search node passes its limit down (lookcloser.deadline): the V* search checks it between
+    """The search node passes its limit down (lookcloser.core.deadline): the V* search checks it between
     steps, so the worker ends soon after the time-out rather than looking at every patch in the background."""
     import threading
 
     from lookcloser.agent import Agent
-    from lookcloser.config import AgentConfig
+    from lookcloser.core.config import AgentConfig
     from lookcloser.tools.vstar.localizer import VStarLocalizer
     from vstar_fakes import Blob, SyntheticCue
 

@@ -1,4 +1,4 @@
-"""lookcloser.geometry: batch IoU, the "same line" overlap, NMS, SEAL's split rule, leaf and intersection tests."""
+"""lookcloser.core.geometry: batch IoU, the "same line" overlap, NMS, SEAL's split rule, leaf and intersection tests."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from lookcloser.geometry import (as_xyxy, box_intersection_batch, box_iou_batch, boxes_intersect, is_leaf,
+from lookcloser.core.geometry import (as_xyxy, box_intersection_batch, box_iou_batch, boxes_intersect, is_leaf,
                                  line_overlap_batch, nms, split_box)
-from lookcloser.types import Box
+from lookcloser.core.types import Box
 
 
 def _iou(a, b) -> float:

@@ -16,9 +16,9 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from PIL import Image
 
 from doubles import FixedLocalizer, ScriptedVLM
-from lookcloser.errors import ImageError
+from lookcloser.core.errors import ImageError
 from lookcloser.graphs import build_graph
-from lookcloser.runtime import Context
+from lookcloser.runtime.context import Context
 
 
 def data_url(image: Image.Image) -> str:

@@ -20,11 +20,11 @@ pytest.importorskip("transformers")
 
 from doubles import ScriptedVLM  # noqa: E402
 from lookcloser import Agent  # noqa: E402
-from lookcloser.errors import ModelLoadError  # noqa: E402
+from lookcloser.core.errors import ModelLoadError  # noqa: E402
 from lookcloser.tools.base import Detector, Localizer  # noqa: E402
 from lookcloser.tools.grounding_dino import GroundingDinoDetector  # noqa: E402
 from lookcloser.tools.registry import registry  # noqa: E402
-from lookcloser.types import Target  # noqa: E402
+from lookcloser.core.types import Target  # noqa: E402
 from tiny_grounding_dino import build_tiny_grounding_dino  # noqa: E402
 
 PHRASES = ["red car", "dog", "blue cup"]

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from lookcloser import hub
+from lookcloser.core import hub
 
 
 class NeverCached:
@@ -70,7 +70,7 @@ def test_local_directory_is_loaded_directly(tmp_path):
 
 
 def test_model_source_local_directory_hub_id_and_bad_paths(tmp_path, monkeypatch):
-    from lookcloser.errors import ModelLoadError
+    from lookcloser.core.errors import ModelLoadError
 
     assert hub.model_source(tmp_path, "OWLv2", "fix it") == (str(tmp_path), True)
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -105,7 +105,7 @@ def fake_torch(cuda: bool = False, gpus: int = 1, bf16: bool = True, mps: bool =
 
 
 def test_resolve_device_auto_and_explicit():
-    from lookcloser.errors import ModelLoadError
+    from lookcloser.core.errors import ModelLoadError
 
     assert hub.resolve_device("auto", fake_torch(cuda=True)) == "cuda"
     assert hub.resolve_device("auto", fake_torch()) == "cpu"

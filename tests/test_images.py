@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from lookcloser import Agent, Box, ImageError, load_image
-from lookcloser.images import ALLOWED_FORMATS, FRAMES_KEY, decode_image_string
+from lookcloser.imaging.load import ALLOWED_FORMATS, FRAMES_KEY, decode_image_string
 from doubles import ScriptedVLM
 
 
@@ -177,7 +177,7 @@ def test_permission_denied_names_the_path(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(os, "open", denied)  # lookcloser.files opens image files with os.open
+    monkeypatch.setattr(os, "open", denied)  # lookcloser.imaging.files opens image files with os.open
     with pytest.raises(ImageError, match=f"permission denied: cannot read image file {path}"):
         load_image(path)
 

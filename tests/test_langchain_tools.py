@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from doubles import FixedLocalizer, ScriptedVLM
 from lookcloser import Agent
-from lookcloser.langchain_tools import lookcloser_tools
+from lookcloser.entrypoints.langchain_tools import lookcloser_tools
 
 SIGN = (40, 30, 200, 90)
 

@@ -28,7 +28,7 @@ from mcp.client.session import ClientSession  # noqa: E402
 from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-from lookcloser.types import Finding, Target  # noqa: E402
+from lookcloser.core.types import Finding, Target  # noqa: E402
 
 FINDING_KEYS = set(Finding(target=Target(name="x"), status="not_found", tool="t").to_json())
 CALL_SECONDS = 90  # a hung server fails the test instead of holding the suite
@@ -36,7 +36,7 @@ CALL_SECONDS = 90  # a hung server fails the test instead of holding the suite
 
 def _lookcloser() -> list[str]:
     script = Path(sys.executable).parent / "lookcloser"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli.main"]
 
 
 # ------------------------------------------------------------------------------------ the pictures
@@ -369,7 +369,7 @@ def test_a_busy_port_is_one_line():
 
 
 def test_without_the_mcp_extra_the_error_says_what_to_install():
-    hide = "import sys; sys.modules['mcp'] = None; from lookcloser.cli import main; sys.argv = ['lookcloser', 'mcp']; main()"
+    hide = "import sys; sys.modules['mcp'] = None; from lookcloser.entrypoints.cli.main import main; sys.argv = ['lookcloser', 'mcp']; main()"
     result = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: `lookcloser mcp` needs the MCP SDK, which is not installed: "

@@ -1,4 +1,4 @@
-"""One model cache per process (lookcloser.hub.shared): an Agent loads each model once however many
+"""One model cache per process (lookcloser.core.hub.shared): an Agent loads each model once however many
 tool instances use it, and two Agents with the same settings share the loaded weights."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from lookcloser import Agent
-from lookcloser.types import Target
+from lookcloser.core.types import Target
 
 from tiny_owlv2 import build_tiny_owlv2
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lookcloser.errors import ModelLoadError
-from lookcloser.hub import forget_shared
+from lookcloser.core.errors import ModelLoadError
+from lookcloser.core.hub import forget_shared
 from lookcloser.tools.vstar.text_cue import TextCue
 from lookcloser.tools.vstar.text_match import edit_distance, normalise
-from lookcloser.types import Box
+from lookcloser.core.types import Box
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

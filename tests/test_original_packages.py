@@ -16,7 +16,7 @@ from PIL import Image
 
 from doubles import ScriptedVLM
 from lookcloser import Agent, Box
-from lookcloser.errors import ModelLoadError
+from lookcloser.core.errors import ModelLoadError
 from lookcloser.tools.groundingdino_original import OriginalGroundingDino
 from lookcloser.tools.sam2_original import OriginalSam2Segmenter
 

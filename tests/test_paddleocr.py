@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lookcloser.errors import ModelLoadError
+from lookcloser.core.errors import ModelLoadError
 from lookcloser.tools.paddleocr import PaddleOCRTool
 
 HERE = Path(__file__).resolve().parent

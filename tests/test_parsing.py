@@ -1,6 +1,6 @@
 import pytest
 
-from lookcloser.parsing import parse_choice, parse_show
+from lookcloser.core.parsing import parse_choice, parse_show
 
 
 def test_strict_json_answer():

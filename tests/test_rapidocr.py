@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from lookcloser import Box, load_image
-from lookcloser.images import crop
+from lookcloser.imaging.load import crop
 from lookcloser.tools import registry
 from lookcloser.tools.base import OCR
-from lookcloser.types import Detection, Target
+from lookcloser.core.types import Detection, Target
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

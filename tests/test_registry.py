@@ -63,7 +63,7 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
     package = tmp_path / "my_plugin_pkg"
     package.mkdir()
     (package / "__init__.py").write_text(textwrap.dedent("""
-        from lookcloser.types import Finding
+        from lookcloser.core.types import Finding
 
         class PluginLocalizer:
             name = "plugin"
@@ -208,7 +208,7 @@ def test_unconfigured_role_is_a_lookup_error():
 def test_routing_knows_which_localizers_batch_without_building_them():
     """The graph sends one search branch for all targets to a localizer with `locate_many`; it reads that
     from the registration (ToolInfo.batches) so routing never builds a tool. The declarations match the tools."""
-    from lookcloser.runtime import Context, Services
+    from lookcloser.runtime.context import Context, Services
 
     for name in registry.names("localizer"):
         services = Services(Context(vlm="openai:stub@http://127.0.0.1:9/v1", tools={"localizer": name}))

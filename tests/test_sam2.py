@@ -14,11 +14,11 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from lookcloser.errors import ModelLoadError  # noqa: E402
+from lookcloser.core.errors import ModelLoadError  # noqa: E402
 from lookcloser.tools.base import Segmenter  # noqa: E402
 from lookcloser.tools.registry import registry  # noqa: E402
 from lookcloser.tools.sam2 import Sam2Segmenter  # noqa: E402
-from lookcloser.types import Box, Mask  # noqa: E402
+from lookcloser.core.types import Box, Mask  # noqa: E402
 from tiny_sam2 import build_tiny_sam2  # noqa: E402
 
 BOXES = [Box(x1=10, y1=10, x2=50, y2=60), Box(x1=100, y1=20, x2=180, y2=110), Box(x1=0, y1=0, x2=200, y2=120)]

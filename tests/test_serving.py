@@ -10,11 +10,11 @@ import io
 import pytest
 from PIL import Image
 
-from lookcloser.config import AgentConfig
-from lookcloser.errors import ImageError, SettingsError
-from lookcloser.image_refs import Access, resolve_image
-from lookcloser.runtime import Context, services
-from lookcloser.serving import Operator
+from lookcloser.core.config import AgentConfig
+from lookcloser.core.errors import ImageError, SettingsError
+from lookcloser.imaging.refs import Access, resolve_image
+from lookcloser.runtime.context import Context, services
+from lookcloser.runtime.serving import Operator
 
 OPERATOR_VLM = "openai:operator@http://10.0.0.5:8000/v1"
 

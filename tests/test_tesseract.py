@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from lookcloser.errors import ModelLoadError
+from lookcloser.core.errors import ModelLoadError
 from lookcloser.tools import registry
 from lookcloser.tools.base import OCR
 from lookcloser.tools.tesseract import TesseractOCR, parse_tsv
 from lookcloser.tools.vstar.text_match import normalise
-from lookcloser.types import Box
+from lookcloser.core.types import Box
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None,

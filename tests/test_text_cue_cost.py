@@ -12,7 +12,7 @@ from PIL import Image
 
 from lookcloser.tools.vstar.text_cue import TextCue, chunk_grid, max_pool
 from lookcloser.tools.vstar.text_match import normalise
-from lookcloser.types import Detection
+from lookcloser.core.types import Detection
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -156,7 +156,7 @@ def test_upscaled_close_look_reads_a_shop_sign_the_native_look_misses():
 def test_int8_detector_builds_from_the_wheel_and_agrees_with_the_float_one(tmp_path, monkeypatch, sign):
     pytest.importorskip("onnx", reason="the int8 detector needs the [ocr-int8] extra")
     monkeypatch.setenv("LOOKCLOSER_CACHE", str(tmp_path))
-    from lookcloser.hub import forget_shared
+    from lookcloser.core.hub import forget_shared
     from lookcloser.tools.vstar import det_int8, text_cue
 
     forget_shared("onnx")

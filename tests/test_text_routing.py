@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from lookcloser.tools.rapidocr import RapidOCRTool
 from lookcloser.tools.vstar.localizer import VStarLocalizer, create_vstar_localizer, shares_cue
 from lookcloser.tools.vstar.text_match import normalise
-from lookcloser.types import Box, Detection, Target
+from lookcloser.core.types import Box, Detection, Target
 from vstar_fakes import Blob, FakeTextCue, SyntheticCue, Thing, coord_image
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lookcloser import Agent
-from lookcloser.errors import SettingsError
+from lookcloser.core.errors import SettingsError
 from lookcloser.tools import registry
 
 VLM = "openai:stub@http://127.0.0.1:9/v1"  # never called: the agent fails while it is built

@@ -11,9 +11,9 @@ from PIL import Image
 
 from lookcloser import Agent, SettingsError
 from lookcloser.graphs.agent_graph import graph
-from lookcloser.runtime import Context, services
+from lookcloser.runtime.context import Context, services
 from lookcloser.tools import register_tool
-from lookcloser.types import Box, Detection
+from lookcloser.core.types import Box, Detection
 
 
 class ScoredDetector:
@@ -97,7 +97,7 @@ def test_model_that_cannot_load_names_the_setting_as_agent_keywords(tmp_path):
 
 
 def test_a_tool_built_by_hand_names_its_keyword(tmp_path):
-    from lookcloser.errors import ModelLoadError
+    from lookcloser.core.errors import ModelLoadError
     from lookcloser.tools.sam2 import Sam2Segmenter
 
     with pytest.raises(ModelLoadError, match=r"\(save_pretrained output\): pass model='/models/sam2.1-hiera-tiny'$"):

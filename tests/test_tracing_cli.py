@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lookcloser.tracing import RUNS_FILE, load_trace
-from lookcloser.trace_cli import trace_app
+from lookcloser.entrypoints.cli.trace import trace_app
 from tracing_helpers import ANSWER, LangSmithStub, agent_trace
 
 LOOKCLOSER = Path(sys.executable).with_name("lookcloser")
@@ -25,7 +25,7 @@ def invoke(*args):
 
 
 def lookcloser(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
-    command = [str(LOOKCLOSER)] if LOOKCLOSER.exists() else [sys.executable, "-m", "lookcloser.cli"]
+    command = [str(LOOKCLOSER)] if LOOKCLOSER.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli.main"]
     return subprocess.run([*command, "trace", *map(str, args)], capture_output=True, text=True, timeout=120,
                           env={**(env or os.environ), "COLUMNS": "200"}, cwd=cwd)
 

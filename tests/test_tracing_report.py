@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from doubles import ExplodingLocalizer, ScriptedVLM
 from lookcloser.tools.vstar.localizer import VStarLocalizer
 from lookcloser.tracing import RUNS_FILE, load_trace
-from lookcloser.trace_cli import trace_app
+from lookcloser.entrypoints.cli.trace import trace_app
 from lookcloser.tracing.report import render_report, write_report
-from lookcloser.types import Box
+from lookcloser.core.types import Box
 from tracing_helpers import ANSWER, QUESTION, SCENE_COLOR, agent_trace, missing
 from vstar_fakes import Blob, SyntheticCue, Thing, coord_image
 

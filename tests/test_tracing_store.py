@@ -183,7 +183,7 @@ def test_list_traces_newest_first_and_an_unreadable_one_is_listed_not_fatal(tmp_
 
 
 def test_importing_the_tracing_package_and_its_reader_stays_cheap():
-    code = ("import sys, lookcloser.tracing, lookcloser.tracing.store, lookcloser.trace_cli; "
+    code = ("import sys, lookcloser.tracing, lookcloser.tracing.store, lookcloser.entrypoints.cli.trace; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'langgraph', 'langchain_core', 'transformers', "
             "'torch', 'PIL', 'langsmith'}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
@@ -202,7 +202,7 @@ def test_tools_reach_tracing_only_through_langchain():
     import ast
 
     tools_dir = Path(__file__).resolve().parents[1] / "tools"
-    banned = ("lookcloser.tracing", "lookcloser.counting", "lookcloser.expert_tools")
+    banned = ("lookcloser.tracing", "lookcloser.graphs.counting", "lookcloser.runtime.expert_tools")
     offenders = []
     for path in sorted(tools_dir.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -1,10 +1,10 @@
-"""agent/visualize.py: boxes, labels and run-length masks drawn over the image."""
+"""agent/imaging/draw.py: boxes, labels and run-length masks drawn over the image."""
 
 import numpy as np
 from PIL import Image
 
-from lookcloser.types import Box, Finding, Mask, Target
-from lookcloser.visualize import draw_findings
+from lookcloser.core.types import Box, Finding, Mask, Target
+from lookcloser.imaging.draw import draw_findings
 
 
 def _finding(box, mask=None, text=None, status="found"):

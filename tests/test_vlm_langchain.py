@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from PIL import Image
 
 from doubles import RecordingChatModel
-from lookcloser.errors import VLMError
+from lookcloser.core.errors import VLMError
 from lookcloser.vlm import ChatMessage, LangChainVLM, supports
 
 

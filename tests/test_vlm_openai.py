@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from PIL import Image
 
-from lookcloser.config import cap_text
-from lookcloser.errors import VLMError
+from lookcloser.core.config import cap_text
+from lookcloser.core.errors import VLMError
 from lookcloser.vlm import ChatMessage, OpenAIVLM, supports
 from openai_stub import LocalServer, StubServer, completion, sse_events
 
@@ -173,7 +173,7 @@ def test_settings_are_checked_and_described():
 
 def test_per_call_timeout_and_retries_are_settings():
     from fault_stub import FaultServer
-    from lookcloser.errors import VLMTimeoutError
+    from lookcloser.core.errors import VLMTimeoutError
 
     with FaultServer(show="slow", slow_seconds=30) as slow:
         vlm = OpenAIVLM("m", base_url=slow.url, timeout=0.5, max_retries=1)
@@ -184,8 +184,8 @@ def test_per_call_timeout_and_retries_are_settings():
 
 def test_the_question_time_limit_shortens_the_call_and_stops_retries():
     from fault_stub import FaultServer
-    from lookcloser.deadline import time_limit
-    from lookcloser.errors import VLMTimeoutError
+    from lookcloser.core.deadline import time_limit
+    from lookcloser.core.errors import VLMTimeoutError
 
     with FaultServer(show="slow", slow_seconds=30) as slow:
         vlm = OpenAIVLM("m", base_url=slow.url, timeout=120, max_retries=5)
@@ -202,7 +202,7 @@ def test_an_endpoint_that_trickles_bytes_is_cut_at_the_timeout():
     from concurrent.futures import ThreadPoolExecutor
 
     from fault_stub import FaultServer
-    from lookcloser.errors import VLMTimeoutError
+    from lookcloser.core.errors import VLMTimeoutError
 
     with FaultServer(show="trickle", slow_seconds=30) as trickle:
         vlm = OpenAIVLM("m", base_url=trickle.url, timeout=1, max_retries=0)
@@ -328,8 +328,8 @@ def test_a_stream_is_tried_again_only_before_its_first_text():
 
 
 def test_a_stalled_stream_is_cut_at_the_timeout_and_the_time_limit():
-    from lookcloser.deadline import time_limit
-    from lookcloser.errors import VLMTimeoutError
+    from lookcloser.core.deadline import time_limit
+    from lookcloser.core.errors import VLMTimeoutError
 
     with SSEServer("stall") as server:
         vlm = OpenAIVLM("m", base_url=server.url, max_retries=2, timeout=1)

@@ -12,7 +12,7 @@ import threading
 import pytest
 from PIL import Image
 
-from lookcloser.errors import ModelLoadError
+from lookcloser.core.errors import ModelLoadError
 from lookcloser.vlm import ChatMessage, TransformersVLM, VLMReply, supports
 from lookcloser.vlm.transformers_vlm import downscale
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from lookcloser.errors import ModelLoadError
+from lookcloser.core.errors import ModelLoadError
 from lookcloser.tools.base import Localizer
 from lookcloser.tools import registry
 from lookcloser.tools.vstar.localizer import VStarLocalizer, create_vstar_localizer
-from lookcloser.types import Box, Target
+from lookcloser.core.types import Box, Target
 from vstar_fakes import Blob, FakeTextCue, SyntheticCue, Thing, coord_image
 
 TARGET = Box(x1=700, y1=120, x2=740, y2=150)
@@ -108,7 +108,7 @@ def test_the_best_box_below_the_accept_score_is_still_given_marked_unless_switch
 
 
 def test_the_contextual_cue_maps_the_context_object_with_the_object_cue_and_records_it():
-    from lookcloser.vlm_protocol import VLMReply
+    from lookcloser.core.vlm_protocol import VLMReply
 
     class Vlm:
         name = "scripted"

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookcloser.counting import counting
-from lookcloser.geometry import is_leaf, split_box
+from lookcloser.graphs.counting import counting
+from lookcloser.core.geometry import is_leaf, split_box
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueOutput
 from lookcloser.tools.vstar.read_all import _cut, _focus, _seen_as_close, dedupe_lines
 from lookcloser.tools.vstar.find_one import find_one
 from lookcloser.tools.vstar.read_all import read_all
 from lookcloser.tools.vstar.search import rect_mass, split_patch
-from lookcloser.types import Box, Detection
+from lookcloser.core.types import Box, Detection
 from vstar_fakes import Blob, FakeTextCue, SyntheticCue, Thing, coord_image
 
 CFG = SearchConfig()

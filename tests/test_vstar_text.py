@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from lookcloser.tools.vstar.text_cue import TextCue, detector_input_size
 from lookcloser.tools.vstar.text_match import match_score, normalise, quoted_text, rank_lines
-from lookcloser.types import Box, Detection
+from lookcloser.core.types import Box, Detection
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TAXI_BOX = Box(x1=536, y1=643, x2=564, y2=657)  # read by eye
@@ -77,7 +77,7 @@ def test_text_cue_reads_synthetic_text_and_counts_calls(cue):
 def test_vstar_reads_small_text_that_whole_image_ocr_misses(cue):
     from lookcloser.tools.rapidocr import RapidOCRTool
     from lookcloser.tools.vstar.localizer import VStarLocalizer
-    from lookcloser.types import Target
+    from lookcloser.core.types import Target
 
     # the street photo in the top-left quarter of a 3360 x 1752 frame: PP-OCRv6 reads "TAXI" in the photo
     # alone in one whole-image pass, not once the engine shrinks the larger frame to 2000 px
@@ -132,7 +132,7 @@ def test_find_reads_the_small_url_on_the_vending_machine(tmp_path):
 
     from typer.testing import CliRunner
 
-    from lookcloser.cli import app
+    from lookcloser.entrypoints.cli.main import app
     from lookcloser.tools.vstar.text_match import edit_distance
 
     result = CliRunner().invoke(app, ["find", str(EXAMPLES / "vending_machine.jpg"), "text", "--json",

@@ -9,7 +9,7 @@ from PIL import Image
 from lookcloser.tools.vstar.localizer import VStarLocalizer
 from lookcloser.tools.vstar.find_one import find_one
 from lookcloser.tools.vstar.visualize import draw_search
-from lookcloser.types import Box, Target
+from lookcloser.core.types import Box, Target
 from vstar_fakes import Blob, SyntheticCue, Thing, coord_image
 
 TARGET = Box(x1=700, y1=120, x2=740, y2=150)

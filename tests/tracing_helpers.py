@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from doubles import BoxMaskSegmenter, ScriptedVLM
 from lookcloser import Agent, Answer
-from lookcloser.types import SEARCH_STEP, Box, Finding, Target
+from lookcloser.core.types import SEARCH_STEP, Box, Finding, Target
 
 # A colour that nothing else on the report page uses: the tests look for it in the screenshot.
 SCENE_COLOR = (23, 167, 141)

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput
-from lookcloser.types import Box, Detection
+from lookcloser.core.types import Box, Detection
 
 GRID = 64
 

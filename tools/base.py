@@ -11,7 +11,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 from PIL import Image
 
-from lookcloser.types import Box, Detection, Finding, Target
+from lookcloser.core.types import Box, Detection, Finding, Target
 
 __all__ = ["OCR", "PROTOCOLS", "ROLES", "Detector", "Localizer", "Segmenter"]
 

@@ -20,8 +20,8 @@ from typing import Annotated, Any, Sequence
 from PIL import Image
 from pydantic import Field
 
-from lookcloser.hub import check_dtype, load_shared
-from lookcloser.types import Box, Detection, Finding, Target
+from lookcloser.core.hub import check_dtype, load_shared
+from lookcloser.core.types import Box, Detection, Finding, Target
 
 __all__ = ["DEFAULT_MODEL", "GroundingDinoDetector"]
 

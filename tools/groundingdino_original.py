@@ -18,10 +18,10 @@ from typing import Annotated, Any
 from PIL import Image
 from pydantic import Field
 
-from lookcloser.errors import ModelLoadError
-from lookcloser.hub import resolve_device, shared
+from lookcloser.core.errors import ModelLoadError
+from lookcloser.core.hub import resolve_device, shared
 from lookcloser.tools.grounding_dino import GroundingDinoDetector, _assign, _phrase_spans
-from lookcloser.types import Box, Detection
+from lookcloser.core.types import Box, Detection
 
 __all__ = ["INSTALL", "OriginalGroundingDino"]
 

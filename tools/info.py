@@ -82,7 +82,7 @@ class Weights:
         path = Path(model).expanduser()
         if path.is_dir():
             return None
-        from lookcloser.hub import looks_like_path  # noqa: PLC0415 - stdlib-only module
+        from lookcloser.core.hub import looks_like_path  # noqa: PLC0415 - stdlib-only module
 
         if looks_like_path(model) or path.exists():
             return Usability(WEIGHTS_NOT_CACHED, _for(f"model directory {model} does not exist", self.needed_for),

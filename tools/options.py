@@ -17,7 +17,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model_validator
 from pydantic.errors import PydanticSchemaGenerationError
 
-from lookcloser.errors import SettingsError
+from lookcloser.core.errors import SettingsError
 
 __all__ = ["OPTION_CONFIG", "check", "options_model"]
 

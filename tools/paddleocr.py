@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lookcloser.errors import ModelLoadError
+from lookcloser.core.errors import ModelLoadError
 from lookcloser.tools.paddleocr_worker import read_message, write_message
-from lookcloser.types import Box, Detection
+from lookcloser.core.types import Box, Detection
 
 __all__ = ["PaddleOCRTool"]
 

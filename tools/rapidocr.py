@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lookcloser.errors import ModelLoadError, SettingsError
-from lookcloser.types import Box, Detection
+from lookcloser.core.errors import ModelLoadError, SettingsError
+from lookcloser.core.types import Box, Detection
 
 __all__ = ["RapidOCRTool", "engine_params"]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable
 
-from lookcloser.errors import ToolNotFoundError
+from lookcloser.core.errors import ToolNotFoundError
 from lookcloser.tools.base import PROTOCOLS, ROLES
 from pydantic import BaseModel
 

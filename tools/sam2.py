@@ -18,8 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from lookcloser.hub import check_dtype, load_shared
-from lookcloser.types import Box, Detection, Mask
+from lookcloser.core.hub import check_dtype, load_shared
+from lookcloser.core.types import Box, Detection, Mask
 
 __all__ = ["DEFAULT_MODEL", "Sam2Segmenter"]
 

@@ -19,10 +19,10 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from lookcloser.errors import ModelLoadError
-from lookcloser.hub import resolve_device, shared
+from lookcloser.core.errors import ModelLoadError
+from lookcloser.core.hub import resolve_device, shared
 from lookcloser.tools.sam2 import _mask_box, _xyxy
-from lookcloser.types import Box, Detection, Mask
+from lookcloser.core.types import Box, Detection, Mask
 
 __all__ = ["DEFAULT_CONFIG", "INSTALL", "OriginalSam2Segmenter"]
 

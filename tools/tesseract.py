@@ -23,8 +23,8 @@ from typing import Annotated, Any
 from PIL import Image
 from pydantic import Field
 
-from lookcloser.errors import ModelLoadError
-from lookcloser.types import Box, Detection
+from lookcloser.core.errors import ModelLoadError
+from lookcloser.core.types import Box, Detection
 
 __all__ = ["TesseractOCR", "parse_tsv"]
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from PIL import Image
 from pydantic import Field
 
-from lookcloser.types import Finding, Target
+from lookcloser.core.types import Finding, Target
 
 __all__ = ["WholeImageLocalizer", "create_whole_image_localizer"]
 

@@ -6,7 +6,7 @@ ask, map back, score — or search one annotated target, IoU against the truth; 
 `batch_as_completed`), `run` (one call per evaluation: `evaluate`, `evaluate_search`; the append-only
 results.jsonl, `--resume`, Ray actors, what a number was measured with), `summary` (summary.json / .md / .svg,
 `read_rows`, and `--compare`). The commands are in
-`lookcloser.cli`.
+`lookcloser.entrypoints.cli.main`.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from lookcloser.eval.items import DatasetError, Item, TargetBox
-from lookcloser.files import IMAGE_SUFFIXES
+from lookcloser.imaging.files import IMAGE_SUFFIXES
 
 __all__ = ["DatasetError", "Item", "TargetBox", "load_items"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lookcloser.errors import LookCloserError
+from lookcloser.core.errors import LookCloserError
 
 __all__ = ["DatasetError", "Item", "TargetBox"]
 

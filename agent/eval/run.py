@@ -64,7 +64,7 @@ class AgentRecipe:
 
     def build(self) -> Any:
         from lookcloser.agent import Agent  # noqa: PLC0415
-        from lookcloser.config import AgentConfig  # noqa: PLC0415
+        from lookcloser.core.config import AgentConfig  # noqa: PLC0415
 
         vlm = self.vlm() if callable(self.vlm) and not hasattr(self.vlm, "generate") else self.vlm
         return Agent(vlm=vlm, tools=dict(self.tools), tool_options=dict(self.tool_options),
@@ -76,7 +76,7 @@ class RunOptions:
 
     def __init__(self, *, workers: int = 1, ray: bool = False, address: str | None = None,
                  cpus_per_actor: float = 1.0, gpus_per_actor: float = 0.0) -> None:
-        from lookcloser.errors import InputError  # noqa: PLC0415
+        from lookcloser.core.errors import InputError  # noqa: PLC0415
 
         if not isinstance(workers, int) or workers < 1:
             raise InputError(f"--workers must be at least 1, got {workers}")

@@ -116,7 +116,7 @@ def ask_item(agent: Any, item: Item, seed: int) -> dict[str, Any]:
 
 
 def _answer_row(item: Item, order: list[int] | None, answer: Any, seconds: float) -> dict[str, Any]:
-    from lookcloser.errors import AnswerError  # noqa: PLC0415 - keeps `import lookcloser.eval` light
+    from lookcloser.core.errors import AnswerError  # noqa: PLC0415 - keeps `import lookcloser.eval` light
 
     row = _base_row(item)
     row.update(options=[item.options[i] for i in order] if order else None, shown_order=order)
@@ -174,7 +174,7 @@ def _search_row(unit: SearchUnit) -> dict[str, Any]:
 def search_rows(agent: Any, units: list[SearchUnit], *, workers: int = 1) -> Iterator[dict[str, Any]]:
     """One row per unit, yielded as each finishes: the localizer's first finding for the target against its
     box (`agent.find` on the agent's batch, `workers` at once; errors become the row's error)."""
-    from lookcloser.types import Target  # noqa: PLC0415
+    from lookcloser.core.types import Target  # noqa: PLC0415
 
     requests = []
     for unit in units:
@@ -191,7 +191,7 @@ def search_rows(agent: Any, units: list[SearchUnit], *, workers: int = 1) -> Ite
 
 
 def _found_row(unit: SearchUnit, findings: Any, seconds: float) -> dict[str, Any]:
-    from lookcloser.types import Box  # noqa: PLC0415
+    from lookcloser.core.types import Box  # noqa: PLC0415
 
     row = {**_search_row(unit), "seconds": seconds}
     if isinstance(findings, BaseException):

@@ -1,11 +1,11 @@
 """Export and read LangGraph's own run tree. Its runs are langchain-core's: the graph and its nodes (LangGraph),
 each VLM call (a chat model's llm run, `lookcloser.vlm.chat`), each tool call (a `BaseTool` run,
-`lookcloser.expert_tools`), each V* search step (a `RunnableLambda` chain run). This package adds no runs:
+`lookcloser.runtime.expert_tools`), each V* search step (a `RunnableLambda` chain run). This package adds no runs:
 - `jsonl`: `JsonlTracer`, the local exporter (`<root>/<trace_id>/runs.jsonl`, `meta.json`, `images/`);
   LangSmith gets the same tree from langchain-core's own tracer (LANGSMITH_TRACING=true).
 - `store`: read saved traces back, validate them against langsmith's run schema, list them, build the tree.
 - `report`: one self-contained HTML page per trace. `upload`: send a saved trace to LangSmith.
-The `lookcloser trace` commands are the CLI's (`lookcloser.trace_cli`).
+The `lookcloser trace` commands are the CLI's (`lookcloser.entrypoints.cli.trace`).
 
 Names are imported on first use (PEP 562): `import lookcloser.tracing` loads neither LangGraph,
 langchain-core nor Pillow.

@@ -31,8 +31,8 @@ import xxhash
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
 
-from lookcloser.files import write_atomic
-from lookcloser.imagestore import IMAGE_REF_PREFIX, store
+from lookcloser.imaging.files import write_atomic
+from lookcloser.imaging.store import IMAGE_REF_PREFIX, store
 from lookcloser.tracing.store import IMAGES_DIR, META_FILE, RUNS_FILE, TRACE_FORMAT
 
 __all__ = ["IMAGES_DIR", "META_FILE", "RUNS_FILE", "TRACE_FORMAT", "JsonlTracer"]

@@ -7,7 +7,7 @@ name: VLM calls are the `llm` runs, tool calls the `tool` runs, search steps the
 `search_step`, and a run's graph node is the topmost run above it that LangGraph marked `langgraph_node`
 (a search node's inputs name its targets, which label its steps). Images are embedded as data URLs (the page travels as one file); the trace
 keeps them as files. Only files inside the trace directory are opened, whatever paths a trace names,
-and each through `lookcloser.images.load_image` (format allowlist and pixel limit). Drawing is an SVG
+and each through `lookcloser.imaging.load.load_image` (format allowlist and pixel limit). Drawing is an SVG
 overlay in the image's own pixel coordinates, so boxes stay exact at any size.
 """
 
@@ -27,10 +27,10 @@ from typing import Any, Iterable
 import numpy as np
 from PIL import Image
 
-from lookcloser.errors import ImageError
-from lookcloser.images import DEFAULT_MAX_PIXELS, load_image
+from lookcloser.core.errors import ImageError
+from lookcloser.imaging.load import DEFAULT_MAX_PIXELS, load_image
 from lookcloser.tracing.store import RunNode, build_tree, load_trace, root_run, run_seconds
-from lookcloser.types import SEARCH_STEP
+from lookcloser.core.types import SEARCH_STEP
 
 __all__ = ["render_report", "write_report"]
 
@@ -364,7 +364,7 @@ def _input_image_path(root: dict[str, Any] | None, runs: list[dict[str, Any]]) -
 def _mask_overlay(mask: dict[str, Any], size: tuple[int, int], box: list[float] | None) -> tuple[str, list[float]] | None:
     """(data URL, placement box) of a finding's RLE mask: full-image masks over the whole image,
     box-sized ones over their box; anything else is not drawn."""
-    from lookcloser.types import Mask  # noqa: PLC0415
+    from lookcloser.core.types import Mask  # noqa: PLC0415
 
     try:
         array = Mask.model_validate(mask).to_array()
@@ -600,7 +600,7 @@ def _walk(roots: Iterable[RunNode]) -> tuple[list[RunNode], dict[int, RunNode]]:
 def render_report(trace_dir: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> str:
     """The report for the trace in `trace_dir` as one HTML string (raises TraceError for an unreadable trace).
 
-    `max_pixels` bounds every image opened (as in `lookcloser.images.load_image`).
+    `max_pixels` bounds every image opened (as in `lookcloser.imaging.load.load_image`).
     """
     trace_dir = Path(trace_dir)
     runs = load_trace(trace_dir)

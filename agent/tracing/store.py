@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from lookcloser.errors import LookCloserError
+from lookcloser.core.errors import LookCloserError
 
 __all__ = ["IMAGES_DIR", "META_FILE", "RUNS_FILE", "TRACE_FORMAT", "RunNode", "TraceError", "TraceSummary",
            "build_tree", "list_traces", "load_trace", "read_meta", "root_run", "run_seconds", "summarize",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lookcloser.errors import LookCloserError
+from lookcloser.core.errors import LookCloserError
 from lookcloser.tracing.store import load_trace, validate_trace
 
 __all__ = ["UploadError", "UploadResult", "upload_trace"]

@@ -4,7 +4,7 @@ Heavy libraries (torch, transformers, openai, langchain) are imported inside the
 importing this package is cheap. `make_vlm(spec)` turns a CLI/Agent spec into a backend.
 """
 
-from lookcloser.vlm_protocol import VLM, ChatMessage, VLMReply, supports
+from lookcloser.core.vlm_protocol import VLM, ChatMessage, VLMReply, supports
 from lookcloser.vlm.factory import make_vlm
 from lookcloser.vlm.langchain_vlm import LangChainVLM
 from lookcloser.vlm.openai_vlm import OpenAIVLM

@@ -20,10 +20,10 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from PIL import Image
 
-from lookcloser.errors import VLMError
-from lookcloser.image_refs import to_ref
-from lookcloser.imagestore import store
-from lookcloser.vlm_protocol import ChatMessage, VLMReply, supports
+from lookcloser.core.errors import VLMError
+from lookcloser.imaging.refs import to_ref
+from lookcloser.imaging.store import store
+from lookcloser.core.vlm_protocol import ChatMessage, VLMReply, supports
 from lookcloser.vlm.langchain_vlm import NOSTREAM, LangChainVLM, to_langchain_messages, vlm_reply, vlm_run
 
 __all__ = ["BackendChatModel", "ChatVLM", "chat_vlm"]

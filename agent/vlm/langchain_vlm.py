@@ -14,8 +14,8 @@ from typing import Any, Callable, Literal, Sequence
 
 from PIL import Image
 
-from lookcloser.errors import VLMError
-from lookcloser.vlm_protocol import ChatMessage, VLMReply
+from lookcloser.core.errors import VLMError
+from lookcloser.core.vlm_protocol import ChatMessage, VLMReply
 from lookcloser.vlm.openai_vlm import image_to_data_url
 
 

@@ -33,12 +33,12 @@ from typing import Any, Callable, Iterator, Literal, Sequence, TypeVar
 
 from PIL import Image
 
-from lookcloser.config import cap_pieces, cap_text
-from lookcloser.deadline import time_left, time_limit_seconds
-from lookcloser.errors import VLMError, VLMTimeoutError
-from lookcloser.imagestore import store
+from lookcloser.core.config import cap_pieces, cap_text
+from lookcloser.core.deadline import time_left, time_limit_seconds
+from lookcloser.core.errors import VLMError, VLMTimeoutError
+from lookcloser.imaging.store import store
 from lookcloser.vlm.openai_stream import Feed, as_openai_error, delta, finish_reason
-from lookcloser.vlm_protocol import ChatMessage, VLMReply
+from lookcloser.core.vlm_protocol import ChatMessage, VLMReply
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 T = TypeVar("T")

@@ -18,10 +18,10 @@ from typing import Any, Iterator, Sequence
 
 from PIL import Image
 
-from lookcloser.config import cap_pieces
-from lookcloser.errors import ModelLoadError, VLMError
-from lookcloser.hub import check_dtype, from_pretrained, model_source, resolve_device, resolve_dtype, shared
-from lookcloser.vlm_protocol import ChatMessage, VLMReply
+from lookcloser.core.config import cap_pieces
+from lookcloser.core.errors import ModelLoadError, VLMError
+from lookcloser.core.hub import check_dtype, from_pretrained, model_source, resolve_device, resolve_dtype, shared
+from lookcloser.core.vlm_protocol import ChatMessage, VLMReply
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 #: Default pixel budget per image (1280 Qwen merged patches of 28x28 px): ~1 MP, ~1.3k vision tokens.

@@ -128,7 +128,7 @@ class ContextCue:
         self.last_source: str | None = None
 
     def __call__(self, patch: Image.Image, phrase: str) -> np.ndarray | None:
-        from lookcloser.vlm_protocol import ChatMessage
+        from lookcloser.core.vlm_protocol import ChatMessage
 
         message = ChatMessage(role="user", content=[patch, self.prompt.format(target=phrase)])
         reply = self.vlm.generate([message], max_new_tokens=self.max_new_tokens)

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from lookcloser.types import Detection
+from lookcloser.core.types import Detection
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookcloser.errors import ModelLoadError
+from lookcloser.core.errors import ModelLoadError
 
 __all__ = ["RECIPE_VERSION", "cache_dir", "calibration_images", "quantized_detector"]
 

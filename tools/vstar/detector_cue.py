@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput, check_cue_input
-from lookcloser.types import Detection
+from lookcloser.core.types import Detection
 
 #: Longer side of the splatted map; the search resizes it to the patch.
 MAP_SIDE = 64

@@ -21,7 +21,7 @@ from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel, CueOutput
 from lookcloser.tools.vstar.search import (Expansion, Look, Node, Outcome, SearchResult, StopReason, check_heatmap,
                                            search, split_patch)
-from lookcloser.types import Detection
+from lookcloser.core.types import Detection
 
 __all__ = ["ContextMap", "FindOne", "find_one"]
 

@@ -29,7 +29,7 @@ from typing import Annotated, Any
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from lookcloser.errors import ModelLoadError
+from lookcloser.core.errors import ModelLoadError
 from lookcloser.tools.options import options_model
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel
@@ -37,7 +37,7 @@ from lookcloser.tools.vstar.find_one import find_one
 from lookcloser.tools.vstar.read_all import read_all
 from lookcloser.tools.vstar.search import SearchResult
 from lookcloser.tools.vstar.text_match import rank_lines
-from lookcloser.types import Box, Detection, Finding, Target
+from lookcloser.core.types import Box, Detection, Finding, Target
 
 __all__ = ["OBJECT_CUES", "VStarLocalizer", "create_vstar_localizer"]
 

@@ -21,8 +21,8 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from lookcloser.errors import ModelLoadError
-from lookcloser.hub import shared
+from lookcloser.core.errors import ModelLoadError
+from lookcloser.core.hub import shared
 
 __all__ = ["RUNTIMES", "Runtime", "load_model"]
 

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lookcloser.geometry import nms
-from lookcloser.hub import check_dtype, load_shared
+from lookcloser.core.geometry import nms
+from lookcloser.core.hub import check_dtype, load_shared
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput, check_cue_input
-from lookcloser.types import Box, Detection
+from lookcloser.core.types import Box, Detection
 
 __all__ = ["DEFAULT_MODEL", "Owlv2Cue"]
 

@@ -28,7 +28,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from lookcloser.errors import ModelLoadError
+from lookcloser.core.errors import ModelLoadError
 
 __all__ = ["CLASSIFIER_FILE", "DETECTOR_FILE", "RECOGNIZER_FILE", "classifier_path", "db_postprocess",
            "DETECTOR_MEAN", "DETECTOR_STD", "detector_normalisation", "detector_path", "engine_config", "rapidocr_dir", "recognizer",

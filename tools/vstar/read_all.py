@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from lookcloser.geometry import box_intersection_batch, boxes_intersect, is_leaf, line_overlap_batch
+from lookcloser.core.geometry import box_intersection_batch, boxes_intersect, is_leaf, line_overlap_batch
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel
 from lookcloser.tools.vstar.search import (Expansion, Look, Node, Outcome, SearchResult, StopReason, rect_mass, search,
                                            split_patch)
-from lookcloser.types import Box, Detection
+from lookcloser.core.types import Box, Detection
 
 __all__ = ["ReadAll", "dedupe_lines", "read_all"]
 

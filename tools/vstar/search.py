@@ -28,11 +28,11 @@ import numpy as np
 from langchain_core.runnables import RunnableLambda
 from PIL import Image
 
-from lookcloser.deadline import expired
-from lookcloser.geometry import is_leaf, split_box
+from lookcloser.core.deadline import expired
+from lookcloser.core.geometry import is_leaf, split_box
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel, CueOutput
-from lookcloser.types import SEARCH_STEP, Box, Detection
+from lookcloser.core.types import SEARCH_STEP, Box, Detection
 
 __all__ = [
     "Expansion", "Look", "Node", "Outcome", "SearchMode", "SearchResult", "SearchStep", "StopReason",
@@ -182,7 +182,7 @@ def _to_original(det: Detection, patch: Box, width: int, height: int) -> Detecti
 
 
 def split_patch(box: Box, config: SearchConfig) -> list[Box]:
-    """The official split of a patch (`lookcloser.geometry.split_box`) as Boxes."""
+    """The official split of a patch (`lookcloser.core.geometry.split_box`) as Boxes."""
     return [Box.from_list(part) for part in split_box(box, config)]
 
 
@@ -352,7 +352,7 @@ def _walk(image: Image.Image, phrase: str, cue: CueModel, config: SearchConfig, 
     walk = _Walk(image, cue, config, strategy, min_size, steps, _Frontier(Box(x1=0, y1=0, x2=image.width, y2=image.height)))
     while walk.frontier:
         if len(steps) >= config.max_steps or time.perf_counter() - start >= config.max_seconds or expired():
-            return "budget"  # expired(): the question's (or the search node's) deadline, lookcloser.deadline
+            return "budget"  # expired(): the question's (or the search node's) deadline, lookcloser.core.deadline
         node = walk.frontier.pop()
         if strategy.skip(node):
             continue

@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lookcloser.geometry import box_iou_batch
+from lookcloser.core.geometry import box_iou_batch
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput
 from lookcloser.tools.vstar.ocr_runtime import check_runtime, load_model
 from lookcloser.tools.vstar.ppocr import (db_postprocess, detector_normalisation, detector_path, rapidocr_dir,
                                           recognizer, recognizer_path)
-from lookcloser.types import Box, Detection
+from lookcloser.core.types import Box, Detection
 
 __all__ = ["TEXT_CALIBRATION", "TextCue", "chunk_grid", "crop_quad", "detector_input_size", "detector_path", "max_pool",
            "rapidocr_dir", "recognizer_path"]

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from rapidfuzz.distance import Levenshtein
 
-from lookcloser.types import Detection
+from lookcloser.core.types import Detection
 
 __all__ = ["edit_distance", "match_score", "normalise", "quoted_text", "rank_lines"]
 

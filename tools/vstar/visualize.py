@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from lookcloser.tools.vstar.search import SearchResult
-from lookcloser.types import Finding
+from lookcloser.core.types import Finding
 
 __all__ = ["draw_search"]
 

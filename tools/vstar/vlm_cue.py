@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput, check_cue_input
-from lookcloser.types import Box, Detection
+from lookcloser.core.types import Box, Detection
 
 DEFAULT_PROMPT = "Is there a {target} in the image? Answer Yes or No."
 
@@ -80,7 +80,7 @@ class VLMCue:
         min_score: float = 0.1,
         calibration: CueCalibration | None = None,
     ) -> None:
-        from lookcloser.vlm_protocol import supports
+        from lookcloser.core.vlm_protocol import supports
 
         if vlm is None or not supports(vlm, "yes_probability"):
             name = getattr(vlm, "name", type(vlm).__name__)

@@ -10,7 +10,7 @@ target, kind → findings) and `read_text` (image → lines with boxes). Finding
 structured content (plus the same JSON as text, for clients that read only text).
 
 The image argument is a data URL or base64, or a file path inside a folder the operator named
-(`--image-dir`, repeatable; none: no file paths at all), checked by `lookcloser.image_refs` as for a
+(`--image-dir`, repeatable; none: no file paths at all), checked by `lookcloser.imaging.refs` as for a
 served graph: symlinks are resolved first, pipes and devices refused without being opened. A bad
 argument or a failing model or endpoint is the tool's error result (isError), one line; the server
 goes on. Agent work runs in a worker thread, so the server answers other requests meanwhile.
@@ -27,8 +27,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, ConfigDict, Field
 
 from lookcloser.agent import Agent
-from lookcloser.errors import LookCloserError
-from lookcloser.image_refs import Access, resolve_image
+from lookcloser.core.errors import LookCloserError
+from lookcloser.imaging.refs import Access, resolve_image
 
 __all__ = ["AskResult", "FindResult", "FindingJSON", "ReadTextResult", "TextLine", "build_server", "serve"]
 

@@ -31,10 +31,10 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from lookcloser.config import AgentConfig
-from lookcloser.errors import SettingsError
-from lookcloser.runtime import Context, services
-from lookcloser.settings import ROLES, load
+from lookcloser.core.config import AgentConfig
+from lookcloser.core.errors import SettingsError
+from lookcloser.runtime.context import Context, services
+from lookcloser.runtime.settings import ROLES, load
 
 __all__ = ["CONFIG_ENV", "VLM_ENV", "Operator", "ServePolicy"]
 

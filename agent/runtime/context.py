@@ -8,7 +8,7 @@ JSON when the graph is served (`langgraph dev`, LangGraph Platform):
      "tool_options": {"ocr": {"min_score": 0.6}},
      "config": {"max_targets": 4, "timeout": 60}}
 
-Served, a client's context is first admitted against the operator's setup (`lookcloser.serving`):
+Served, a client's context is first admitted against the operator's setup (`lookcloser.runtime.serving`):
 files, endpoints, models and limit ceilings are the operator's.
 
 A role in `tools` is a registered name, an instance (Python only), None (off), or a settings dict:
@@ -29,15 +29,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from lookcloser.config import AgentConfig
-from lookcloser.errors import ModelLoadError, SettingsError
+from lookcloser.core.config import AgentConfig
+from lookcloser.core.errors import ModelLoadError, SettingsError
 
 __all__ = ["Context", "Services", "as_context", "services"]
 
 
 class Context(BaseModel):
     """A run's setup: the VLM, each role's tool with its options, and the per-run AgentConfig. The one
-    settings model: Agent keywords build it, `lookcloser.serving` admits a served client's into it, and
+    settings model: Agent keywords build it, `lookcloser.runtime.serving` admits a served client's into it, and
     its JSON schema is the served graph's context schema (Studio renders the form). Errors are one
     SettingsError line naming the key."""
 
@@ -153,7 +153,7 @@ class Services:
         """The traced tool for `role`, built on first use and then shared. `with_vlm=False` builds the
         tool without the VLM (SEARCH-only use with no VLM named: no contextual cue)."""
         from lookcloser.tools import ToolContext, registry  # noqa: PLC0415
-        from lookcloser.expert_tools import ExpertTool  # noqa: PLC0415
+        from lookcloser.runtime.expert_tools import ExpertTool  # noqa: PLC0415
 
         if not self.has_tool(role):
             raise LookupError(f"no '{role}' tool is configured; pass tools={{'{role}': NAME_OR_INSTANCE}}")

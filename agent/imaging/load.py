@@ -32,15 +32,13 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lookcloser.errors import ImageError
-from lookcloser.files import open_image_file
+from lookcloser.core.config import DEFAULT_MAX_PIXELS
+from lookcloser.core.errors import ImageError
+from lookcloser.imaging.files import open_image_file
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
 
 _PILLOW_LIMIT_LOCK = threading.Lock()
-
-#: Default guard: 100 megapixels (a 12000 x 8000 aerial photo still loads).
-DEFAULT_MAX_PIXELS = 100_000_000
 
 #: The only formats files and bytes are decoded in (Pillow format names; Pillow's JPEG reader also
 #: opens the multi-picture JPEGs (MPO) many cameras write).
@@ -180,7 +178,7 @@ class _Source:
 
 
 def _from_path(path: Path, max_pixels: int | None) -> Image.Image:
-    """A regular image file of bounded size (lookcloser.files: a pipe or a device is refused, never opened)."""
+    """A regular image file of bounded size (lookcloser.imaging.files: a pipe or a device is refused, never opened)."""
     with open_image_file(path) as handle:
         return _decode(handle, _Source(path), max_pixels)
 

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Callable
 from langchain_core.tools import BaseTool, InjectedToolArg
 from PIL import Image
 
-from lookcloser.errors import ModelLoadError
-from lookcloser.image_refs import to_ref
+from lookcloser.core.errors import ModelLoadError
+from lookcloser.imaging.refs import to_ref
 
 __all__ = ["ExpertTool", "TOOL_METHODS"]
 

@@ -18,13 +18,13 @@ A config file (stdlib tomllib), for `lookcloser ask` and `lookcloser find`:
     timeout = 60
 
     [serve]                                             # only read by the served graph: what its clients
-    vlms = []                                           # may choose (see lookcloser.serving)
+    vlms = []                                           # may choose (see lookcloser.runtime.serving)
 
 Flags override the file: `--vlm`, `--timeout`; `--tool ROLE=NAME` replaces the file's entry for that
 role (its options too); `--tool ROLE.OPTION=VALUE` sets one option over the file's (VALUE is read as
 a TOML or JSON value when it is one: 0.3, true, [1, 2], {"a": 1}; else as a string). Every mistake is one
 SettingsError line naming the file and the key. Only the stdlib is imported at module level.
-How a setting is written back for each kind of caller (in error messages) is `lookcloser.errors.spell`.
+How a setting is written back for each kind of caller (in error messages) is `lookcloser.core.errors.spell`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lookcloser.errors import SettingsError
-from lookcloser.files import MAX_SETTINGS_BYTES, read_regular
+from lookcloser.core.errors import SettingsError
+from lookcloser.imaging.files import MAX_SETTINGS_BYTES, read_regular
 
 __all__ = ["Settings", "load", "parse_tool_flags"]
 
@@ -52,11 +52,11 @@ class Settings:
     vlm: str | None = None
     tools: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
-    serve: dict[str, Any] = field(default_factory=dict)  # what a served graph's clients may choose (lookcloser.serving)
+    serve: dict[str, Any] = field(default_factory=dict)  # what a served graph's clients may choose (lookcloser.runtime.serving)
 
     def agent_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `Agent` (the config validated into an AgentConfig)."""
-        from lookcloser.config import AgentConfig  # noqa: PLC0415 - pydantic, only when an agent is built
+        from lookcloser.core.config import AgentConfig  # noqa: PLC0415 - pydantic, only when an agent is built
 
         return {"vlm": self.vlm, "tools": dict(self.tools), "config": AgentConfig(**self.config)}
 
@@ -154,7 +154,7 @@ def _tool(path: Path, role: str, spec: Any) -> Any:
 
 def _check_tool(where: str, role: str, name: str, options: dict[str, Any]) -> None:
     """The name is registered and takes these options (the registry's own check, prefixed with the file)."""
-    from lookcloser.errors import ToolNotFoundError  # noqa: PLC0415
+    from lookcloser.core.errors import ToolNotFoundError  # noqa: PLC0415
     from lookcloser.tools import registry  # noqa: PLC0415 - the registry, only when a file names tools
 
     try:
@@ -167,7 +167,7 @@ def _check_tool(where: str, role: str, name: str, options: dict[str, Any]) -> No
 def _check_config(path: Path, config: dict[str, Any]) -> None:
     from pydantic import ValidationError  # noqa: PLC0415
 
-    from lookcloser.config import AgentConfig  # noqa: PLC0415
+    from lookcloser.core.config import AgentConfig  # noqa: PLC0415
 
     unknown = sorted(set(config) - set(AgentConfig.model_fields))
     if unknown:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from lookcloser.types import Target
+from lookcloser.core.types import Target
 
 ParsePath = Literal["json", "json_fence", "seal_phrase", "text"]
 

@@ -34,7 +34,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Send
 
-from lookcloser.files import write_atomic
+from lookcloser.imaging.files import write_atomic
 
 __all__ = ["BLOB_PREFIX", "DirectoryBlobs", "ImageRefSerde", "MemoryBlobs", "OffThreadMemorySaver", "StoreBlobs"]
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lookcloser.geometry import box_iou_batch
+from lookcloser.core.geometry import box_iou_batch
 
 TargetKind = Literal["object", "text"]
 FindingStatus = Literal["found", "not_found", "failed"]
@@ -86,7 +86,7 @@ class Box(BaseModel):
         return Box(x1=cx - half_w, y1=cy - half_h, x2=cx + half_w, y2=cy + half_h).clip(width, height)
 
     def iou(self, other: "Box") -> float:
-        """Intersection over union (0 for empty boxes); see lookcloser.geometry.box_iou_batch."""
+        """Intersection over union (0 for empty boxes); see lookcloser.core.geometry.box_iou_batch."""
         return float(box_iou_batch(self, other)[0, 0])
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from lookcloser.images import crop
-from lookcloser.types import Finding
+from lookcloser.imaging.load import crop
+from lookcloser.core.types import Finding
 
 __all__ = ["VisualWorkingMemory"]
 

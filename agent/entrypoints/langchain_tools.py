@@ -2,7 +2,7 @@
 
     from langgraph.prebuilt import create_react_agent
     from lookcloser import Agent
-    from lookcloser.langchain_tools import lookcloser_tools
+    from lookcloser.entrypoints.langchain_tools import lookcloser_tools
 
     tools = lookcloser_tools(Agent(vlm="openai:qwen2.5-vl-7b@http://gpu:8000/v1"), image_dir="/srv/photos")
     assistant = create_react_agent(chat_model, tools)
@@ -24,10 +24,10 @@ from langgraph.prebuilt import InjectedState
 from pydantic import BaseModel, Field
 
 from lookcloser.agent import Agent
-from lookcloser.config import AgentConfig
-from lookcloser.errors import LookCloserError
+from lookcloser.core.config import AgentConfig
+from lookcloser.core.errors import LookCloserError
 from lookcloser.graphs.nodes import image_in_messages
-from lookcloser.image_refs import resolve_image
+from lookcloser.imaging.refs import resolve_image
 
 __all__ = ["FindInImage", "LookCloser", "lookcloser_tools"]
 

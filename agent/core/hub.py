@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from lookcloser.errors import ModelLoadError
+from lookcloser.core.errors import ModelLoadError
 
 __all__ = [
     "DTYPE_NAMES",

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from lookcloser.errors import ImageError
+from lookcloser.core.errors import ImageError
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_BYTES", "MAX_SETTINGS_BYTES", "open_image_file", "open_regular",
            "read_regular", "write_atomic"]
@@ -28,7 +28,7 @@ MAX_IMAGE_BYTES = 2 * 1024**3
 #: Settings files (`--config`, LOOKCLOSER_CONFIG): at most 1 MiB (a real one is a few hundred bytes).
 MAX_SETTINGS_BYTES = 1024**2
 
-#: File extensions of the formats lookcloser decodes (lookcloser.images.ALLOWED_FORMATS): what a folder of
+#: File extensions of the formats lookcloser decodes (lookcloser.imaging.load.ALLOWED_FORMATS): what a folder of
 #: images is read for (`find DIR`, a V* Bench folder).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 

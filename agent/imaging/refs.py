@@ -19,10 +19,10 @@ from pathlib import Path
 import xxhash
 from PIL import Image
 
-from lookcloser.config import AgentConfig
-from lookcloser.errors import ImageError
-from lookcloser import images
-from lookcloser.imagestore import IMAGE_REF_PREFIX, is_key, store
+from lookcloser.core.config import AgentConfig
+from lookcloser.core.errors import ImageError
+from lookcloser.imaging.load import check_size, decode_image_string, load_image
+from lookcloser.imaging.store import IMAGE_REF_PREFIX, is_key, store
 
 __all__ = ["Access", "resolve_image", "to_ref"]
 
@@ -70,12 +70,12 @@ def resolve_image(ref: object, config: AgentConfig, access: Access | None = None
         key = _decoded.get(digest)
     image = store.get(key) if key else None
     if image is not None:
-        images.check_size(image.size, config.max_pixels, access.what)
+        check_size(image.size, config.max_pixels, access.what)
         return image
     if isinstance(source, Path):
-        image = images.load_image(source, config.max_pixels)
+        image = load_image(source, config.max_pixels)
     else:
-        image = images.load_image(images.decode_image_string(source, what=access.what), config.max_pixels)
+        image = load_image(decode_image_string(source, what=access.what), config.max_pixels)
     with _lock:
         _decoded[digest] = store.put(image)
         while len(_decoded) > _MAX_DECODED:

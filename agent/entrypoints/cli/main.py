@@ -7,9 +7,9 @@ only raise; what a command prints before failing (ask's partial findings, find's
 cannot load, eval's summary when every item failed) it prints first, then raises.
 
 Paths are typer parameters with a parser that checks them before any work: the image (a regular file of
-bounded size: a pipe or a device is refused without being opened, `lookcloser.files`), --save-vis,
+bounded size: a pipe or a device is refused without being opened, `lookcloser.imaging.files`), --save-vis,
 --trace-dir, --out. Settings (`--config FILE`, `--tool ROLE=NAME`, `--tool ROLE.OPTION=VALUE`) are read by
-`lookcloser.settings` before any model loads; errors that a setting fixes are worded in CLI terms
+`lookcloser.runtime.settings` before any model loads; errors that a setting fixes are worded in CLI terms
 (`Agent(spelling="cli")`).
 
 Start-up is kept to typer and rich: the agent (LangGraph, transformers, torch), Pillow, the eval and the
@@ -35,8 +35,8 @@ from rich.text import Text
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from lookcloser.errors import InputError, LookCloserError
-from lookcloser.files import IMAGE_SUFFIXES, open_image_file
+from lookcloser.core.errors import InputError, LookCloserError
+from lookcloser.imaging.files import IMAGE_SUFFIXES, open_image_file
 
 TRACE_HELP = "Show, report on and upload saved traces."
 
@@ -111,7 +111,7 @@ class _TraceStub(TyperGroup):
 
 
 def _trace_group() -> Any:
-    from lookcloser.trace_cli import trace_app  # noqa: PLC0415
+    from lookcloser.entrypoints.cli.trace import trace_app  # noqa: PLC0415
 
     group = typer.main.get_command(trace_app)
     group.name = "trace"
@@ -275,8 +275,8 @@ def _image_folder(value: Any) -> Path:
 
 def _settings(config_file: Path | None, tool: list[str] | None, vlm: str | None = None,
               timeout: float | None = None) -> Any:
-    """The --config file with the flags over it (lookcloser.settings), before any model loads."""
-    from lookcloser.settings import load  # noqa: PLC0415
+    """The --config file with the flags over it (lookcloser.runtime.settings), before any model loads."""
+    from lookcloser.runtime.settings import load  # noqa: PLC0415
 
     return load(config_file, vlm=vlm, tool_flags=tool, config={"timeout": timeout} if timeout is not None else None)
 
@@ -307,7 +307,7 @@ def ask(
     settings = _settings(config_file, tool, vlm, timeout).agent_kwargs()
 
     from lookcloser.agent import Agent  # noqa: PLC0415
-    from lookcloser.errors import AnswerError  # noqa: PLC0415
+    from lookcloser.core.errors import AnswerError  # noqa: PLC0415
 
     agent = Agent(**settings, trace_dir=trace_dir, spelling="cli")
     try:
@@ -369,7 +369,7 @@ def find(
     settings.pop("vlm")  # no VLM named: find gives tools none
 
     from lookcloser.agent import Agent  # noqa: PLC0415
-    from lookcloser.types import Target  # noqa: PLC0415
+    from lookcloser.core.types import Target  # noqa: PLC0415
 
     agent = Agent(**settings, trace_dir=trace_dir, spelling="cli")
     if many:
@@ -449,7 +449,7 @@ def tools_command(
     """List every registered tool by role: backend, default model, whether it can run here (checked
     offline, with the --config / --tool settings) and the command that fixes it."""
     settings = _settings(config_file, tool)
-    from lookcloser.runtime import Context  # noqa: PLC0415
+    from lookcloser.runtime.context import Context  # noqa: PLC0415
     from lookcloser.tools.report import rows, table  # noqa: PLC0415
 
     context = Context(tools=settings.tools)
@@ -492,7 +492,7 @@ def mcp_command(
         _check_listen(host, port)
     settings = _settings(config_file, tool, vlm, timeout).agent_kwargs()
     try:
-        from lookcloser.mcp_server import serve  # noqa: PLC0415
+        from lookcloser.entrypoints.mcp_server import serve  # noqa: PLC0415
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in ("mcp", "mcp_types"):
             raise
@@ -550,7 +550,7 @@ def eval_command(
 ) -> None:
     """Evaluate the agent on a multiple-choice set: accuracy per category, resumable, threads or Ray.
     Exit status 2 when every item failed."""
-    from lookcloser.config import ABLATIONS  # noqa: PLC0415
+    from lookcloser.core.config import ABLATIONS  # noqa: PLC0415
 
     if ablate not in ABLATIONS:
         raise InputError(f"--ablate must be one of {', '.join(ABLATIONS)}, got {ablate!r}")
@@ -762,8 +762,8 @@ def _print_findings(findings: list) -> None:
 def _save_vis(image_path: Path, findings: list, path: Path) -> str | None:
     """Draw and write the visualisation; the error message when that fails (the result still prints)."""
     try:
-        from lookcloser.images import load_image  # noqa: PLC0415
-        from lookcloser.visualize import draw_findings  # noqa: PLC0415
+        from lookcloser.imaging.load import load_image  # noqa: PLC0415
+        from lookcloser.imaging.draw import draw_findings  # noqa: PLC0415
 
         image = load_image(image_path)
         if any(f.search for f in findings):  # the V* searcher's record: draw its path too

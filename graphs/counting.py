@@ -19,7 +19,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.tracers.context import register_configure_hook
 
-from lookcloser.types import Stats, is_search_step
+from lookcloser.core.types import Stats, is_search_step
 
 __all__ = ["COUNTERS", "RunCounter", "counting"]
 

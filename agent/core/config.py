@@ -1,5 +1,5 @@
 """Agent-level settings. Search-algorithm constants live in lookcloser.tools.vstar.config; the
-question's deadline in lookcloser.deadline."""
+question's deadline in lookcloser.core.deadline."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Iterable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lookcloser.images import DEFAULT_MAX_PIXELS
-
+#: Default guard: 100 megapixels (a 12000 x 8000 aerial photo still loads).
+DEFAULT_MAX_PIXELS = 100_000_000
 
 #: Longest time limit accepted (a day): larger values are mistakes, and past ~1e9 s the standard
 #: library's timeouts overflow.
