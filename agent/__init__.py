@@ -6,10 +6,8 @@ Public names are imported on first use (PEP 562), so `import lookcloser.core.typ
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from lookcloser import _moved
+from lookcloser.core.lazy import lazy_exports
 
 _EXPORTS = {
     "Agent": "lookcloser.agent",
@@ -37,15 +35,4 @@ __version__ = "0.2.0"
 
 _moved.install()  # old flat-module paths (lookcloser.types, ...) still import, with a DeprecationWarning
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lookcloser' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -11,8 +11,7 @@ so importing a module of this package does not build the graph.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lookcloser.core.lazy import lazy_exports
 
 _EXPORTS = {
     "build_graph": "lookcloser.graphs.agent_graph",
@@ -24,13 +23,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'lookcloser.graphs' has no attribute '{name}'")
-    value = globals()[name] = getattr(importlib.import_module(_EXPORTS[name]), name)
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

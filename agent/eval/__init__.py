@@ -5,14 +5,13 @@ Modules: `items` (the `Item` shape), `datasets` (read V* Bench folders, JSON Lin
 ask, map back, score — or search one annotated target, IoU against the truth; through the agent's own
 `batch_as_completed`), `run` (one call per evaluation: `evaluate`, `evaluate_search`; the append-only
 results.jsonl, `--resume`, Ray actors, what a number was measured with), `summary` (summary.json / .md / .svg,
-`read_rows`, and `--compare`). The commands are in
-`lookcloser.entrypoints.cli.main`.
+`read_rows`, and `--compare`). The commands are in `lookcloser.entrypoints.cli.eval`. May import the Agent
+and everything below it.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lookcloser.core.lazy import lazy_exports
 
 _EXPORTS = {
     "AgentRecipe": "lookcloser.eval.run",
@@ -30,11 +29,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:  # PEP 562: `lookcloser --help` imports none of the eval modules
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lookcloser.eval' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # `lookcloser --help` imports no eval module

@@ -11,14 +11,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lookcloser.core.lazy import lazy_exports
 
 __all__ = ["Context", "Services", "as_context", "services"]
 
-
-def __getattr__(name: str) -> Any:  # PEP 562: `import lookcloser.runtime.settings` stays cheap
-    if name not in __all__:
-        raise AttributeError(f"module 'lookcloser.runtime' has no attribute '{name}'")
-    value = globals()[name] = getattr(importlib.import_module("lookcloser.runtime.context"), name)
-    return value
+# PEP 562: `import lookcloser.runtime.settings` stays cheap
+__getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(__all__, "lookcloser.runtime.context"))

@@ -21,7 +21,6 @@ import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -31,11 +30,12 @@ import xxhash
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
 
+from lookcloser import __version__
 from lookcloser.imaging.files import write_atomic
 from lookcloser.imaging.store import IMAGE_REF_PREFIX, store
 from lookcloser.tracing.store import IMAGES_DIR, META_FILE, RUNS_FILE, TRACE_FORMAT
 
-__all__ = ["IMAGES_DIR", "META_FILE", "RUNS_FILE", "TRACE_FORMAT", "JsonlTracer"]
+__all__ = ["JsonlTracer"]
 
 logger = logging.getLogger("lookcloser.tracing")
 
@@ -197,7 +197,7 @@ class JsonlTracer(BaseTracer):
         trace_id = str(run.trace_id)
         meta = {"format": TRACE_FORMAT, "trace_id": trace_id, "name": run.name, "status": status, "error": run.error,
                 "start_time": run.start_time.isoformat(), "end_time": run.end_time.isoformat() if run.end_time else None,
-                "runs": self._counts.get(trace_id, 0), "lookcloser_version": _VERSION}
+                "runs": self._counts.get(trace_id, 0), "lookcloser_version": __version__}
         write_atomic(self.trace_dir(trace_id) / META_FILE, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
 
 
@@ -218,9 +218,3 @@ def _usage(outputs: dict[str, Any] | None) -> dict[str, int] | None:
             if usage:
                 return dict(usage)
     return None
-
-
-try:
-    _VERSION: str | None = version("lookcloser")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    _VERSION = None

@@ -1,7 +1,8 @@
 """VLM backends behind one protocol: local transformers, OpenAI-compatible endpoints, LangChain.
 
 Heavy libraries (torch, transformers, openai, langchain) are imported inside the backends, so
-importing this package is cheap. `make_vlm(spec)` turns a CLI/Agent spec into a backend.
+importing this package is cheap. `make_vlm(spec)` turns a CLI/Agent spec into a backend. May import
+core, imaging and tools, never tracing (its twin layer) or anything above.
 """
 
 from lookcloser.core.vlm_protocol import VLM, ChatMessage, VLMReply, supports
