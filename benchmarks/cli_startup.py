@@ -1,13 +1,13 @@
 """Start-up time of the `lookcloser` command: help, and the errors that must come before any model loads.
 
 Each command runs as a fresh process (the installed `lookcloser` script next to this Python, else
-`python -m lookcloser.entrypoints.cli.main`) `--repeat` times; the table shows the best and the median wall-clock
+`python -m lookcloser.entrypoints.cli`) `--repeat` times; the table shows the best and the median wall-clock
 seconds and the exit status. Run it on an idle machine:
 
     .venv/bin/python benchmarks/cli_startup.py --repeat 5
     .venv/bin/python benchmarks/cli_startup.py --command "/path/to/other/venv/bin/lookcloser"
 
-The last row times `python -c "import lookcloser.entrypoints.cli.main"`: the import cost every command pays (left
+The last row times `python -c "import lookcloser.entrypoints.cli"`: the import cost every command pays (left
 out with --command, which times another installation).
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 def lookcloser_command() -> list[str]:
     script = Path(sys.executable).parent / "lookcloser"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli"]
 
 
 def cases(workdir: Path) -> list[tuple[str, list[str]]]:
@@ -66,8 +66,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [(name, *best_of(base + argv, args.repeat)) for name, argv in cases(Path(tmp))]
     if not args.command:  # the import row times this Python's lookcloser, not another checkout's
-        rows.append(("python -c 'import lookcloser.entrypoints.cli.main'",
-                     *best_of([sys.executable, "-c", "import lookcloser.entrypoints.cli.main"], args.repeat)))
+        rows.append(("python -c 'import lookcloser.entrypoints.cli'",
+                     *best_of([sys.executable, "-c", "import lookcloser.entrypoints.cli"], args.repeat)))
     width = max(len(name) for name, *_ in rows)
     print(f"{'command':<{width}}  best of {args.repeat} (s)  median (s)  exit")
     for name, best, median, code in rows:

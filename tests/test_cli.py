@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from lookcloser.entrypoints.cli.main import app
+from lookcloser.entrypoints.cli import app
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 runner = CliRunner()
@@ -77,7 +77,7 @@ def test_find_text_on_real_photo_reads_the_small_web_address(tmp_path):
 
 def _lookcloser() -> list[str]:
     script = Path(sys.executable).parent / "lookcloser"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli"]
 
 
 def _run(*args, cwd=None):
@@ -151,7 +151,7 @@ def test_help_and_fast_failures_import_nothing_heavy(files, args):
     code = (
         "import sys\n"
         f"sys.argv = {argv!r}\n"
-        "from lookcloser.entrypoints.cli.main import main\n"
+        "from lookcloser.entrypoints.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         f"loaded = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
         "sys.__stdout__.write('LOADED=' + ','.join(loaded) + '\\n')\n"
@@ -265,9 +265,9 @@ def test_save_vis_failure_prints_the_json_result_first_then_one_error_line(files
 
 def test_unwritable_directories_are_refused_before_any_work(files, monkeypatch):
     """Permission checks through os.access (as root every directory looks writable, so it is faked)."""
-    import lookcloser.entrypoints.cli.main as cli
+    import lookcloser.entrypoints.cli.params as params
 
-    monkeypatch.setattr(cli, "_writable", lambda path: False)
+    monkeypatch.setattr(params, "_writable", lambda path: False)
     result = runner.invoke(app, ["ask", str(files / "a.png"), "q", "--trace-dir", str(files)])
     assert result.exit_code == 2
     assert f"--trace-dir {files} cannot hold traces: directory {files} is not writable (permission denied)" in result.stderr

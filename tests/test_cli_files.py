@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from lookcloser.entrypoints.cli.main import app
+from lookcloser.entrypoints.cli import app
 from lookcloser.core.errors import SettingsError
 from lookcloser.imaging.files import MAX_SETTINGS_BYTES
 from lookcloser.runtime.settings import parse_tool_flags
@@ -75,7 +75,7 @@ def test_an_oversized_config_is_refused_without_reading_it(files):
 def test_the_real_command_refuses_a_pipe_and_dev_zero_at_once(files):
     """The reported hangs, as a user meets them: `ask PIPE q` and `ask IMAGE q --config /dev/zero`."""
     script = Path(sys.executable).parent / "lookcloser"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli.main"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli"]
     for args, message in (([files / "pipe", "q"], f"image file {files / 'pipe'} is a named pipe"),
                           ([files / "a.png", "q", "--config", "/dev/zero"], "--config /dev/zero is a character device")):
         done = subprocess.run([*command, "ask", *map(str, args)], capture_output=True, text=True, timeout=HANG_BOUND_S)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from lookcloser.entrypoints.cli.main import app
+from lookcloser.entrypoints.cli import app
 from test_cli import _FakeAgent, _run, fake_agent  # noqa: F401 - the fixture and the stand-in Agent
 
 runner = CliRunner()
@@ -216,7 +216,7 @@ def test_tools_table_names_the_fix(tmp_path):
 
 
 def _lookcloser_python() -> list[str]:
-    return [sys.executable, "-m", "lookcloser.entrypoints.cli.main"]
+    return [sys.executable, "-m", "lookcloser.entrypoints.cli"]
 
 
 def test_tools_finds_weights_in_the_local_hugging_face_cache(tmp_path):

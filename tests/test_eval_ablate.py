@@ -15,7 +15,7 @@ from eval_helpers import question_of
 from PIL import Image
 from typer.testing import CliRunner
 
-from lookcloser.entrypoints.cli.main import app
+from lookcloser.entrypoints.cli import app
 from lookcloser.eval import AgentRecipe, evaluate, read_rows
 from lookcloser.eval.summary import compare_table, item_deltas
 from lookcloser.graphs.memory import VisualWorkingMemory

@@ -17,7 +17,7 @@ from openai_stub import StubServer, prompt_text
 from PIL import Image
 from typer.testing import CliRunner
 
-from lookcloser.entrypoints.cli.main import app
+from lookcloser.entrypoints.cli import app
 from lookcloser.eval import DatasetError, load_items, read_rows
 
 runner = CliRunner()

@@ -13,7 +13,7 @@ from eval_helpers import knowing_reply, make_vstar
 from openai_stub import StubServer, prompt_text
 from typer.testing import CliRunner
 
-from lookcloser.entrypoints.cli.main import app
+from lookcloser.entrypoints.cli import app
 from lookcloser.eval import read_rows
 
 pytest.importorskip("ray")

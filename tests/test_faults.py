@@ -31,7 +31,7 @@ SIGN_BOX = (13, 45, 280, 116)
 
 def _lookcloser() -> list[str]:
     script = Path(sys.executable).parent / "lookcloser"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli"]
 
 
 def _run(*args) -> subprocess.CompletedProcess:

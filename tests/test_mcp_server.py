@@ -36,7 +36,7 @@ CALL_SECONDS = 90  # a hung server fails the test instead of holding the suite
 
 def _lookcloser() -> list[str]:
     script = Path(sys.executable).parent / "lookcloser"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli"]
 
 
 # ------------------------------------------------------------------------------------ the pictures
@@ -369,7 +369,7 @@ def test_a_busy_port_is_one_line():
 
 
 def test_without_the_mcp_extra_the_error_says_what_to_install():
-    hide = "import sys; sys.modules['mcp'] = None; from lookcloser.entrypoints.cli.main import main; sys.argv = ['lookcloser', 'mcp']; main()"
+    hide = "import sys; sys.modules['mcp'] = None; from lookcloser.entrypoints.cli import main; sys.argv = ['lookcloser', 'mcp']; main()"
     result = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: `lookcloser mcp` needs the MCP SDK, which is not installed: "

@@ -25,7 +25,7 @@ def invoke(*args):
 
 
 def lookcloser(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
-    command = [str(LOOKCLOSER)] if LOOKCLOSER.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli.main"]
+    command = [str(LOOKCLOSER)] if LOOKCLOSER.exists() else [sys.executable, "-m", "lookcloser.entrypoints.cli"]
     return subprocess.run([*command, "trace", *map(str, args)], capture_output=True, text=True, timeout=120,
                           env={**(env or os.environ), "COLUMNS": "200"}, cwd=cwd)
 

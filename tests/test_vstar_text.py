@@ -132,7 +132,7 @@ def test_find_reads_the_small_url_on_the_vending_machine(tmp_path):
 
     from typer.testing import CliRunner
 
-    from lookcloser.entrypoints.cli.main import app
+    from lookcloser.entrypoints.cli import app
     from lookcloser.tools.vstar.text_match import edit_distance
 
     result = CliRunner().invoke(app, ["find", str(EXAMPLES / "vending_machine.jpg"), "text", "--json",

@@ -1,6 +1,6 @@
 """`lookcloser trace ...`: show a trace (or list traces), validate it, write its HTML report, upload it.
 
-Mounted by the main CLI as `lookcloser trace` (`lookcloser.entrypoints.cli.main`), whose one error handler turns every
+Mounted by the main CLI as `lookcloser trace` (`lookcloser.entrypoints.cli.errors`), whose one error handler turns every
 failure raised here (a missing folder, a file given for a folder, a broken line, a LangSmith refusal, a
 mistyped argument) into one line `error: ...` on stderr and exit status 2, never a traceback.
 Imports stay light (typer, rich, the trace reader): no LangGraph or langchain-core.
