@@ -7,5 +7,6 @@
 - `deadline`: the question's time limit, one ContextVar.
 - `vlm_protocol`: the `VLM` protocol, `ChatMessage`, `VLMReply` (what tools and graphs may call).
 - `parsing`: a VLM's reply text into core types (SHOW's JSON, an option letter).
+- `boxes`: each VLM family's box convention, from a grounding reply to original-image pixels (supervision, lazily).
 - `hub`: loading a model once per process, local paths and the offline hub cache.
 """
