@@ -127,7 +127,7 @@ class Agent:
             if role in built:
                 tools[role]["described"] = _describe(built[role])
         spec = self.context.vlm
-        return {"vlm": {"spec": spec if isinstance(spec, str) or spec is None else type(spec).__name__,
+        return {"vlm": {"spec": spec if isinstance(spec, (str, dict)) or spec is None else type(spec).__name__,
                         "described": _describe(self.vlm)},
                 "tools": tools, "config": self.config.model_dump(mode="json")}
 

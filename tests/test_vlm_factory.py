@@ -65,6 +65,16 @@ def test_bad_specs_name_the_spec_and_forms(spec):
     assert "transformers:MODEL_ID_OR_PATH" in message and "openai:MODEL@" in message
 
 
+def test_a_spec_table_passes_its_options_to_the_backend():
+    # a --config file's [vlm] table: spec plus backend options (box_format for the VLM's own boxes)
+    vlm = make_vlm({"spec": "openai:served@http://127.0.0.1:1/v1", "box_format": "qwen3_vl", "timeout": 5})
+    assert isinstance(vlm, OpenAIVLM) and vlm.box_format == "qwen3_vl" and vlm.timeout == 5
+    with pytest.raises(ValueError, match="needs a 'spec' string"):
+        make_vlm({"box_format": "glm"})
+    with pytest.raises(ValueError, match=r"does not take one of the options given \(colour\)"):
+        make_vlm({"spec": "openai:m@http://127.0.0.1:1/v1", "colour": "red"})
+
+
 def test_import_does_not_load_heavy_libraries():
     code = (
         "import sys, lookcloser.vlm\n"

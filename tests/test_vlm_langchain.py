@@ -72,3 +72,13 @@ def test_model_errors_become_vlm_errors():
 def test_rejects_non_chat_models():
     with pytest.raises(TypeError, match="BaseChatModel"):
         LangChainVLM(object())
+
+
+def test_box_format_and_the_size_the_model_receives():
+    model = RecordingChatModel(messages=iter([_reply("[]")]), received=[])
+    vlm = LangChainVLM(model, max_image_side=1000, box_format="qwen2_5_vl")
+    assert vlm.box_format == "qwen2_5_vl" and vlm.describe()["box_format"] == "qwen2_5_vl"
+    assert vlm.sent_image_size((4000, 3000)) == (1008, 756)  # shrunk to 1000 px, then on Qwen2.5-VL's grid
+    assert LangChainVLM(model, max_image_side=1000).sent_image_size((4000, 3000)) == (1000, 750)
+    with pytest.raises(ValueError, match="unknown box_format"):
+        LangChainVLM(model, box_format="xyxy")

@@ -342,3 +342,19 @@ def test_a_stalled_stream_is_cut_at_the_timeout_and_the_time_limit():
         with pytest.raises(VLMTimeoutError, match=r"did not answer within 0.5 s \(2 tries\)"):
             _stream(OpenAIVLM("m", base_url=server.url, max_retries=1, timeout=0.5))
         assert server.requests == 2
+
+
+def test_sent_image_size_is_what_the_served_model_receives(stub):
+    # the encoded size (max_image_side), then Qwen2.5-VL's smart-resize grid: its boxes are pixels of that grid
+    qwen25 = OpenAIVLM("Qwen/Qwen2.5-VL-7B-Instruct", base_url=stub.url, max_image_side=1000, max_retries=0)
+    qwen25.generate([ChatMessage("user", [Image.new("RGB", (4000, 3000)), "box it"])])
+    _, sent = _decode_data_url(stub.requests[0]["messages"][0]["content"][0]["image_url"]["url"])
+    assert sent.size == (1000, 750)
+    assert qwen25.sent_image_size((4000, 3000)) == (1008, 756)  # 1000x750 on the 28-px grid
+    # a relative-coordinate family: the encoded size is all there is to say
+    assert OpenAIVLM("qwen3-vl-8b", base_url=stub.url, max_image_side=1000).sent_image_size((4000, 3000)) == (1000, 750)
+    # box_format overrides the model name, is checked and described
+    told = OpenAIVLM("my-served-model", base_url=stub.url, max_image_side=None, box_format="qwen2_5_vl")
+    assert told.sent_image_size((1000, 750)) == (1008, 756) and told.describe()["box_format"] == "qwen2_5_vl"
+    with pytest.raises(ValueError, match="unknown box_format 'pixels'; known: qwen2_5_vl"):
+        OpenAIVLM("m", base_url=stub.url, box_format="pixels")

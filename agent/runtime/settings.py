@@ -3,6 +3,7 @@
 A config file (stdlib tomllib), for `lookcloser ask` and `lookcloser find`:
 
     vlm = "openai:qwen2.5-vl-7b@http://localhost:8000/v1"
+    # or, with options for the backend:  [vlm]  spec = "openai:..."  box_format = "qwen2_5_vl"
 
     [tools]
     ocr = "tesseract"                                   # a role = a registered name
@@ -20,7 +21,7 @@ A config file (stdlib tomllib), for `lookcloser ask` and `lookcloser find`:
     [serve]                                             # only read by the served graph: what its clients
     vlms = []                                           # may choose (see lookcloser.runtime.serving)
 
-Flags override the file: `--vlm`, `--timeout`; `--tool ROLE=NAME` replaces the file's entry for that
+Flags override the file: `--vlm` (the whole `vlm`, a table's options too), `--timeout`; `--tool ROLE=NAME` replaces the file's entry for that
 role (its options too); `--tool ROLE.OPTION=VALUE` sets one option over the file's (VALUE is read as
 a TOML or JSON value when it is one: 0.3, true, [1, 2], {"a": 1}; else as a string). Every mistake is one
 SettingsError line naming the file and the key. Only the stdlib is imported at module level.
@@ -49,7 +50,7 @@ class Settings:
     """What the file and the flags ask for: the Agent's `vlm`, `tools` (role -> name, None, or a
     {"name": ..., option: value} dict) and `config` (AgentConfig fields)."""
 
-    vlm: str | None = None
+    vlm: str | dict[str, Any] | None = None  # a spec, or a table: {"spec": SPEC, backend option: value}
     tools: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     serve: dict[str, Any] = field(default_factory=dict)  # what a served graph's clients may choose (lookcloser.runtime.serving)
@@ -116,8 +117,15 @@ def _read(path: Path) -> Settings:
     if unknown:
         raise SettingsError(f"{path}: unknown key '{unknown[0]}'; the keys are: {', '.join(KEYS)}")
     vlm = data.get("vlm")
-    if vlm is not None and (not isinstance(vlm, str) or not vlm.strip()):
-        raise SettingsError(f"{path}: vlm must be a spec string such as \"openai:MODEL@URL\", got {vlm!r}")
+    if isinstance(vlm, dict):
+        spec = vlm.get("spec")
+        if not isinstance(spec, str) or not spec.strip():
+            raise SettingsError(f"{path}: [vlm] needs spec = \"openai:MODEL@URL\" (or another VLM spec) beside its "
+                                f"backend options, got {vlm!r}")
+        vlm = dict(vlm)
+    elif vlm is not None and (not isinstance(vlm, str) or not vlm.strip()):
+        raise SettingsError(f"{path}: vlm must be a spec string such as \"openai:MODEL@URL\" or a [vlm] table "
+                            f"(spec and backend options such as box_format), got {vlm!r}")
     tools = data.get("tools", {})
     if not isinstance(tools, dict):
         raise SettingsError(f"{path}: [tools] must be a table of role = name, got {tools!r}")

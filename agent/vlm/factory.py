@@ -8,6 +8,8 @@ Accepted specs:
   "openai:MODEL@URL"            -> OpenAIVLM(MODEL, base_url=URL), URL starting with http:// or https://
   a LangChain BaseChatModel     -> LangChainVLM(model)
   any object with generate()    -> returned as is
+  {"spec": SPEC, OPTION: VALUE} -> SPEC's backend with those constructor options (a `[vlm]` table of a
+                                   --config file: e.g. box_format = "qwen2_5_vl")
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def make_vlm(spec: Any = None, **options: Any) -> Any:
         return TransformersVLM(**options)
     if isinstance(spec, str):
         return _from_string(spec, options)
+    if isinstance(spec, dict):
+        return _from_table(spec, options)
     try:
         from langchain_core.language_models import BaseChatModel
     except ImportError:  # langchain_core is a dependency, but don't fail unrelated specs on it
@@ -50,6 +54,21 @@ def make_vlm(spec: Any = None, **options: Any) -> Any:
             raise ValueError(f"options {sorted(options)} cannot be applied to an already-built VLM {spec!r}")
         return spec
     raise _bad(spec, f"a {type(spec).__name__} is neither a spec string nor a VLM")
+
+
+def _from_table(table: dict[str, Any], options: dict[str, Any]) -> Any:
+    """{"spec": SPEC, OPTION: VALUE}: the spec string's backend built with the table's other keys as options."""
+    spec = table.get("spec")
+    if not isinstance(spec, str) or not spec.strip():
+        raise _bad(table, "a VLM table needs a 'spec' string (e.g. spec = \"openai:MODEL@URL\")")
+    extra = {k: v for k, v in table.items() if k != "spec"}
+    try:
+        return _from_string(spec, {**extra, **options})
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        known = ", ".join(sorted(extra)) or "none"
+        raise _bad(table, f"its backend does not take one of the options given ({known}): {exc}") from None
 
 
 def _from_string(spec: str, options: dict[str, Any]) -> Any:

@@ -14,9 +14,10 @@ from typing import Any, Callable, Literal, Sequence
 
 from PIL import Image
 
+from lookcloser.core.boxes import convention
 from lookcloser.core.errors import VLMError
 from lookcloser.core.vlm_protocol import ChatMessage, VLMReply
-from lookcloser.vlm.openai_vlm import image_to_data_url
+from lookcloser.vlm.openai_vlm import image_to_data_url, sent_size
 
 
 def _model_label(chat_model: Any) -> str:
@@ -79,6 +80,7 @@ class LangChainVLM:
         *,
         max_image_side: int | None = 2048,
         image_format: Literal["png", "jpeg"] = "jpeg",
+        box_format: str | None = None,
     ) -> None:
         from langchain_core.language_models import BaseChatModel
 
@@ -86,7 +88,11 @@ class LangChainVLM:
             raise TypeError(
                 f"LangChainVLM needs a langchain_core BaseChatModel, got {type(chat_model).__name__}"
             )
+        if box_format is not None:
+            convention(box_format)  # a ValueError listing the known conventions
         self.chat_model = chat_model
+        #: how the chat model writes boxes (lookcloser.core.boxes); None: read from its model name
+        self.box_format = box_format
         self.max_image_side = max_image_side
         self.image_format = image_format
         self.model_id = _model_label(chat_model)
@@ -112,12 +118,18 @@ class LangChainVLM:
             raise VLMError(f"{self.name} failed: {type(exc).__name__}: {first}") from exc
         return vlm_reply(reply, strip=True)
 
+    def sent_image_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of an image of `image_size` as the model receives it: shrunk to `max_image_side`, then
+        on the family's grid when its boxes are absolute (Qwen2.5-VL served behind the chat model)."""
+        return sent_size(image_size, self.max_image_side, self.box_format, self.model_id)
+
     def describe(self) -> dict[str, Any]:
         return {
             "backend": "langchain",
             "model": self.model_id,
             "device": type(self.chat_model).__name__,
             "dtype": None,
+            "box_format": self.box_format,
         }
 
     def __repr__(self) -> str:

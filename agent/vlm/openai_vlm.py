@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator, Literal, Sequence, TypeVar
 
 from PIL import Image
 
+from lookcloser.core import boxes
 from lookcloser.core.config import cap_pieces, cap_text
 from lookcloser.core.deadline import time_left, time_limit_seconds
 from lookcloser.core.errors import VLMError, VLMTimeoutError
@@ -73,11 +74,30 @@ def image_to_data_url(
     return url
 
 
+def side_capped(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    """(width, height) of an image of `size` as it is encoded: its longest side shrunk to max_side, aspect kept."""
+    width, height = size
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def sent_size(size: tuple[int, int], max_side: int | None, box_format: str | None, model: str) -> tuple[int, int]:
+    """What a served model's vision encoder receives of an image of `size`: the encoded size, then the family's
+    grid when its boxes are absolute pixels of it (Qwen2.5-VL: the server's processor smart-resizes with the
+    checkpoint's min/max pixels; lookcloser.core.boxes)."""
+    width, height = (int(v) for v in size)
+    if width < 1 or height < 1:
+        raise ValueError(f"image_size must be (width, height) in pixels, got {size!r}")
+    encoded = side_capped((width, height), max_side)
+    convention, _ = boxes.derive_convention(box_format, model_name=model)
+    return boxes.smart_resize(*encoded) if convention.coords == "grid" else encoded
+
+
 def _encode(image: Image.Image, max_side: int | None, image_format: str) -> str:
     if max_side is not None and max(image.size) > max_side:
-        scale = max_side / max(image.size)
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.BILINEAR)  # area-filtered when shrinking; ~1.6x faster than bicubic
+        image = image.resize(side_capped(image.size, max_side), Image.Resampling.BILINEAR)  # area-filtered when shrinking; ~1.6x faster than bicubic
     buffer = io.BytesIO()
     if image_format == "jpeg":
         image.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
@@ -125,6 +145,7 @@ class OpenAIVLM:
         max_retries: int = 2,
         logprobs: bool = False,
         max_reply_chars: int = 4000,
+        box_format: str | None = None,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"OpenAIVLM needs a model name, got {model!r}")
@@ -136,7 +157,11 @@ class OpenAIVLM:
             raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
         if not isinstance(max_reply_chars, int) or max_reply_chars < 1:
             raise ValueError(f"max_reply_chars must be an integer >= 1, got {max_reply_chars!r}")
+        if box_format is not None:
+            boxes.convention(box_format)  # a ValueError listing the known conventions
         self.model_id = model
+        #: how the served model writes boxes (lookcloser.core.boxes); None: read from the model name
+        self.box_format = box_format
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_URL).rstrip("/")
         # Local servers (vLLM, Ollama) accept any key; the client refuses to start without one.
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
@@ -389,6 +414,11 @@ class OpenAIVLM:
             )
         return yes / (yes + no)
 
+    def sent_image_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of an image of `image_size` as the served model's vision encoder receives it: shrunk to
+        `max_image_side`, then on the family's grid when its boxes are absolute (Qwen2.5-VL)."""
+        return sent_size(image_size, self.max_image_side, self.box_format, self.model_id)
+
     def describe(self) -> dict[str, Any]:
         return {
             "backend": "openai",
@@ -400,6 +430,7 @@ class OpenAIVLM:
             "timeout": self.timeout,
             "max_retries": self.max_retries,
             "max_reply_chars": self.max_reply_chars,
+            "box_format": self.box_format,
         }
 
     def __repr__(self) -> str:
