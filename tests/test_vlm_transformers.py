@@ -14,7 +14,7 @@ from PIL import Image
 
 from lookcloser.core.errors import ModelLoadError
 from lookcloser.vlm import ChatMessage, TransformersVLM, VLMReply, supports
-from lookcloser.vlm.transformers_vlm import downscale
+from lookcloser.vlm.families import shrunk_size
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,11 @@ def test_loads_once_even_from_threads(tiny_qwen_path, monkeypatch, tmp_path):
         "dtype": "float32",
         "quantization": None,
         "max_image_pixels": fresh.max_image_pixels,
+        "model_type": "qwen2_5_vl",
+        "box_format": None,
+        # the tiny processor's own max_pixels (64 merged 28-px patches) is below the default cap
+        "pixel_budget": 28 * 28 * 64,
+        "pixel_rule": "smart_resize (Qwen2VLImageProcessor): 3136..50176 px, sides multiples of 28",
         "loaded": True,
     }
     assert fresh.name == f"transformers:{tiny_qwen_path}"
@@ -183,13 +188,42 @@ def test_max_image_pixels_limits_vision_tokens(tiny_qwen_path, vlm):
     assert limited < unlimited
 
 
-def test_downscale_keeps_aspect_and_budget():
-    image = _image(size=(4032, 3024))
-    out = downscale(image, 1_000_000)
-    assert out.width * out.height <= 1_000_000
-    assert abs(out.width / out.height - 4032 / 3024) < 0.01
-    assert downscale(image, None) is image
-    assert downscale(_image(size=(10, 10)), 1_000_000).size == (10, 10)  # never upscales
+def test_sent_image_size_is_the_grid_the_processor_builds(tiny_qwen_path):
+    """Qwen's smart resize: the (width, height) sent_image_size names is image_grid_thw x patch size, for photos
+    of many shapes, with the cap lowering the processor's own max_pixels (not a shrink before it)."""
+    patch = 14
+    for cap in (None, 28 * 28 * 16, 28 * 28 * 8):
+        vlm = TransformersVLM(str(tiny_qwen_path), device="cpu", max_image_pixels=cap)
+        for size in [(4000, 3000), (3000, 4000), (1200, 90), (97, 61), (30, 30), (640, 480)]:
+            inputs = vlm._encode([ChatMessage("user", [_image(size=size), "x"])])
+            _, grid_h, grid_w = (int(v) for v in inputs["image_grid_thw"][0])
+            assert vlm.sent_image_size(size) == (grid_w * patch, grid_h * patch), (cap, size)
+            width, height = vlm.sent_image_size(size)
+            assert width % 28 == 0 and height % 28 == 0
+            if max(size) / min(size) < 4:  # a thin strip keeps one row of 28 px, past the budget (smart_resize)
+                assert width * height <= vlm.describe()["pixel_budget"]
+    with pytest.raises(ValueError, match="width, height"):
+        vlm.sent_image_size((0, 10))
+
+
+def test_box_format_and_model_type_are_the_users_and_the_configs(tiny_qwen_path):
+    vlm = TransformersVLM(str(tiny_qwen_path), device="cpu", box_format="qwen_2_5_vl")
+    assert vlm.box_format == "qwen_2_5_vl" and vlm.model_type is None  # nothing loaded yet
+    before = vlm.describe()
+    assert before["model_type"] is None and before["pixel_budget"] is None and before["loaded"] is False
+    vlm.load()
+    assert vlm.model_type == "qwen2_5_vl" and vlm.describe()["box_format"] == "qwen_2_5_vl"
+    assert TransformersVLM(str(tiny_qwen_path)).box_format is None
+    with pytest.raises(ValueError, match="box_format"):
+        TransformersVLM("x/y", box_format="")
+
+
+def test_shrunk_size_keeps_aspect_and_budget():
+    width, height = shrunk_size(4032, 3024, 1_000_000)
+    assert width * height <= 1_000_000 and width * height > 990_000
+    assert abs(width / height - 4032 / 3024) < 0.01
+    assert shrunk_size(4032, 3024, None) == (4032, 3024)
+    assert shrunk_size(10, 10, 1_000_000) == (10, 10)  # never upscales
 
 
 def test_missing_local_path_gives_one_line_model_load_error(tmp_path):

@@ -5,13 +5,14 @@ user's machine and, unlike an HTTP endpoint, exposes next-token logits. That let
 for calibrated yes/no probabilities and option likelihoods instead of parsing free text.
 
 The model loads lazily on first use, exactly once, under a lock (agents may call from threads).
-torch/transformers are imported inside methods so `import lookcloser` stays fast.
+torch/transformers are imported inside methods so `import lookcloser` stays fast. How many pixels of an image
+reach the vision encoder is the family's processor's decision (lookcloser.vlm.families); `max_image_pixels` caps
+the families whose processor sizes the image to the photo.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
 import threading
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -22,9 +23,12 @@ from lookcloser.core.config import cap_pieces
 from lookcloser.core.errors import ModelLoadError, VLMError
 from lookcloser.core.hub import check_dtype, from_pretrained, model_source, resolve_device, resolve_dtype, shared
 from lookcloser.core.vlm_protocol import ChatMessage, VLMReply
+from lookcloser.vlm import families
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
-#: Default pixel budget per image (1280 Qwen merged patches of 28x28 px): ~1 MP, ~1.3k vision tokens.
+#: Default cap per image (1280 Qwen2.5-VL merged patches of 28x28 px): ~1 MP, ~1.3k vision tokens. It bounds the
+#: families whose processor would take a 12-Mpx photo nearly whole (Qwen's max_pixels is 12.8 MP in its
+#: checkpoints, GLM-4.1V's 5.9 MP), which on CPU means tens of thousands of vision tokens.
 DEFAULT_MAX_IMAGE_PIXELS = 1280 * 28 * 28
 
 _YES_WORDS = ("Yes", "yes", "YES")
@@ -42,16 +46,6 @@ def _short(exc: BaseException, limit: int = 160) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def downscale(image: Image.Image, max_pixels: int | None) -> Image.Image:
-    """Shrink `image` (keeping aspect ratio) so width*height <= max_pixels; never upscales."""
-    if max_pixels is None or image.width * image.height <= max_pixels:
-        return image
-    scale = math.sqrt(max_pixels / (image.width * image.height))
-    width = max(1, int(image.width * scale))
-    height = max(1, int(image.height * scale))
-    return image.resize((width, height), Image.Resampling.BICUBIC)
-
-
 class TransformersVLM:
     """A local `transformers` VLM. `model` is a hub id or a local checkpoint directory."""
 
@@ -65,6 +59,7 @@ class TransformersVLM:
         load_in_4bit: bool = False,
         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
         trust_remote_code: bool = False,
+        box_format: str | None = None,
     ) -> None:
         if not isinstance(model, (str, Path)) or not str(model).strip():
             raise ValueError(f"TransformersVLM model must be a hub id or a local directory, got {model!r}")
@@ -77,6 +72,8 @@ class TransformersVLM:
             )
         if max_image_pixels is not None and max_image_pixels < 28 * 28:
             raise ValueError(f"max_image_pixels must be at least {28 * 28} or None, got {max_image_pixels}")
+        if box_format is not None and (not isinstance(box_format, str) or not box_format.strip()):
+            raise ValueError(f"box_format must be a non-empty string or None, got {box_format!r}")
         check_dtype(dtype, "VLM")
         self.model_id = str(model)
         self.requested_device = device
@@ -85,6 +82,10 @@ class TransformersVLM:
         self.load_in_4bit = load_in_4bit
         self.max_image_pixels = max_image_pixels
         self.trust_remote_code = trust_remote_code
+        #: the user's box convention for this model (None: whoever reads boxes derives it from `model_type`)
+        self.box_format = box_format
+        #: the loaded config's model_type ("qwen2_5_vl", "gemma3" ...); None before load
+        self.model_type: str | None = None
         self.name = f"transformers:{self.model_id}"
         self.model: Any = None
         self.processor: Any = None
@@ -148,6 +149,7 @@ class TransformersVLM:
         processor, model = shared(("vlm", source, str(device), str(dtype), f"8bit={self.load_in_8bit}",
                                    f"4bit={self.load_in_4bit}", f"remote={self.trust_remote_code}"), build)
         self.processor = processor
+        self.model_type = getattr(model.config, "model_type", None)
         self.device = str(getattr(model, "device", device))
         self.dtype = getattr(model, "dtype", dtype)
         self.model = model  # set last: other threads treat a non-None model as "loaded"
@@ -158,16 +160,33 @@ class TransformersVLM:
         self.load()
         return getattr(self.processor, "tokenizer", self.processor)
 
+    @property
+    def pixel_rule(self) -> families.PixelRule:
+        """How this model's processor sizes images, under the current `max_image_pixels` (loads the model)."""
+        self.load()
+        return families.pixel_rule(self.processor, self.max_image_pixels)
+
+    def sent_image_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) in pixels of an image of `image_size` as the vision encoder receives it: after the
+        cap and the processor's resize (Qwen-style: the smart-resized grid; tiling processors: the resized whole
+        image before it is cut). NotImplementedError, with the reason, for a processor whose rule is unknown."""
+        width, height = (int(v) for v in image_size)
+        if width < 1 or height < 1:
+            raise ValueError(f"image_size must be (width, height) in pixels, got {image_size!r}")
+        return self.pixel_rule.sent_size(width, height)
+
     def _encode(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool = True) -> Any:
         """Chat template + processor -> model inputs on the model's device."""
-        self.load()
+        rule = self.pixel_rule
         chat: list[dict[str, Any]] = []
         images: list[Image.Image] = []
         for message in messages:
             parts: list[dict[str, Any]] = []
             for part in message.content:
                 if isinstance(part, Image.Image):
-                    images.append(downscale(part.convert("RGB"), self.max_image_pixels))
+                    image = part.convert("RGB")
+                    size = rule.pre_size(image.width, image.height)
+                    images.append(image if size is None else image.resize(size, Image.Resampling.BICUBIC))
                     parts.append({"type": "image"})
                 elif isinstance(part, str):
                     parts.append({"type": "text", "text": part})
@@ -177,7 +196,8 @@ class TransformersVLM:
                     )
             chat.append({"role": message.role, "content": parts})
         text = self.processor.apply_chat_template(chat, add_generation_prompt=add_generation_prompt, tokenize=False)
-        inputs = self.processor(text=[text], images=images or None, return_tensors="pt")
+        extra = rule.call_kwargs() if images else {}
+        inputs = self.processor(text=[text], images=images or None, return_tensors="pt", **extra)
         # Floating tensors (pixel values) follow the model dtype; ids/masks keep theirs.
         return inputs.to(self.model.device, dtype=self.model.dtype)
 
@@ -324,6 +344,11 @@ class TransformersVLM:
             "dtype": str(self.dtype).replace("torch.", "") if self.dtype is not None else str(self.requested_dtype),
             "quantization": quant,
             "max_image_pixels": self.max_image_pixels,
+            "model_type": self.model_type,
+            "box_format": self.box_format,
+            # the most pixels one image reaches the vision encoder with, and the family rule (None before load)
+            "pixel_budget": self.pixel_rule.budget() if self.model is not None else None,
+            "pixel_rule": self.pixel_rule.describe() if self.model is not None else None,
             "loaded": self.model is not None,
         }
 
