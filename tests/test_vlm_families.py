@@ -1,0 +1,152 @@
+"""Every open VLM family transformers ships, through the real graph, on a tiny random-weight model of each.
+
+Each family's checkpoint (tests/tiny_vlms.py) is the family's config, processor and image processor with random
+weights and a locally built tokenizer; its generation is steered to spell SHOW's JSON naming two targets, so one
+`Agent.stream` runs SHOW -> SEARCH -> TELL with the image and two crops -> option likelihood, with TELL's answer
+streamed token by token. The model is never replaced: what is checked is what the family's processor built and
+its model took (image tokens of each image, the grid or tiles a 4000x3000 photo became). docs/vlm.md's family
+table is these tests' results; a family that cannot run here is a skip whose reason says why.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from PIL import Image
+
+import tiny_vlms
+from doubles import FixedLocalizer
+from lookcloser import Agent, AgentConfig
+from lookcloser.core.vlm_protocol import ChatMessage, VLMReply
+from lookcloser.vlm import TransformersVLM
+
+QUESTION = "What colour is the sign?"
+OPTIONS = ["red", "blue"]
+BOXES = {"the sign": (20, 10, 60, 40), "the cup": (70, 30, 110, 80)}  # in the 128x96 photo below
+
+
+def _params() -> list:
+    return [pytest.param(name, marks=pytest.mark.skip(reason=family.skip)) if family.skip else name
+            for name, family in tiny_vlms.FAMILIES.items()]
+
+
+@pytest.fixture(scope="session", params=_params())
+def family_vlm(request, tmp_path_factory) -> TransformersVLM:
+    """The family's tiny checkpoint, built and loaded once per session."""
+    path = tiny_vlms.build(request.param, tmp_path_factory.mktemp(request.param))
+    return TransformersVLM(str(path), device="cpu", dtype="float32").load()
+
+
+def _photo(size=(128, 96)) -> Image.Image:
+    image = Image.new("RGB", size, (200, 30, 30))
+    image.paste((20, 20, 220), (70, 30, 110, 80))
+    return image
+
+
+def _gradient(size: tuple[int, int]) -> Image.Image:
+    """Red rises with x, green with y, full blue: tiles can be told apart (tiny_vlms.tile_layout reads the grid)."""
+    import numpy as np
+
+    width, height = size
+    pixels = np.zeros((height, width, 3), dtype=np.uint8)
+    pixels[..., 0] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
+    pixels[..., 1] = np.linspace(0, 255, height, dtype=np.uint8)[:, None]
+    pixels[..., 2] = 255
+    return Image.fromarray(pixels)
+
+
+def _image_token_id(vlm: TransformersVLM) -> int:
+    config = vlm.model.config
+    value = getattr(config, "image_token_id", None)
+    return int(value if value is not None else config.image_token_index)
+
+
+def _image_tokens(vlm: TransformersVLM, inputs) -> int:
+    return int((inputs["input_ids"] == _image_token_id(vlm)).sum())
+
+
+def _spy(vlm: TransformersVLM, monkeypatch) -> list[tuple[list[Image.Image], object]]:
+    """Record each encoded call: the images it carried and the processor's output that went to the model."""
+    calls: list[tuple[list[Image.Image], object]] = []
+    encode = vlm._encode
+
+    def recording(messages, **kwargs):
+        inputs = encode(messages, **kwargs)
+        calls.append(([p for m in messages for p in m.content if isinstance(p, Image.Image)], inputs))
+        return inputs
+
+    monkeypatch.setattr(vlm, "_encode", recording)
+    return calls
+
+
+def test_the_graph_runs_show_search_tell_with_crops_and_option_likelihood(family_vlm, monkeypatch):
+    vlm = family_vlm
+    calls = _spy(vlm, monkeypatch)
+    agent = Agent(vlm=vlm, tools={"localizer": FixedLocalizer(BOXES)},
+                  config=AgentConfig(max_new_tokens=48, choice="likelihood"))
+    events = list(agent.stream(_photo(), QUESTION, options=OPTIONS))
+    answer = events[-1]["answer"]
+    # SHOW: the reply is the JSON contract, parsed; its two targets were searched and found
+    assert answer.parse_path == "json"
+    assert [(f.target.name, f.status) for f in answer.findings] == [("the sign", "found"), ("the cup", "found")]
+    # TELL: the photo and both crops reached the model: the image tokens are each image's own, added up
+    tell_images, tell_inputs = next(call for call in calls if len(call[0]) == 3)
+    alone = [_image_tokens(vlm, vlm._encode([ChatMessage("user", [image, "x"])])) for image in tell_images]
+    assert all(n > 0 for n in alone) and _image_tokens(vlm, tell_inputs) == sum(alone)
+    # TELL's answer streamed through the graph, token by token, and is the answer
+    tokens = [e["token"] for e in events if e.get("token") and e["node"] == "tell"]
+    assert len(tokens) > 1 and "".join(tokens).strip() == tiny_vlms.REPLY
+    # the options were scored by likelihood with the crops (the reply names none)
+    assert answer.choice_path == "likelihood" and answer.choice in (0, 1)
+    assert vlm.describe()["model_type"] == tiny_vlms.FAMILIES[vlm.model_type].model_type
+
+
+def test_option_likelihood_is_finite_for_each_option(family_vlm):
+    photo, crop = _photo(), _photo((48, 40))
+    scores = family_vlm.score_options([photo, crop], QUESTION, ["red", "blue", "a green cup"])
+    assert len(scores) == 3 and all(math.isfinite(s) and s < 0 for s in scores)
+    assert len(set(scores)) == 3  # each option's own tokens were scored
+    assert 0.0 < family_vlm.yes_probability(photo, "Is the sign red? Answer Yes or No.") < 1.0
+
+
+def test_stream_pieces_join_to_generate(family_vlm):
+    messages = [ChatMessage("user", [_photo(), QUESTION])]
+    whole = family_vlm.generate(messages, max_new_tokens=48)
+    *pieces, reply = list(family_vlm.stream(messages, max_new_tokens=48))
+    assert whole.text == tiny_vlms.REPLY  # steered generation decodes to the exact JSON
+    assert len(pieces) > 1 and "".join(pieces) == reply.text == whole.text and isinstance(reply, VLMReply)
+    assert (reply.input_tokens, reply.output_tokens) == (whole.input_tokens, whole.output_tokens)
+
+
+SMALL_CAP = 112 * 112
+
+
+def test_a_large_photo_reaches_the_model_at_the_familys_own_budget(family_vlm):
+    """A 4000x3000 photo goes to the family's processor, which sizes it by its own rule (smart resize, longest
+    edge, a fixed square, tiles) rather than after one fixed 1-MP shrink; what the processor built is what
+    `sent_image_size` says. `max_image_pixels` caps the families that size the image to the photo and leaves
+    fixed and tiled ones to their processor; None is the processor's own budget."""
+    family = tiny_vlms.FAMILIES[family_vlm.model_type]
+    photo = _gradient((4000, 3000))
+    sent = {}
+    for cap in (None, SMALL_CAP, family_vlm.max_image_pixels):
+        vlm = TransformersVLM(family_vlm.model_id, device="cpu", dtype="float32", max_image_pixels=cap)
+        inputs = vlm._encode([ChatMessage("user", [photo, "x"])])  # the weights are shared (hub.shared)
+        sent[cap] = vlm.sent_image_size(photo.size)
+        assert family.produced_size(vlm, inputs) == sent[cap], f"max_image_pixels={cap}"
+        assert sent[cap][0] * sent[cap][1] <= vlm.pixel_rule.budget()
+    kind = family_vlm.pixel_rule.kind
+    if kind in ("smart_resize", "longest_edge"):  # sized to the photo: its aspect, the cap binds
+        assert all(abs(w / h - 4 / 3) < 0.2 for w, h in sent.values())
+        assert sent[SMALL_CAP][0] * sent[SMALL_CAP][1] < sent[None][0] * sent[None][1]
+    else:  # fixed or tiled: the processor's budget whatever the cap
+        assert kind in ("fixed", "tiles") and len(set(sent.values())) == 1
+    assert 0.0 < family_vlm.yes_probability(photo, "Is it green?") < 1.0
+
+
+def test_describe_names_the_family_and_its_budget(family_vlm):
+    described = family_vlm.describe()
+    assert described["model_type"] == family_vlm.model_type and described["box_format"] is None
+    assert described["pixel_budget"] == family_vlm.pixel_rule.budget() > 0
+    assert described["pixel_rule"].startswith(family_vlm.pixel_rule.kind)
