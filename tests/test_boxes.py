@@ -194,13 +194,17 @@ def test_a_truncated_json_list_keeps_its_complete_boxes():
     assert _xyxy(_parse(reply, "qwen3_vl")) == [(10.0, 20.0, 30.0, 40.0), (50.0, 60.0, 70.0, 80.0)]
 
 
-def test_thousands_of_boxes_are_cut_quickly():
-    reply = "[" + ", ".join(f'{{"bbox_2d": [{i % 900}, 10, {i % 900 + 50}, 60], "label": "car"}}' for i in range(5000)) + "]"
+def test_thousands_of_boxes_are_a_runaway_reply_read_quickly():
+    reply = "[" + ", ".join(f'{{"bbox_2d": [{i % 900}, {i // 900}, {i % 900 + 50}, 60], "label": "car"}}'
+                            for i in range(5000)) + "]"
     start = time.perf_counter()
     parsed = _parse(reply, "qwen3_vl")
     assert time.perf_counter() - start < 2.0
-    assert len(parsed.boxes) == boxes.MAX_BOXES
-    assert any(f"only the first {boxes.MAX_CHARS}" in n for n in parsed.notes)  # 5000 boxes are ~250k characters
+    assert parsed.boxes == [] and any(f"more than {boxes.MAX_BOXES}: taken as a runaway" in n for n in parsed.notes)
+    assert any(f"only the first {boxes.MAX_CHARS}" in n for n in parsed.notes)  # 5000 boxes are ~280k characters
+    # one box repeated in a loop is one box, and one note says how many repeats were dropped
+    looping = _parse("[" + ", ".join(['{"bbox_2d": [10, 10, 20, 20], "label": "car"}'] * 300) + "]", "qwen3_vl")
+    assert len(looping.boxes) == 1 and looping.notes == ["box [10, 10, 20, 20] and 298 more dropped: a repeat of an earlier box"]
 
 
 def test_every_convention_survives_garbage():

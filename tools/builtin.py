@@ -45,6 +45,12 @@ def _vstar(context: Any = None, **options: Any):
     return create_vstar_localizer(context=context, **options)
 
 
+def _vlm_grounding(context: Any = None, **options: Any):
+    from lookcloser.tools.vlm_grounding import create_vlm_grounding
+
+    return create_vlm_grounding(context=context, **options)
+
+
 def _grounding_dino(**options: Any):
     from lookcloser.tools.grounding_dino import GroundingDinoDetector
 
@@ -69,11 +75,11 @@ def _sam2_original(**options: Any):
     return OriginalSam2Segmenter(**options)
 
 
-def _options(module: str, name: str) -> Callable[[], Any]:
-    """A built-in's typed options: its class's keyword arguments (tools/options.py), read when asked."""
+def _options(module: str, name: str, exclude: tuple[str, ...] = ("self", "context")) -> Callable[[], Any]:
+    """A built-in's typed options: its class's keyword arguments (tools/options.py) less `exclude`, read when asked."""
     @functools.cache
     def read() -> Any:
-        return options_model(getattr(importlib.import_module(module), name), name=f"{name} options")
+        return options_model(getattr(importlib.import_module(module), name), name=f"{name} options", exclude=exclude)
 
     return read
 
@@ -146,7 +152,12 @@ INFO = {
         options=_options("lookcloser.tools.sam2_original", "OriginalSam2Segmenter"),
         requires=(Package("sam2", "SAM2_BUILD_CUDA=0 pip install --no-build-isolation 'lookcloser[sam2]'"),)),
 }
+INFO[("detector", "vlm_grounding")] = ToolInfo(
+    "the agent's VLM: its own boxes", None,
+    options=_options("lookcloser.tools.vlm_grounding", "VLMGrounding", exclude=("self", "vlm")),
+    requires=(Package("supervision", "pip install 'lookcloser[grounding]'"),), batches=True, needs_vlm=True)
 INFO[("localizer", "grounding_dino")] = INFO[("detector", "grounding_dino")]
+INFO[("localizer", "vlm_grounding")] = INFO[("detector", "vlm_grounding")]
 INFO[("localizer", "groundingdino")] = INFO[("detector", "groundingdino")]
 
 _FACTORIES = {
@@ -155,6 +166,7 @@ _FACTORIES = {
     ("detector", "grounding_dino"): _grounding_dino, ("localizer", "grounding_dino"): _grounding_dino,
     ("segmenter", "sam2"): _sam2, ("detector", "groundingdino"): _groundingdino,
     ("localizer", "groundingdino"): _groundingdino, ("segmenter", "sam2_original"): _sam2_original,
+    ("localizer", "vlm_grounding"): _vlm_grounding, ("detector", "vlm_grounding"): _vlm_grounding,
 }
 
 

@@ -104,6 +104,7 @@ class ToolInfo:
     from the factory's signature. requires: Package / Binary / Weights, checked in order by `usability`.
     batches: the tool finds every target of an image in one call (`locate_many`), so the graph sends it
     one search branch for all of them; declared here so routing never has to build the tool to know.
+    needs_vlm: the tool asks the agent's VLM (`--vlm SPEC`); `lookcloser tools` says so.
     """
 
     backend: str
@@ -111,6 +112,7 @@ class ToolInfo:
     options: Callable[[], type[BaseModel] | None] | None = None
     requires: tuple[Any, ...] = field(default_factory=tuple)
     batches: bool = False
+    needs_vlm: bool = False
 
     def usability(self, options: dict[str, Any] | None = None) -> Usability:
         """The first unmet requirement with these options, or ok."""

@@ -14,9 +14,9 @@ __all__ = ["rows", "table"]
 
 def rows(tools: dict[str, Any] | None = None, tool_options: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One dict per registered (role, name): role, name, backend, default_model, status, detail, fix,
-    configured. `tools` / `tool_options` (a normalised Context's, e.g. from --config) are laid over
-    the default tools: each role's configured tool is marked and checked with its options (e.g. a
-    local `model` directory)."""
+    configured, needs_vlm (the tool asks the agent's VLM: `--vlm SPEC`). `tools` / `tool_options` (a
+    normalised Context's, e.g. from --config) are laid over the default tools: each role's configured tool is
+    marked and checked with its options (e.g. a local `model` directory)."""
     from lookcloser.tools.builtin import DEFAULT_TOOLS  # noqa: PLC0415
 
     names, options = {**DEFAULT_TOOLS, **(tools or {})}, tool_options or {}
@@ -32,6 +32,7 @@ def rows(tools: dict[str, Any] | None = None, tool_options: dict[str, dict[str, 
             "backend": info.backend if info is not None else f"plugin: {origin or 'registered at run time'}",
             "default_model": info.default_model if info is not None else None,
             "status": usable.status, "detail": usable.detail, "fix": usable.fix, "configured": configured,
+            "needs_vlm": bool(info is not None and info.needs_vlm),
         })
     return out
 
@@ -49,6 +50,8 @@ def table(found: list[dict[str, Any]]) -> Any:
         status = Text(row["status"], style=styles.get(row["status"], "red"))
         if row["detail"]:
             status.append(f"\n{row['detail']}", style="dim")
+        if row.get("needs_vlm"):
+            status.append("\nneeds a VLM: --vlm SPEC", style="dim")
         name = row["name"] + (" *" if row["configured"] else "")
         grid.add_row(*(Text(cell) for cell in (row["role"], name, row["backend"], row["default_model"] or "")),
                      status, Text(row["fix"]))  # Text: no rich markup, so "[paddle]" stays

@@ -7,8 +7,8 @@ supervision's `Detections.from_vlm` parses the families it covers (Qwen2.5-VL, Q
 not parse from reply text get our own small parsers: GLM-V's box tokens, InternVL's `<ref>/<box>`, Florence-2's
 raw `<loc_N>` text (supervision only reads Florence-2's post-processed dicts) and Molmo's points.
 
-Every box comes back validated: finite, not inverted, clipped to the image, at most `max_boxes` of them; what
-was dropped, and why, is in `Parsed.notes`. Nothing here raises on a model's reply.
+Every box comes back validated: finite, not inverted, clipped to the image, no repeats, at most `max_boxes` of
+them; what was dropped, and why, is in `Parsed.notes`. Nothing here raises on a model's reply.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ __all__ = ["CONVENTIONS", "DEFAULT_CONVENTION", "Convention", "Parsed", "ParsedB
 GRID_FACTOR = 28
 QWEN25_MIN_PIXELS = 56 * 56
 QWEN25_MAX_PIXELS = 28 * 28 * 16384
-#: Most boxes read from one reply, and most reply characters looked at: a reply of thousands of boxes is cut.
+#: A reply with more distinct boxes than this is a runaway (a model repeating itself): none is kept. Only the first
+#: MAX_CHARS characters of a reply are read, so a reply of thousands of boxes costs milliseconds.
 MAX_BOXES = 100
 MAX_CHARS = 20_000
 #: A point (Molmo) becomes a square this many pixels wide in the view the model was sent.
@@ -200,8 +201,9 @@ def parse(text: str, conv: Convention, *, sent_size: tuple[int, int], out_size: 
     """The boxes of a grounding reply, in pixels of an image of `out_size` (width, height).
 
     sent_size: the (width, height) the model saw that image at (grid conventions read absolute pixels of it; a
-    point's box is POINT_BOX_PX of it). Boxes that are not finite, inverted or wholly outside the image are
-    dropped, the rest clipped; at most `max_boxes`. Never raises on the reply: `notes` says what went wrong."""
+    point's box is POINT_BOX_PX of it). Boxes that are not finite, inverted, empty, wholly outside the image or
+    repeats are dropped, the rest clipped; more than `max_boxes` is a runaway reply and gives none. Never raises
+    on the reply: `notes` says what went wrong (one note per reason)."""
     out = Parsed()
     text = str(text or "")
     if len(text) > max_chars:
@@ -222,23 +224,31 @@ def parse(text: str, conv: Convention, *, sent_size: tuple[int, int], out_size: 
     if not raw:
         out.notes.append(f"no box in the reply ({conv.name} convention): {_quote(text)}")
         return out
-    kept = 0
+    dropped: dict[str, list[str]] = {}  # why -> the boxes dropped for it
+    seen: set[tuple] = set()
     for xyxy, label, point in raw:
         problem = _problem(xyxy)
-        if problem:
-            out.notes.append(f"box {_show(xyxy)} dropped: {problem}")
-            continue
-        x1, y1, x2, y2 = (float(v) for v in xyxy)
+        x1, y1, x2, y2 = (float(v) for v in xyxy) if problem is None else (0.0, 0.0, 0.0, 0.0)
         box = (min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width),
                min(max(y2, 0.0), height))
-        if box[2] <= box[0] or box[3] <= box[1]:
-            out.notes.append(f"box {_show(xyxy)} dropped: outside the image ({width}x{height})")
+        if problem is None and (box[2] <= box[0] or box[3] <= box[1]):
+            problem = f"outside the image ({width}x{height})"
+        label = label.strip() if isinstance(label, str) and label.strip() else None
+        key = (tuple(round(v, 1) for v in box), label)
+        if problem is None and key in seen:
+            problem = "a repeat of an earlier box"
+        if problem is not None:
+            dropped.setdefault(problem, []).append(_show(xyxy))
             continue
-        if kept == max_boxes:
-            out.notes.append(f"the reply holds more than {max_boxes} boxes: only the first {max_boxes} were kept")
-            break
-        out.boxes.append(ParsedBox(box, label.strip() if isinstance(label, str) and label.strip() else None, point))
-        kept += 1
+        seen.add(key)
+        out.boxes.append(ParsedBox(box, label, point))
+    for problem, shown in dropped.items():
+        more = f" and {len(shown) - 1} more" if len(shown) > 1 else ""
+        out.notes.append(f"box {shown[0]}{more} dropped: {problem}")
+    if len(out.boxes) > max_boxes:
+        out.notes.append(f"the reply holds {len(out.boxes)} boxes, more than {max_boxes}: taken as a runaway reply, "
+                         "none kept")
+        out.boxes = []
     if any(b.point for b in out.boxes):
         out.notes.append(f"{conv.families} answers with points: each became a {POINT_BOX_PX:g}-px box around it "
                          "(in the view sent)")

@@ -1,4 +1,5 @@
-"""`lookcloser find IMAGE... TARGET`: SEARCH only, no VLM: locate a target, or read every line of text.
+"""`lookcloser find IMAGE... TARGET`: SEARCH only: locate a target, or read every line of text. No VLM unless
+`--vlm` names one for the tools that ask it (`vlm_grounding`; the V* search's contextual cue then uses it too).
 
 One image prints a table (or `--json`); several images or a folder print one JSON line per image from one
 agent (models loaded once). A model that cannot load is exit status 2 after its findings are printed. The
@@ -34,15 +35,18 @@ def find(
     target: str = typer.Argument(..., help="What to find, e.g. 'the red sign' or 'text'."),
     kind: Optional[str] = typer.Option(None, "--kind", help="object (find one) or text (read all text); default: text when TARGET is 'text', else object."),
     tool: Optional[list[str]] = typer.Option(None, "--tool", help=TOOL_HELP),
-    config_file: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP + " Its vlm is not used: find runs no VLM."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP + " Its vlm is not used: only --vlm gives find one."),
+    vlm: Optional[str] = typer.Option(None, "--vlm", help="transformers:ID_OR_PATH or openai:MODEL@URL, for the tools "
+                                                         "that ask a VLM (--tool localizer=vlm_grounding). Default: none."),
     as_json: bool = typer.Option(False, "--json", help="Print {\"findings\": [...]} as JSON."),
     save_vis: Optional[Path] = typer.Option(None, "--save-vis", parser=_parameter(_vis_file), metavar="FILE",
                                             help=f"Write an image of the search and findings ({', '.join(VIS_EXTENSIONS)})."),
     trace_dir: Path = typer.Option(Path("traces"), "--trace-dir", parser=_parameter(_trace_folder), metavar="DIR",
                                    help="Where the search's trace is written."),
 ) -> None:
-    """SEARCH only (no VLM): locate TARGET in IMAGE; with --kind text, read every line of text (several images
-    or a directory: JSON Lines, one per image). Exit status 2 when the localizer's model cannot load."""
+    """SEARCH only (no VLM unless --vlm names one): locate TARGET in IMAGE; with --kind text, read every line of
+    text (several images or a directory: JSON Lines, one per image). Exit status 2 when the localizer's model
+    cannot load (or needs a VLM and none is named)."""
     name = " ".join(target.split())
     if not name:
         raise InputError("TARGET must not be empty: say what to find, e.g. 'the red sign' or 'text'")
@@ -55,7 +59,7 @@ def find(
         raise InputError("--save-vis draws one image: give one IMAGE")
     paths = _expand_images(images) if many else images
     settings = _settings(config_file, tool).agent_kwargs()
-    settings.pop("vlm")  # no VLM named: find gives tools none
+    settings["vlm"] = vlm  # None: find gives tools no VLM (the file's vlm is for ask)
 
     from lookcloser.agent import Agent  # noqa: PLC0415
     from lookcloser.core.types import Target  # noqa: PLC0415

@@ -18,7 +18,7 @@ def tools_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per tool."),
 ) -> None:
     """List every registered tool by role: backend, default model, whether it can run here (checked
-    offline, with the --config / --tool settings) and the command that fixes it."""
+    offline, with the --config / --tool settings), the command that fixes it, and whether it needs a VLM."""
     settings = _settings(config_file, tool)
     from lookcloser.runtime.context import Context  # noqa: PLC0415
     from lookcloser.tools.report import rows, table  # noqa: PLC0415
