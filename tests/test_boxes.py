@@ -207,10 +207,16 @@ def test_thousands_of_boxes_are_a_runaway_reply_read_quickly():
     assert len(looping.boxes) == 1 and looping.notes == ["box [10, 10, 20, 20] and 298 more dropped: a repeat of an earlier box"]
 
 
-def test_every_convention_survives_garbage():
+def test_every_convention_survives_garbage_in_linear_time():
     garbage = ["<|begin_of_box|>[[1,2]]<|end_of_box|>", "<box>[[a,b,c,d]]</box>", "<loc_1><loc_2>", "<point x=>",
-               '<points coords="junk">', "[[[[[[", "{" * 500, "\x00\xff" * 100, "1e999, 1e999, 1e999, 1e999"]
+               '<points coords="junk">', "[[[[[[", "{" * 500, "\x00\xff" * 100, "1e999, 1e999, 1e999, 1e999",
+               # openings that never close, repeated up to the 20,000 characters read: no regex may go quadratic
+               "<" * 20000, "[1," * 7000, "(1,2),(" * 3000, '"bbox_2d": [' * 1700, "<ref>" * 4000, "<box>" * 4000,
+               "<|begin_of_box|>" * 1300, "<point " * 3000, "<loc_1>" * 3000, "<loc0001>" * 2300]
+    _parse("warm up supervision's import", "qwen3_vl")
     for name in boxes.CONVENTIONS:
         for text in garbage:
+            start = time.perf_counter()
             parsed = _parse(text, name)
-            assert all(0 <= v <= 1000 for b in parsed.boxes for v in b.xyxy), (name, text)
+            assert time.perf_counter() - start < 0.5, (name, text[:20])
+            assert all(0 <= v <= 1000 for b in parsed.boxes for v in b.xyxy), (name, text[:20])

@@ -63,7 +63,8 @@ class VLMGrounding:
     def __init__(self, vlm: Any, *, box_format: BoxFormat | None = None,
                  max_view_pixels: Annotated[int, Field(ge=boxes.QWEN25_MIN_PIXELS)] = DEFAULT_VIEW_PIXELS,
                  min_box_px: Annotated[float, Field(ge=0)] = 12.0, search: bool = True,
-                 max_looks: Annotated[int, Field(ge=1)] = 21, max_new_tokens: Annotated[int, Field(ge=16)] = 512) -> None:
+                 max_looks: Annotated[int, Field(ge=1)] = 21,
+                 max_new_tokens: Annotated[int, Field(ge=16)] = 512) -> None:
         if vlm is None or not callable(getattr(vlm, "generate", None)):
             raise ModelLoadError(_NEEDS_VLM)
         if box_format is not None:

@@ -269,20 +269,22 @@ def _read(text: str, conv: Convention, sent: tuple[int, int], out: tuple[int, in
         return _supervision(text, conv.name, sent, out)
     relative = (conv.scale, conv.scale)
     if conv.name == "glm":
-        spans = re.findall(r"<\|begin_of_box\|>(.*?)<\|end_of_box\|>", text, re.S) or [text]  # tokens may be decoded away
+        # the markers may have been decoded away (skip_special_tokens): then the bracketed boxes of the whole text
+        spans = [part.split("<|end_of_box|>", 1)[0] for part in text.split("<|begin_of_box|>")[1:]] or [text]
         return [(_scaled(q, relative, out), None, False) for span in spans for q in _quads(span)]
     if conv.name == "internvl":
+        refs = {m.end(): m.group(1) for m in re.finditer(r"<ref>([^<]*)</ref>\s*", text)}  # where each ref ends
         found = []
-        for label, inside in re.findall(r"(?:<ref>(.*?)</ref>\s*)?<box>(.*?)</box>", text, re.S):
-            found.extend((_scaled(q, relative, out), label or None, False) for q in _quads(inside))
+        for box in re.finditer(r"<box>([^<]*)</box>", text):
+            label = refs.get(box.start())
+            found.extend((_scaled(q, relative, out), label or None, False) for q in _quads(box.group(1)))
         return found
     if conv.name == "florence_2":
-        found, label = [], None
-        for phrase, locs in re.findall(r"([^<]*(?:<(?!loc_)[^>]*>[^<]*)*)((?:<loc_\d+>){4})", text):
-            phrase = re.sub(r"<[^>]*>", "", phrase).strip()
-            label = phrase or label  # boxes of one phrase follow it without repeating it
-            bins = [float(v) + 0.5 for v in re.findall(r"<loc_(\d+)>", locs)]
-            found.append((_scaled(bins, relative, out), label, False))
+        found, label, start = [], None, 0
+        for locs in re.finditer(r"<loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)>", text):
+            phrase = re.sub(r"<[^<>]*>", "", text[start:locs.start()]).strip()  # the text since the last box
+            label, start = phrase or label, locs.end()  # boxes of one phrase follow it without repeating it
+            found.append((_scaled([float(v) + 0.5 for v in locs.groups()], relative, out), label, False))
         return found
     if conv.name == "molmo":
         return _molmo(text, sent, out)
@@ -318,7 +320,7 @@ def _molmo(text: str, sent: tuple[int, int], out: tuple[int, int]) -> list[tuple
     """Molmo's points: `<point x= y=>` / `<points x1= y1= ...>` in percent (Molmo), `coords="..."` in 0-1000
     (Molmo 2: frame, then index x y triples, as its model card's regexes read them); each a small box."""
     points: list[tuple[float, float, str | None]] = []
-    for tag in re.finditer(r"<points?\b([^>]*)>(?:([^<]*)</points?>)?", text):
+    for tag in re.finditer(r"<points?\b([^<>]*)>(?:([^<]*)</points?>)?", text):
         attributes, inner = tag.group(1), (tag.group(2) or "").strip()
         alt = re.search(r'alt="([^"]*)"', attributes)
         label = (alt.group(1) if alt else inner) or None
