@@ -52,7 +52,9 @@ def ask(
 
     agent = Agent(**settings, trace_dir=trace_dir, spelling="cli")
     try:
-        with _waiting(f"asking {settings['vlm'] or 'the default VLM'}", settings["config"].timeout) as progress:
+        vlm = settings["vlm"]
+        named = vlm.get("spec") if isinstance(vlm, dict) else vlm  # a [vlm] table: its spec
+        with _waiting(f"asking {named or 'the default VLM'}", settings["config"].timeout) as progress:
             if progress is None or as_json:
                 answer = agent.run(image, question, options=option or None)
             else:  # the search's live progress (the same events as the graph's custom stream)
