@@ -18,6 +18,7 @@ from PIL import Image
 import tiny_vlms
 from doubles import FixedLocalizer
 from lookcloser import Agent, AgentConfig
+from lookcloser.core.errors import ModelLoadError
 from lookcloser.core.vlm_protocol import ChatMessage, VLMReply
 from lookcloser.vlm import TransformersVLM
 
@@ -27,8 +28,12 @@ BOXES = {"the sign": (20, 10, 60, 40), "the cup": (70, 30, 110, 80)}  # in the 1
 
 
 def _params() -> list:
-    return [pytest.param(name, marks=pytest.mark.skip(reason=family.skip)) if family.skip else name
-            for name, family in tiny_vlms.FAMILIES.items()]
+    params = []
+    for name, family in tiny_vlms.FAMILIES.items():
+        why = family.skip or (f"TransformersVLM refuses it: {family.refused} (test_a_refused_family_says_why)"
+                              if family.refused else None)
+        params.append(pytest.param(name, marks=pytest.mark.skip(reason=why)) if why else name)
+    return params
 
 
 @pytest.fixture(scope="session", params=_params())
@@ -66,18 +71,42 @@ def _image_tokens(vlm: TransformersVLM, inputs) -> int:
     return int((inputs["input_ids"] == _image_token_id(vlm)).sum())
 
 
-def _spy(vlm: TransformersVLM, monkeypatch) -> list[tuple[list[Image.Image], object]]:
-    """Record each encoded call: the images it carried and the processor's output that went to the model."""
-    calls: list[tuple[list[Image.Image], object]] = []
-    encode = vlm._encode
+def _flat(images) -> list[Image.Image]:
+    if isinstance(images, Image.Image):
+        return [images]
+    return [image for part in images for image in _flat(part)]
+
+
+def _spy(vlm: TransformersVLM, monkeypatch) -> list[tuple[list[Image.Image], object, list[Image.Image]]]:
+    """Record each encoded call: the images it carried, the processor's output that went to the model, and the
+    images the family's image processor itself received."""
+    calls: list[tuple[list[Image.Image], object, list[Image.Image]]] = []
+    encode, image_processor = vlm._encode, vlm.processor.image_processor
+    preprocess, received = image_processor.preprocess, []
+
+    def seeing(images, *args, **kwargs):
+        received.extend(_flat(images))
+        return preprocess(images, *args, **kwargs)
 
     def recording(messages, **kwargs):
+        received.clear()
         inputs = encode(messages, **kwargs)
-        calls.append(([p for m in messages for p in m.content if isinstance(p, Image.Image)], inputs))
+        calls.append(([p for m in messages for p in m.content if isinstance(p, Image.Image)], inputs, list(received)))
         return inputs
 
     monkeypatch.setattr(vlm, "_encode", recording)
+    monkeypatch.setattr(image_processor, "preprocess", seeing)
     return calls
+
+
+@pytest.mark.parametrize("name", [n for n, f in tiny_vlms.FAMILIES.items() if f.refused])
+def test_a_refused_family_says_why(name, tmp_path):
+    """A family that cannot work here is refused at load in one line that says why, not deep in a generate call."""
+    family = tiny_vlms.FAMILIES[name]
+    vlm = TransformersVLM(str(tiny_vlms.build(name, tmp_path)), device="cpu", dtype="float32")
+    with pytest.raises(ModelLoadError, match=family.refused) as info:
+        vlm.load()
+    assert "\n" not in str(info.value) and f"({name})" in str(info.value) and vlm.model is None
 
 
 def test_the_graph_runs_show_search_tell_with_crops_and_option_likelihood(family_vlm, monkeypatch):
@@ -90,16 +119,18 @@ def test_the_graph_runs_show_search_tell_with_crops_and_option_likelihood(family
     # SHOW: the reply is the JSON contract, parsed; its two targets were searched and found
     assert answer.parse_path == "json"
     assert [(f.target.name, f.status) for f in answer.findings] == [("the sign", "found"), ("the cup", "found")]
-    # TELL: the photo and both crops reached the model: the image tokens are each image's own, added up
-    tell_images, tell_inputs = next(call for call in calls if len(call[0]) == 3)
+    # TELL: the photo and both crops went to the image processor in one call, and their image tokens to the model
+    tell_images, tell_inputs, processed = next(call for call in calls if len(call[0]) == 3)
+    assert [image.size for image in processed] == [image.size for image in tell_images]
     alone = [_image_tokens(vlm, vlm._encode([ChatMessage("user", [image, "x"])])) for image in tell_images]
-    assert all(n > 0 for n in alone) and _image_tokens(vlm, tell_inputs) == sum(alone)
+    several = tiny_vlms.FAMILIES[vlm.model_type].several_images_tokens
+    expected = several(vlm, len(alone)) if several else sum(alone)  # each image's own tokens, added up
+    assert all(n > 0 for n in alone) and _image_tokens(vlm, tell_inputs) == expected
     # TELL's answer streamed through the graph, token by token, and is the answer
     tokens = [e["token"] for e in events if e.get("token") and e["node"] == "tell"]
     assert len(tokens) > 1 and "".join(tokens).strip() == tiny_vlms.REPLY
     # the options were scored by likelihood with the crops (the reply names none)
     assert answer.choice_path == "likelihood" and answer.choice in (0, 1)
-    assert vlm.describe()["model_type"] == tiny_vlms.FAMILIES[vlm.model_type].model_type
 
 
 def test_option_likelihood_is_finite_for_each_option(family_vlm):
@@ -137,16 +168,17 @@ def test_a_large_photo_reaches_the_model_at_the_familys_own_budget(family_vlm):
         assert family.produced_size(vlm, inputs) == sent[cap], f"max_image_pixels={cap}"
         assert sent[cap][0] * sent[cap][1] <= vlm.pixel_rule.budget()
     kind = family_vlm.pixel_rule.kind
-    if kind in ("smart_resize", "longest_edge"):  # sized to the photo: its aspect, the cap binds
+    if kind in ("smart_resize", "longest_edge", "patch_budget"):  # sized to the photo's aspect
         assert all(abs(w / h - 4 / 3) < 0.2 for w, h in sent.values())
+    if kind in ("smart_resize", "longest_edge"):  # ... and the cap binds
         assert sent[SMALL_CAP][0] * sent[SMALL_CAP][1] < sent[None][0] * sent[None][1]
-    else:  # fixed or tiled: the processor's budget whatever the cap
-        assert kind in ("fixed", "tiles") and len(set(sent.values())) == 1
+    else:  # a fixed size, a patch budget or tiles: the processor's whatever the cap
+        assert kind in ("fixed", "patch_budget", "tiles") and len(set(sent.values())) == 1
     assert 0.0 < family_vlm.yes_probability(photo, "Is it green?") < 1.0
 
 
-def test_describe_names_the_family_and_its_budget(family_vlm):
+def test_describe_names_the_family_and_its_budget(family_vlm, request):
     described = family_vlm.describe()
-    assert described["model_type"] == family_vlm.model_type and described["box_format"] is None
+    assert described["model_type"] == request.node.callspec.params["family_vlm"] and described["box_format"] is None
     assert described["pixel_budget"] == family_vlm.pixel_rule.budget() > 0
     assert described["pixel_rule"].startswith(family_vlm.pixel_rule.kind)

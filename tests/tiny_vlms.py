@@ -70,10 +70,10 @@ def tokenizer(special: list[str], *, eos: str, pad: str, bos: str | None = None,
 
 
 def steering(tok: Any, eos_id: int, reply: str = REPLY, bias: float = 40.0) -> list[list[Any]]:
-    """`sequence_bias` entries that make greedy decoding write `reply` then `eos_id`: each reply token is
-    biased after the whole reply prefix before it (a repeated phrase, `{"name": "the `, needs the whole prefix to
-    say which target comes next); checked by running transformers'
-    SequenceBiasLogitsProcessor on flat logits, so a collision fails here, not as a confusing test failure."""
+    """`sequence_bias` entries that make greedy decoding write `reply` then `eos_id`: each reply token is biased
+    after the whole reply prefix before it (a repeated phrase, `{"name": "the `, needs the whole prefix to say
+    which target comes next). Checked by running transformers' SequenceBiasLogitsProcessor on flat logits, so an
+    ambiguity fails here, not as a confusing test failure."""
     import torch
     from transformers.generation.logits_process import SequenceBiasLogitsProcessor
 
@@ -122,6 +122,10 @@ class Family:
     #: (vlm, encoded inputs of one image) -> the (width, height) the processor sized that image to
     produced_size: Callable[[Any, Any], tuple[int, int]] | None = None
     skip: str | None = None
+    #: the family builds and loads, but TransformersVLM refuses it: the start of its one-line error
+    refused: str | None = None
+    #: (vlm, n) -> image tokens of n images in one prompt, for a family that sizes them apart from one alone
+    several_images_tokens: Callable[[Any, int], int] | None = None
 
 
 QWEN_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -239,7 +243,8 @@ def _glm_family(out: Path, prefix: str) -> Path:
         ("video_start_token_id", "<|begin_of_video|>"), ("video_end_token_id", "<|end_of_video|>")]}
     text = {"vocab_size": len(tok), "num_hidden_layers": 2, "max_position_embeddings": 4096, **_TEXT,
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2]},
-            "eos_token_id": tok.convert_tokens_to_ids("<|user|>"), "pad_token_id": tok.convert_tokens_to_ids("<|endoftext|>")}
+            "eos_token_id": tok.convert_tokens_to_ids("<|user|>"),
+            "pad_token_id": tok.convert_tokens_to_ids("<|endoftext|>")}
     vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
               "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "image_size": 112}
     config = getattr(transformers, f"{prefix}Config")(text_config=text, vision_config=vision, **ids)
@@ -489,6 +494,246 @@ def anyres_size(vlm: Any, inputs: Any) -> tuple[int, int]:
     return tile_layout(vlm, tiles, (tile, tile), thumbnail=False)
 
 
+MINICPM_NAMED = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>", "image_start_token": "<image>",
+                 "image_end_token": "</image>", "slice_start_token": "<slice>", "slice_end_token": "</slice>",
+                 "image_id_start_token": "<image_id>", "image_id_end_token": "</image_id>"}
+# MiniCPM-V 4.6 (a Qwen3.5 language model): ChatML, an image part is the image token, which the processor
+# expands to <image_id>N</image_id><image> + the thumbnail's tokens + </image> and rows of <slice>...</slice>.
+MINICPM_TEMPLATE = QWEN_TEMPLATE.replace("<|vision_start|><|image_pad|><|vision_end|>", "<|image_pad|>\n")
+
+
+def _minicpm_family(out: Path, prefix: str) -> Path:
+    """MiniCPM-V 4.6 / 4.7: a thumbnail of at most scale_resolution^2 px and up to max_slice_nums slices of it,
+    14-px patches merged 4x4 (16x): 112 px and 4 slices here, 448 px and 9 in the checkpoints."""
+    import transformers
+
+    tok = tokenizer(QWEN_TOKENS, eos="<|im_end|>", pad="<|endoftext|>", named=MINICPM_NAMED)
+    config = getattr(transformers, f"{prefix}Config")(
+        text_config={"model_type": "qwen3_5_text", "vocab_size": len(tok), "num_hidden_layers": 2, **_TEXT,
+                     "head_dim": 16, "layer_types": ["linear_attention", "full_attention"],
+                     "linear_key_head_dim": 16, "linear_value_head_dim": 16, "linear_num_key_heads": 2,
+                     "linear_num_value_heads": 4, "max_position_embeddings": 4096,
+                     "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id, "bos_token_id": None},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "image_size": 112, "patch_size": 14, "insert_layer_id": 0},
+        insert_layer_id=0, image_size=112, image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"))
+    _seeded()
+    model = getattr(transformers, f"{prefix}ForConditionalGeneration")(config).eval()
+    settings = {"scale_resolution": 112, "max_slice_nums": 4, "patch_size": 14}
+    processor = getattr(transformers, f"{prefix}Processor")(
+        image_processor=transformers.MiniCPMV4_6ImageProcessor(**settings),
+        video_processor=transformers.MiniCPMV4_6VideoProcessor(**settings), tokenizer=tok,
+        chat_template=MINICPM_TEMPLATE)
+    return finish(model, processor, out, eos="<|im_end|>", pad="<|endoftext|>")
+
+
+def build_minicpmv4_6(out: Path) -> Path:
+    return _minicpm_family(out, "MiniCPMV4_6")
+
+
+def build_minicpmv4_7(out: Path) -> Path:
+    return _minicpm_family(out, "MiniCPMV4_7")
+
+
+def slices_size(vlm: Any, inputs: Any) -> tuple[int, int]:
+    """MiniCPM-V: one slice's patch grid (target_sizes after the thumbnail's) times the grid of slices, in px; the
+    thumbnail's when the photo was not sliced."""
+    patch = int(vlm.processor.image_processor.patch_size)
+    sizes = inputs["target_sizes"].tolist()
+    if len(sizes) == 1:
+        h, w = sizes[0]
+        return w * patch, h * patch
+    # the processor writes each row of slices as <slice>..</slice><slice>..</slice>, rows apart on new lines
+    ids = inputs["input_ids"][0].tolist()
+    start, end = (vlm.tokenizer.convert_tokens_to_ids(t) for t in ("<slice>", "</slice>"))
+    rows = sum(1 for i, t in enumerate(ids) if t == start and ids[i - 1] != end)
+    cols = (len(sizes) - 1) // rows
+    assert rows * cols == len(sizes) - 1
+    h, w = sizes[1]
+    return cols * w * patch, rows * h * patch
+
+
+MOLMO_TOKENS = [*QWEN_TOKENS, "<|image|>", "<|video|>", "<im_patch>", "<im_col>", "<im_start>", "<low_res_im_start>",
+                "<frame_start>", "<im_end>", "<frame_end>", "<im_low>"]
+# Molmo 2 (a Qwen3 language model): ChatML, an image part is <|image|>, expanded by the processor to a
+# <low_res_im_start> view and an <im_start> view of <im_patch> rows closed by <im_col>.
+MOLMO_TEMPLATE = QWEN_TEMPLATE.replace("<|vision_start|><|image_pad|><|vision_end|>", "<|image|>")
+
+
+def build_molmo2(out: Path) -> Path:
+    """Molmo 2: crops of 168 px (378 in the checkpoints) overlapping by 4 patches, at most 4 (8), 2x2 pooling."""
+    from transformers import (Molmo2Config, Molmo2ForConditionalGeneration, Molmo2ImageProcessor, Molmo2Processor,
+                              Molmo2VideoProcessor)
+
+    tok = tokenizer(MOLMO_TOKENS, eos="<|im_end|>", pad="<|endoftext|>")
+    ids = {name: tok.convert_tokens_to_ids(token) for name, token in [
+        ("image_start_token_id", "<im_start>"), ("low_res_image_start_token_id", "<low_res_im_start>"),
+        ("image_end_token_id", "<im_end>"), ("image_patch_id", "<im_patch>"),
+        ("frame_start_token_id", "<frame_start>"), ("frame_end_token_id", "<frame_end>")]}
+    config = Molmo2Config(
+        text_config={"vocab_size": len(tok), "additional_vocab_size": 8, "num_hidden_layers": 2, **_TEXT,
+                     "head_dim": 16, "max_position_embeddings": 4096, "eos_token_id": tok.eos_token_id,
+                     "pad_token_id": tok.pad_token_id, "bos_token_id": None},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "num_key_value_heads": 2, "head_dim": 16, "image_size": [168, 168], "patch_size": 14,
+                       "num_position_embeddings": 144},
+        adapter_config={"vision_feature_layer": [-1], "hidden_size": 32, "num_attention_heads": 2,
+                        "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 64, "text_hidden_size": 64},
+        **ids)
+    _seeded()
+    model = Molmo2ForConditionalGeneration(config).eval()
+    settings = {"size": {"height": 168, "width": 168}, "patch_size": 14, "pooling_size": [2, 2]}
+    processor = Molmo2Processor(image_processor=Molmo2ImageProcessor(max_crops=4, **settings),
+                                video_processor=Molmo2VideoProcessor(**settings), tokenizer=tok,
+                                chat_template=MOLMO_TEMPLATE)
+    return finish(model, processor, out, eos="<|im_end|>", pad="<|endoftext|>")
+
+
+def molmo_size(vlm: Any, inputs: Any) -> tuple[int, int]:
+    """Molmo 2: the high-resolution view's pooled patch grid (image_grids) times patch x pooling, in px."""
+    ip = vlm.processor.image_processor
+    _, _, rows, cols = (int(v) for v in inputs["image_grids"][0])
+    return cols * int(ip.patch_size) * int(ip.pooling_size[1]), rows * int(ip.patch_size) * int(ip.pooling_size[0])
+
+
+def build_paligemma(out: Path) -> Path:
+    """PaliGemma 2, as its checkpoints ship: SigLIP at a fixed 56 px (224/448/896), a Gemma 2 language model, a
+    task-prompt processor (`answer en ...`, `detect ...`) and no chat template."""
+    from transformers import (PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor,
+                              SiglipImageProcessor)
+
+    tok = tokenizer(["<pad>", "<eos>", "<bos>", "<image>"], eos="<eos>", pad="<pad>", bos="<bos>",
+                    named={"image_token": "<image>"})
+    image_processor = SiglipImageProcessor(size={"height": 56, "width": 56})
+    image_processor.image_seq_length = 16
+    processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tok)  # adds <locNNNN>, <segNNN>
+    config = PaliGemmaConfig(
+        text_config={"model_type": "gemma2", "vocab_size": len(tok), "num_hidden_layers": 2, **_TEXT, "head_dim": 16,
+                     "query_pre_attn_scalar": 16, "sliding_window": 64, "max_position_embeddings": 4096,
+                     "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+                     "pad_token_id": tok.pad_token_id},
+        vision_config={"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 56, "patch_size": 14,
+                       "projection_dim": 64},
+        image_token_index=tok.convert_tokens_to_ids("<image>"), projection_dim=64, hidden_size=64,
+        vocab_size=len(tok))
+    _seeded()
+    model = PaliGemmaForConditionalGeneration(config).eval()
+    return finish(model, processor, out, eos="<eos>", pad="<pad>")
+
+
+def build_florence2(out: Path) -> Path:
+    """Florence-2, as its checkpoints ship: a DaViT vision tower at a fixed 64 px (768), a BART encoder-decoder,
+    task prompts (<OD>, <CAPTION> ...) and no chat template."""
+    from transformers import CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
+
+    tok = tokenizer(["<pad>", "</s>", "<s>", "<image>"], eos="</s>", pad="<pad>", bos="<s>",
+                    named={"image_token": "<image>"})
+    image_processor = CLIPImageProcessor(size={"height": 64, "width": 64}, crop_size={"height": 64, "width": 64},
+                                         do_center_crop=False)
+    image_processor.image_seq_length = 4
+    processor = Florence2Processor(image_processor=image_processor, tokenizer=tok)
+    config = Florence2Config(
+        text_config={"model_type": "bart", "vocab_size": len(tok), "d_model": 64, "encoder_layers": 1,
+                     "decoder_layers": 1, "encoder_attention_heads": 2, "decoder_attention_heads": 2,
+                     "encoder_ffn_dim": 64, "decoder_ffn_dim": 64, "max_position_embeddings": 512,
+                     "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+                     "pad_token_id": tok.pad_token_id, "decoder_start_token_id": tok.eos_token_id},
+        vision_config={"depths": [1, 1, 1, 1], "embed_dim": [16, 16, 32, 32], "num_heads": [2, 2, 2, 2],
+                       "num_groups": [2, 2, 2, 2], "window_size": 2, "projection_dim": 64,
+                       "max_position_embeddings": 8},
+        image_token_id=tok.convert_tokens_to_ids("<image>"))
+    _seeded()
+    model = Florence2ForConditionalGeneration(config).eval()
+    return finish(model, processor, out, eos="</s>", pad="<pad>")
+
+
+LFM_TOKENS = [*QWEN_TOKENS, "<|startoftext|>", "<image>", "<|image_start|>", "<|image_end|>", "<|img_thumbnail|>",
+              *[f"<|img_row_{i}_col_{j}|>" for i in range(1, 5) for j in range(1, 5)]]
+
+
+def build_lfm2_vl(out: Path) -> Path:
+    """LFM2-VL: SigLIP2 (NaFlex) on a smart-resized view up to 16 tokens, or, for a larger photo, 2..4 tiles of
+    64 px (512 in the checkpoints, up to 10) and a thumbnail; an LFM2 (conv + attention) language model."""
+    from transformers import Lfm2VlConfig, Lfm2VlForConditionalGeneration, Lfm2VlImageProcessor, Lfm2VlProcessor
+
+    tok = tokenizer(LFM_TOKENS, eos="<|im_end|>", pad="<|endoftext|>", bos="<|startoftext|>")
+    config = Lfm2VlConfig(
+        text_config={"model_type": "lfm2", "vocab_size": len(tok), "num_hidden_layers": 2, **_TEXT,
+                     "layer_types": ["conv", "full_attention"], "block_multiple_of": 16,
+                     "max_position_embeddings": 4096, "eos_token_id": tok.eos_token_id,
+                     "pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id},
+        vision_config={"model_type": "siglip2_vision_model", "hidden_size": 32, "intermediate_size": 64,
+                       "num_hidden_layers": 2, "num_attention_heads": 2, "patch_size": 16, "num_patches": 64},
+        image_token_id=tok.convert_tokens_to_ids("<image>"), projector_hidden_size=64, downsample_factor=2)
+    _seeded()
+    model = Lfm2VlForConditionalGeneration(config).eval()
+    image_processor = Lfm2VlImageProcessor(tile_size=64, size={"height": 64, "width": 64}, encoder_patch_size=16,
+                                           min_image_tokens=4, max_image_tokens=16, min_tiles=2, max_tiles=4)
+    template = "<|startoftext|>" + QWEN_TEMPLATE.replace("<|vision_start|><|image_pad|><|vision_end|>", "<image>")
+    processor = Lfm2VlProcessor(image_processor=image_processor, tokenizer=tok, chat_template=template)
+    return finish(model, processor, out, eos="<|im_end|>", pad="<|endoftext|>")
+
+
+def lfm2_size(vlm: Any, inputs: Any) -> tuple[int, int]:
+    """LFM2-VL: the last <|img_row_R_col_C|> names the tile grid; one view: its spatial shape in patches."""
+    ip = vlm.processor.image_processor
+    names = vlm.tokenizer.convert_ids_to_tokens(inputs["input_ids"][0].tolist())
+    grid = [tuple(int(v) for v in n[10:-2].split("_col_")) for n in names if n.startswith("<|img_row_")]
+    if grid:
+        rows, cols = max(grid)
+        return cols * int(ip.tile_size), rows * int(ip.tile_size)
+    h, w = (int(v) for v in inputs["spatial_shapes"][0])
+    return w * int(ip.encoder_patch_size), h * int(ip.encoder_patch_size)
+
+
+# Gemma 4's processor finds images by the soft token itself and wraps each in <start_of_image>..<end_of_image>.
+GEMMA4_TEMPLATE = GEMMA_TEMPLATE.replace("{% if part['type'] == 'image' %}<start_of_image>",
+                                         "{% if part['type'] == 'image' %}<image_soft_token>")
+
+
+def build_gemma4(out: Path) -> Path:
+    """Gemma 4: its vision tower takes the photo resized, aspect kept, to a patch budget (max_soft_tokens x 3x3
+    pooled 16-px patches: 70 soft tokens here, 280 by default), padded patches masked; Gemma-3-shaped turns."""
+    from transformers import (Gemma4AudioFeatureExtractor, Gemma4Config, Gemma4ForConditionalGeneration,
+                              Gemma4ImageProcessor, Gemma4Processor, Gemma4VideoProcessor)
+
+    # the processor asks for the audio tokens even when no audio comes (as its checkpoints' tokenizers have them)
+    named = {**_GEMMA_NAMED, "audio_token": "<audio_soft_token>", "boa_token": "<start_of_audio>",
+             "eoa_token": "<end_of_audio>"}
+    tok = tokenizer(GEMMA_TOKENS, eos="<end_of_turn>", pad="<pad>", bos="<bos>", named=named)
+    processor = Gemma4Processor(feature_extractor=Gemma4AudioFeatureExtractor(),
+                                image_processor=Gemma4ImageProcessor(max_soft_tokens=70), tokenizer=tok,
+                                video_processor=Gemma4VideoProcessor(max_soft_tokens=70),
+                                chat_template=GEMMA4_TEMPLATE, image_seq_length=70)  # adds <|video|>
+    config = Gemma4Config(
+        text_config={"vocab_size": len(tok), "vocab_size_per_layer_input": len(tok), "hidden_size_per_layer_input": 8,
+                     "num_hidden_layers": 2, **_TEXT, "head_dim": 16, "global_head_dim": 16,
+                     "layer_types": ["sliding_attention", "full_attention"], "sliding_window": 64,
+                     "max_position_embeddings": 4096, "bos_token_id": tok.bos_token_id,
+                     "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "num_key_value_heads": 2, "head_dim": 16, "patch_size": 16, "pooling_kernel_size": 3,
+                       "position_embedding_size": 256},
+        audio_config=None,
+        boi_token_id=tok.convert_tokens_to_ids("<start_of_image>"),
+        eoi_token_id=tok.convert_tokens_to_ids("<end_of_image>"),
+        image_token_id=tok.convert_tokens_to_ids("<image_soft_token>"),
+        video_token_id=tok.convert_tokens_to_ids("<|video|>"))
+    _seeded()
+    model = Gemma4ForConditionalGeneration(config).eval()
+    return finish(model, processor, out, eos="<end_of_turn>", pad="<pad>")
+
+
+def soft_token_size(vlm: Any, inputs: Any) -> tuple[int, int]:
+    """Gemma 4: the real (unpadded) patches' positions give the resized image's patch grid."""
+    positions = inputs["image_position_ids"][0]
+    real = positions[(positions >= 0).all(-1)]
+    patch = int(vlm.processor.image_processor.patch_size)
+    return (int(real[:, 0].max()) + 1) * patch, (int(real[:, 1].max()) + 1) * patch
+
+
 def pixel_size(vlm: Any, inputs: Any) -> tuple[int, int]:
     """Fixed-size families: the pixel tensor's own height and width."""
     h, w = inputs["pixel_values"].shape[-2:]
@@ -517,8 +762,16 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in [
     Family("glm46v", build_glm46v, grid_size),
     Family("mistral3", build_mistral3, image_sizes),
     Family("gemma3", build_gemma3, pixel_size),
+    Family("gemma4", build_gemma4, soft_token_size),
     Family("internvl", build_internvl, internvl_size),
-    Family("llava_onevision", build_llava_onevision, anyres_size),
+    Family("llava_onevision", build_llava_onevision, anyres_size,  # several images: one base tile + newline each
+           several_images_tokens=lambda vlm, n: n * (vlm.processor.num_image_tokens + 1)),
+    Family("minicpmv4_6", build_minicpmv4_6, slices_size),
+    Family("minicpmv4_7", build_minicpmv4_7, slices_size),
+    Family("molmo2", build_molmo2, molmo_size),
+    Family("lfm2_vl", build_lfm2_vl, lfm2_size),
+    Family("paligemma", build_paligemma, pixel_size, refused="has no chat template"),
+    Family("florence2", build_florence2, pixel_size, refused="has no chat template"),
     Family("idefics3", build_idefics3, tiles_size),
     Family("smolvlm", build_smolvlm, tiles_size, skip=None if importlib.util.find_spec("num2words") else (
         "SmolVLMProcessor needs the num2words package (pip install num2words), which lookcloser does not install")),

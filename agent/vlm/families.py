@@ -60,7 +60,8 @@ class PixelRule:
     def sent_size(self, width: int, height: int) -> tuple[int, int]:
         raise NotImplementedError(
             f"{type(self.image_processor).__name__} is not a processor lookcloser knows the resize rule of "
-            "(lookcloser.vlm.families); images are shrunk to max_image_pixels before it and it resizes them its own way")
+            "(lookcloser.vlm.families); images are shrunk to max_image_pixels before it and it resizes them its own "
+            "way")
 
     def describe(self) -> str:
         return f"{self.kind} ({type(self.image_processor).__name__})"
@@ -207,7 +208,7 @@ class Idefics3Tiles(PixelRule):
         if not self.splitting:
             return self.tile * self.tile
         side = math.ceil(self.longest / self.tile) * self.tile
-        return side * side
+        return side * side + self.tile * self.tile  # the tiles and the global view
 
     def sent_size(self, width: int, height: int) -> tuple[int, int]:
         """The whole image as resized before it is cut into tiles (the global tile aside)."""
@@ -241,7 +242,7 @@ class CanvasTiles(PixelRule):
         return None
 
     def budget(self) -> int:
-        return self.tile_w * self.tile_h * (self.max_patches if self.crop else 1)
+        return self.tile_w * self.tile_h * (self.max_patches + 1 if self.crop else 1)  # the tiles and a thumbnail
 
     def sent_size(self, width: int, height: int) -> tuple[int, int]:
         if not self.crop:
@@ -275,7 +276,7 @@ class AnyRes(PixelRule):
         return None
 
     def budget(self) -> int:
-        return max(h * w for h, w in self.pinpoints)
+        return max(h * w for h, w in self.pinpoints) + self.tile * self.tile  # the tiles and the base view
 
     def sent_size(self, width: int, height: int) -> tuple[int, int]:
         """The pinpoint canvas the photo is fitted (aspect kept) and padded into, as one image's tiles cover it."""
@@ -290,6 +291,148 @@ class AnyRes(PixelRule):
                 "+ a base view; one base tile per image when a prompt has several")
 
 
+class Slices(PixelRule):
+    """MiniCPM-V 4.x: a photo over scale_resolution^2 px is cut into the grid of at most max_slice_nums slices
+    whose aspect is nearest its own (each slice about scale_resolution^2 px), after a thumbnail of it; a smaller
+    photo is resized (up) to one view. The cap does not apply: the processor sizes the slices itself."""
+
+    kind = "tiles"
+
+    def __init__(self, processor: Any, cap: int | None) -> None:
+        super().__init__(processor, cap)
+        ip = self.image_processor
+        self.resolution, self.slices = int(ip.scale_resolution), int(ip.max_slice_nums)
+        self.slice_mode = bool(ip.slice_mode)
+
+    def pre_size(self, width: int, height: int) -> None:
+        return None
+
+    def budget(self) -> int:
+        return self.resolution * self.resolution * ((self.slices if self.slice_mode else 0) + 1)
+
+    def sent_size(self, width: int, height: int) -> tuple[int, int]:
+        """The whole image as the slices cover it (the thumbnail aside); one view when it is not sliced."""
+        ip = self.image_processor
+        common = {"scale_resolution": self.resolution, "patch_size": int(ip.patch_size),
+                  "downsample_mode": ip.downsample_mode, "allow_upscale": True}
+        grid = ip.get_sliced_grid((height, width), self.slices, self.resolution) if self.slice_mode else None
+        if grid is None:
+            h, w = ip.find_best_resize((height, width), **common)
+        else:
+            h, w = ip.get_refine_size((height, width), grid, **common)
+        return int(w), int(h)
+
+    def describe(self) -> str:
+        return (f"tiles ({type(self.image_processor).__name__}): up to {self.slices} slices of about "
+                f"{self.resolution}x{self.resolution} px + a thumbnail")
+
+
+class OverlapCrops(PixelRule):
+    """Molmo 2: a low-resolution view of the whole image plus overlapping square crops (overlap_margins patches
+    shared) tiling a canvas of at most max_crops windows chosen from the photo's size. The cap does not apply:
+    the tiling follows the photo."""
+
+    kind = "tiles"
+
+    def __init__(self, processor: Any, cap: int | None) -> None:
+        super().__init__(processor, cap)
+        ip = self.image_processor
+        self.crop, self.max_crops = int(_get(ip.size, "height")), int(ip.max_crops)
+
+    def pre_size(self, width: int, height: int) -> None:
+        return None
+
+    def budget(self) -> int:
+        return self.crop * self.crop * (self.max_crops + 1)  # the crops and the low-resolution view
+
+    def sent_size(self, width: int, height: int) -> tuple[int, int]:
+        """The canvas the crops tile (the low-resolution view aside)."""
+        from transformers.models.molmo2.image_processing_molmo2 import compute_crop_geometry
+
+        ip = self.image_processor
+        _, _, h, w = compute_crop_geometry(height, width, max_crops=self.max_crops,
+                                           overlap_margins=list(ip.overlap_margins), crop_size=self.crop,
+                                           patch_size=int(ip.patch_size))
+        return int(w), int(h)
+
+    def describe(self) -> str:
+        return (f"tiles ({type(self.image_processor).__name__}): up to {self.max_crops} overlapping crops of "
+                f"{self.crop} px + a low-resolution view")
+
+
+class Lfm2Tiles(PixelRule):
+    """LFM2-VL: a photo up to max_image_tokens (x tolerance) is smart-resized to one view of min..max_image_tokens;
+    a larger one is cut into the grid of min..max_tiles tiles nearest its aspect, plus a smart-resized thumbnail.
+    The cap does not apply: the processor sizes both from the photo."""
+
+    kind = "tiles"
+
+    def __init__(self, processor: Any, cap: int | None) -> None:
+        super().__init__(processor, cap)
+        ip = self.image_processor
+        self.tile, self.patch, self.factor = int(ip.tile_size), int(ip.encoder_patch_size), int(ip.downsample_factor)
+        self.min_tiles, self.max_tiles = int(ip.min_tiles), int(ip.max_tiles)
+        self.max_tokens = int(ip.max_image_tokens)
+
+    def pre_size(self, width: int, height: int) -> None:
+        return None
+
+    def budget(self) -> int:
+        view = self.max_tokens * (self.patch * self.factor) ** 2
+        splitting = not self.min_tiles == self.max_tiles == 1
+        return view + (self.max_tiles * self.tile * self.tile if splitting else 0)
+
+    def sent_size(self, width: int, height: int) -> tuple[int, int]:
+        """The tiles' canvas for a photo that is cut, else the one smart-resized view."""
+        ip = self.image_processor
+        common = {"max_image_tokens": self.max_tokens, "encoder_patch_size": self.patch,
+                  "downsample_factor": self.factor}
+        splitting = not self.min_tiles == self.max_tiles == 1
+        if splitting and ip._is_image_too_large(height=height, width=width,
+                                                max_pixels_tolerance=ip.max_pixels_tolerance, **common):
+            cols, rows, w, h, _ = ip._get_grid_layout(height, width, min_tiles=self.min_tiles,
+                                                      max_tiles=self.max_tiles, tile_size=self.tile)
+            return int(w), int(h)
+        w, h = ip.smart_resize(height=height, width=width, min_image_tokens=int(ip.min_image_tokens), **common)
+        return int(w), int(h)
+
+    def describe(self) -> str:
+        return (f"tiles ({type(self.image_processor).__name__}): one view up to {self.max_tokens} tokens, or "
+                f"{self.min_tiles}..{self.max_tiles} tiles of {self.tile} px + a thumbnail")
+
+
+class PatchBudget(PixelRule):
+    """Gemma 4: the photo is resized, aspect kept, up or down to the most patches max_soft_tokens allows (sides
+    multiples of pooling x patch). The cap does not apply: the processor would scale a shrunk photo back up;
+    its budget is `max_soft_tokens` (70, 140, 280, 560 or 1120)."""
+
+    kind = "patch_budget"
+
+    def __init__(self, processor: Any, cap: int | None) -> None:
+        super().__init__(processor, cap)
+        ip = self.image_processor
+        merged = image_kwargs(processor)
+        self.patch, self.pooling = int(ip.patch_size), int(ip.pooling_kernel_size)
+        self.max_patches = int(merged.get("max_soft_tokens", ip.max_soft_tokens)) * self.pooling ** 2
+
+    def pre_size(self, width: int, height: int) -> None:
+        return None
+
+    def budget(self) -> int:
+        return self.max_patches * self.patch * self.patch
+
+    def sent_size(self, width: int, height: int) -> tuple[int, int]:
+        from transformers.models.gemma4.image_processing_gemma4 import get_aspect_ratio_preserving_size
+
+        h, w = get_aspect_ratio_preserving_size(height=height, width=width, patch_size=self.patch,
+                                                max_patches=self.max_patches, pooling_kernel_size=self.pooling)
+        return int(w), int(h)
+
+    def describe(self) -> str:
+        return (f"patch_budget ({type(self.image_processor).__name__}): {self.max_patches} patches of "
+                f"{self.patch} px, aspect kept")
+
+
 _RULES: dict[str, type[PixelRule]] = {
     "Qwen2VLImageProcessor": SmartResize,
     "Glm4vImageProcessor": SmartResize,
@@ -302,6 +445,10 @@ _RULES: dict[str, type[PixelRule]] = {
     "GotOcr2ImageProcessor": CanvasTiles,
     "LlavaOnevisionImageProcessor": AnyRes,
     "LlavaNextImageProcessor": AnyRes,
+    "MiniCPMV4_6ImageProcessor": Slices,
+    "Molmo2ImageProcessor": OverlapCrops,
+    "Lfm2VlImageProcessor": Lfm2Tiles,
+    "Gemma4ImageProcessor": PatchBudget,
 }
 
 

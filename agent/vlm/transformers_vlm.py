@@ -148,8 +148,15 @@ class TransformersVLM:
         # one copy per process for what determines the weights and where they live (hub.shared)
         processor, model = shared(("vlm", source, str(device), str(dtype), f"8bit={self.load_in_8bit}",
                                    f"4bit={self.load_in_4bit}", f"remote={self.trust_remote_code}"), build)
+        model_type = getattr(model.config, "model_type", None)
+        if not (getattr(processor, "chat_template", None) or getattr(getattr(processor, "tokenizer", None),
+                                                                    "chat_template", None)):
+            raise ModelLoadError(
+                f"VLM {self.model_id!r} ({model_type}) has no chat template: lookcloser sends chat turns of images and "
+                "text through the processor's chat template, and task-prompt checkpoints (PaliGemma, Florence-2) "
+                "ship none; use a chat checkpoint of the family, or save one with a chat_template")
         self.processor = processor
-        self.model_type = getattr(model.config, "model_type", None)
+        self.model_type = model_type
         self.device = str(getattr(model, "device", device))
         self.dtype = getattr(model, "dtype", dtype)
         self.model = model  # set last: other threads treat a non-None model as "loaded"
@@ -197,7 +204,9 @@ class TransformersVLM:
             chat.append({"role": message.role, "content": parts})
         text = self.processor.apply_chat_template(chat, add_generation_prompt=add_generation_prompt, tokenize=False)
         extra = rule.call_kwargs() if images else {}
-        inputs = self.processor(text=[text], images=images or None, return_tensors="pt", **extra)
+        # one prompt: its images as one nested list, so processors that treat several images of a prompt apart
+        # (LLaVA-OneVision: one base tile each) know they share it
+        inputs = self.processor(text=[text], images=[images] if images else None, return_tensors="pt", **extra)
         # Floating tensors (pixel values) follow the model dtype; ids/masks keep theirs.
         return inputs.to(self.model.device, dtype=self.model.dtype)
 
