@@ -182,3 +182,67 @@ def test_describe_names_the_family_and_its_budget(family_vlm, request):
     assert described["model_type"] == request.node.callspec.params["family_vlm"] and described["box_format"] is None
     assert described["pixel_budget"] == family_vlm.pixel_rule.budget() > 0
     assert described["pixel_rule"].startswith(family_vlm.pixel_rule.kind)
+
+
+def _grid(ip, out):
+    _, h, w = (int(v) for v in out["image_grid_thw"][0])
+    return w * ip.patch_size, h * ip.patch_size
+
+
+def _tiles_of(tiles, tile: tuple[int, int]):
+    return tiny_vlms.tile_layout(None, {"pixel_values": tiles}, tile, thumbnail=False)
+
+
+#: image processor -> (what its output says the image became, (width, height)); each at its class defaults
+PRODUCED = {
+    "Qwen2VLImageProcessor": _grid,
+    "Glm4vImageProcessor": _grid,
+    "Glm46VImageProcessor": _grid,
+    "PixtralImageProcessor": lambda ip, out: tuple(int(v) for v in out["image_sizes"][0].flip(0)),
+    "SiglipImageProcessor": lambda ip, out: tuple(out["pixel_values"].shape[:-3:-1]),
+    "CLIPImageProcessor": lambda ip, out: tuple(out["pixel_values"].shape[:-3:-1]),
+    "Gemma3ImageProcessor": lambda ip, out: tuple(out["pixel_values"].shape[:-3:-1]),
+    "GotOcr2ImageProcessor": lambda ip, out: tuple(out["pixel_values"].shape[:-3:-1]),  # no crop_to_patches alone
+    "GotOcr2ImageProcessor:InternVL": lambda ip, out: _tiles_of(out["pixel_values"][:-1], (448, 448)),
+    "Idefics3ImageProcessor": lambda ip, out: (out["cols"][0][0] * 364, out["rows"][0][0] * 364),
+    "SmolVLMImageProcessor": lambda ip, out: (out["cols"][0][0] * 364, out["rows"][0][0] * 364),
+    "LlavaOnevisionImageProcessor": lambda ip, out: _tiles_of(out["pixel_values"][0, 1:], (384, 384)),
+    "LlavaNextImageProcessor": lambda ip, out: _tiles_of(out["pixel_values"][0, 1:], (224, 224)),  # crop_size
+    "MiniCPMV4_6ImageProcessor": lambda ip, out: (
+        out["grids"][0][1] * int(out["target_sizes"][1][1]) * ip.patch_size,
+        out["grids"][0][0] * int(out["target_sizes"][1][0]) * ip.patch_size),
+    "Molmo2ImageProcessor": lambda ip, out: tuple(int(v) for v in out["image_grids"][0][[3, 2]]),  # pooled
+    "Lfm2VlImageProcessor": lambda ip, out: (int(out["image_cols"][0]) * ip.tile_size,
+                                             int(out["image_rows"][0]) * ip.tile_size),
+    "Gemma4ImageProcessor": lambda ip, out: tuple(
+        (int(v) + 1) * ip.patch_size for v in out["image_position_ids"][0].amax(0)),
+}
+
+
+#: InternVL 3's image settings: 448-px tiles, at most 12 (its processor turns crop_to_patches on)
+INTERNVL_3 = {"size": {"height": 448, "width": 448}, "crop_to_patches": True, "min_patches": 1, "max_patches": 12}
+
+
+@pytest.mark.parametrize("name", sorted(PRODUCED))
+def test_each_rule_holds_at_the_image_processors_own_defaults(name):
+    """The rules at the budgets the families ship (Qwen's 1-MP class default, InternVL's 384-px tiles, LLaVA's
+    pinpoints up to 2304 px, SmolVLM's 1456-px longest edge ...), not only at the tiny checkpoints' sizes: a
+    4000x3000 photo through the bare image processor is what the rule says, and within its budget."""
+    import transformers
+
+    from lookcloser.vlm.families import pixel_rule
+
+    cls, _, checkpoint = name.partition(":")
+    settings = INTERNVL_3 if checkpoint == "InternVL" else {}
+    image_processor = getattr(transformers, cls)(**settings)
+    rule = pixel_rule(image_processor, None)
+    assert rule.kind != "unknown", name
+    kwargs = {"return_row_col_info": True} if cls.startswith(("Idefics3", "SmolVLM", "Lfm2")) else {}
+    out = image_processor([_gradient((4000, 3000))], return_tensors="pt", **kwargs)
+    sent = rule.sent_size(4000, 3000)
+    if cls == "Molmo2ImageProcessor":  # its output counts the canvas in pooled patches, rounded up
+        pool = image_processor.patch_size * image_processor.pooling_size[0]
+        assert PRODUCED[name](image_processor, out) == tuple(math.ceil(side / pool) for side in sent)
+    else:
+        assert tuple(int(v) for v in PRODUCED[name](image_processor, out)) == sent
+    assert sent[0] * sent[1] <= rule.budget()

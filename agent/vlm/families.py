@@ -134,8 +134,12 @@ class LongestEdge(PixelRule):
     def __init__(self, processor: Any, cap: int | None) -> None:
         super().__init__(processor, cap)
         self.longest = int(_get(self.image_processor.size, "longest_edge"))
-        patch = getattr(processor, "patch_size", None) or _get(self.image_processor.patch_size, "height")
-        self.patch = int(patch) * int(getattr(processor, "spatial_merge_size", 1) or 1)
+        # PixtralProcessor's patch_size x spatial_merge_size (Mistral 3: 14 x 2) overrides the image processor's
+        patch = getattr(processor, "patch_size", None) if processor is not self.image_processor else None
+        if patch is None or isinstance(patch, dict):
+            patch = _get(self.image_processor.patch_size, "height")
+        merge = getattr(processor, "spatial_merge_size", 1) if processor is not self.image_processor else 1
+        self.patch = int(patch) * int(merge or 1)
 
     def budget(self) -> int:
         own = self.longest * self.longest
@@ -259,9 +263,9 @@ class CanvasTiles(PixelRule):
 
 
 class AnyRes(PixelRule):
-    """LLaVA-OneVision (and LLaVA-NeXT): a single image is fitted into the grid pinpoint whose resolution suits it
-    best, padded to it and cut into tiles of the base size, after one base view of the whole image; in a prompt
-    with several images (TELL with crops) each is one base tile. The cap does not apply: the pinpoint follows the
+    """LLaVA-OneVision and LLaVA-NeXT: an image is fitted into the grid pinpoint whose resolution suits it best,
+    padded to it and cut into tiles, after one base view of the whole image; OneVision gives each image of a
+    prompt with several (TELL with crops) one base tile instead. The cap does not apply: the pinpoint follows the
     photo."""
 
     kind = "tiles"
@@ -270,7 +274,10 @@ class AnyRes(PixelRule):
         super().__init__(processor, cap)
         ip = self.image_processor
         self.pinpoints = [list(p) for p in ip.image_grid_pinpoints]
-        self.tile = int(_get(ip.size, "height") or _get(ip.size, "shortest_edge"))
+        crop = getattr(ip, "crop_size", None)  # LLaVA-NeXT cuts crop_size tiles; OneVision size ones
+        self.tile = int(_get(crop, "height") if crop and _get(crop, "height") else
+                        _get(ip.size, "height") or _get(ip.size, "shortest_edge"))
+        self.one_tile_each = type(ip).__name__.startswith("LlavaOnevision")
 
     def pre_size(self, width: int, height: int) -> None:
         return None
@@ -287,8 +294,9 @@ class AnyRes(PixelRule):
 
     def describe(self) -> str:
         h, w = max(self.pinpoints, key=lambda p: p[0] * p[1])
+        several = "; one base tile per image when a prompt has several" if self.one_tile_each else ""
         return (f"tiles ({type(self.image_processor).__name__}): anyres up to {w}x{h} px in tiles of {self.tile} px "
-                "+ a base view; one base tile per image when a prompt has several")
+                f"+ a base view{several}")
 
 
 class Slices(PixelRule):
