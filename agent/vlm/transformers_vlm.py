@@ -28,7 +28,7 @@ from lookcloser.vlm import families
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 #: Default cap per image (1280 Qwen2.5-VL merged patches of 28x28 px): ~1 MP, ~1.3k vision tokens. It bounds the
 #: families whose processor would take a 12-Mpx photo nearly whole (Qwen's max_pixels is 12.8 MP in its
-#: checkpoints, GLM-4.1V's 5.9 MP), which on CPU means tens of thousands of vision tokens.
+#: checkpoints, GLM-4.1V's image processor 5.9 MP), which on CPU means tens of thousands of vision tokens.
 DEFAULT_MAX_IMAGE_PIXELS = 1280 * 28 * 28
 
 _YES_WORDS = ("Yes", "yes", "YES")
