@@ -5,7 +5,8 @@ weights and a locally built tokenizer; its generation is steered to spell SHOW's
 `Agent.stream` runs SHOW -> SEARCH -> TELL with the image and two crops -> option likelihood, with TELL's answer
 streamed token by token. The model is never replaced: what is checked is what the family's processor built and
 its model took (image tokens of each image, the grid or tiles a 4000x3000 photo became). docs/vlm.md's family
-table is these tests' results; a family that cannot run here is a skip whose reason says why.
+table is these tests' results. A family TransformersVLM refuses (no chat template) is tested for that one-line
+refusal; one whose processor needs a package lookcloser does not install is a skip naming it.
 """
 
 from __future__ import annotations
