@@ -21,7 +21,8 @@ __all__ = ["PixelRule", "pixel_rule", "shrunk_size"]
 
 
 def shrunk_size(width: int, height: int, max_pixels: int | None) -> tuple[int, int]:
-    """The (width, height) `downscale` gives: aspect kept, width*height <= max_pixels, never upscaled."""
+    """The (width, height) an image shrinks to under `max_pixels`: aspect kept, width*height <= max_pixels, never
+    enlarged (None: no limit)."""
     if max_pixels is None or width * height <= max_pixels:
         return width, height
     scale = math.sqrt(max_pixels / (width * height))
