@@ -1,6 +1,6 @@
 """`Agent`: the Python entry point. Builds the runtime context, runs the graph, returns an `Answer`.
 
-    agent = Agent()                                     # default VLM (Qwen2.5-VL-3B) + default tools
+    agent = Agent()                                     # default VLM (Qwen3-VL-8B) + default tools
     answer = agent.run("street.jpg", "What animal is drawn on the red sign?")
     agent = Agent(vlm="openai:qwen2.5-vl@http://localhost:8000/v1", tools={"localizer": "whole_image"})
 

@@ -1,6 +1,6 @@
 """The README's demo: ask about a small detail in a large photo.
 
-    python examples/demo.py [--vlm transformers:/path/to/Qwen2.5-VL-3B-Instruct | openai:MODEL@URL]
+    python examples/demo.py [--vlm transformers:/path/to/Qwen3-VL-8B-Instruct | openai:MODEL@URL]
 
 With a VLM it runs the whole Show-Search-Tell loop. Without one (no weights on this machine, no
 hub access), it says so in one line and then runs the parts that work offline: the V* search for
@@ -23,7 +23,7 @@ QUESTION = "What is the web address printed on the vending machine?"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vlm", default=None, help="VLM spec (default: transformers:Qwen/Qwen2.5-VL-3B-Instruct)")
+    parser.add_argument("--vlm", default=None, help="VLM spec (default: transformers:Qwen/Qwen3-VL-8B-Instruct)")
     parser.add_argument("--out", default="out", help="folder for the visualisation")
     args = parser.parse_args()
     out = Path(args.out)

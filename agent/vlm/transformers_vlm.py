@@ -25,7 +25,10 @@ from lookcloser.core.hub import check_dtype, from_pretrained, model_source, reso
 from lookcloser.core.vlm_protocol import ChatMessage, VLMReply
 from lookcloser.vlm import families
 
-DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+#: Qwen3-VL-8B-Instruct: the strongest open VLM of its size on V* / HR-Bench in a same-harness run, 0-1000
+#: boxes of its own, ~17.5 GB in bf16 (a 24 GB GPU); docs/vlm.md "The default VLM" has the numbers and sources.
+#: The previous default is one flag away: --vlm transformers:Qwen/Qwen2.5-VL-3B-Instruct.
+DEFAULT_MODEL = "Qwen/Qwen3-VL-8B-Instruct"
 #: Default cap per image (1280 Qwen2.5-VL merged patches of 28x28 px): ~1 MP, ~1.3k vision tokens. It bounds the
 #: families whose processor would take a 12-Mpx photo nearly whole (Qwen's max_pixels is 12.8 MP in its
 #: checkpoints, GLM-4.1V's image processor 5.9 MP), which on CPU means tens of thousands of vision tokens.

@@ -26,7 +26,7 @@ VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"))
 TOOL_HELP = ("ROLE=NAME (e.g. localizer=whole_image) or ROLE.OPTION=VALUE (e.g. detector.model=/models/gdino; "
              "VALUE may be TOML or JSON); repeat. Overrides --config.")
 CONFIG_HELP = "TOML settings file: vlm, [tools] (role = name, or a table of name and options), [config] (AgentConfig)."
-VLM_HELP = "transformers:ID_OR_PATH or openai:MODEL@URL (default: transformers:Qwen/Qwen2.5-VL-3B-Instruct)."
+VLM_HELP = "transformers:ID_OR_PATH or openai:MODEL@URL (default: transformers:Qwen/Qwen3-VL-8B-Instruct)."
 WORKERS_HELP = "Items at once: threads sharing one agent (models loaded once), or Ray actors with --ray."
 
 
