@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -40,8 +41,13 @@ def test_pyproject_ships_every_package_and_a_wheel_holds_every_module(tmp_path):
     """A package missing from pyproject's list works in the editable install and is missing from a wheel."""
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     assert listed == set(_packages_on_disk())
+    source = tmp_path / "src"  # a copy: setuptools leaves a build/ folder beside the pyproject it builds
+    for folder in FOLDERS:
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
-                    str(ROOT)], check=True, capture_output=True, timeout=300)
+                    str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = tmp_path.glob("lookcloser-*.whl")
     shipped = {name for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".py")}
     expected = set()
