@@ -49,13 +49,15 @@ def prompt_text(request: dict) -> str:
 
 
 class StubServer(LocalServer):
-    """Records each request JSON; answers with `self.reply` (a dict) and `self.status`."""
+    """Records each request JSON; answers with `self.reply` (a dict) and `self.status` (with `self.error_body`
+    when the status is not 200)."""
 
     def __init__(self):
         self.requests: list[dict] = []
         self.paths: list[str] = []
         self.headers: list[dict] = []
         self.status = 200
+        self.error_body: object = {"error": {"message": "boom"}}
         self.reply = completion("stub answer")
         self.script = None  # optional: request dict -> reply text
         self.chunk_delay = 0.0  # seconds between the chunks of a streamed reply
@@ -79,7 +81,7 @@ class StubServer(LocalServer):
                         self.wfile.write(event.encode())
                         self.wfile.flush()
                     return
-                payload = json.dumps(reply if stub.status == 200 else {"error": {"message": "boom"}}).encode()
+                payload = json.dumps(reply if stub.status == 200 else stub.error_body).encode()
                 self.send_response(stub.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))

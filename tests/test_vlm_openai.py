@@ -247,7 +247,7 @@ def test_a_stream_with_no_text_is_an_empty_message_error(stub):
     ("html", "did not answer with an event stream or JSON (HTTP 200, content type text/html"),
     ("invalid_json", "answered with invalid JSON"),
     ("empty_choices", "returned no choices"),
-    ("http500", "returned HTTP 500: Error code: 500"),
+    ("http500", "returned HTTP 500: model crashed"),  # the server's reason, not openai's "Error code: 500"
 ])
 def test_stream_faults_are_one_line_as_for_generate(fault, words):
     from fault_stub import FaultServer

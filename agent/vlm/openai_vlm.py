@@ -220,7 +220,7 @@ class OpenAIVLM:
                                           "(OpenAIVLM timeout)") from exc
             except openai.APIStatusError as exc:
                 if attempt >= self.max_retries or not (exc.status_code == 429 or exc.status_code >= 500):
-                    raise VLMError(f"{where} returned HTTP {exc.status_code}: {_first_line(exc.message)}") from exc
+                    raise VLMError(f"{where} returned HTTP {exc.status_code}: {_first_line(_reason(exc))}") from exc
             except openai.APIError as exc:  # connection refused, reset
                 if attempt >= self.max_retries:
                     raise VLMError(f"{where} failed: {type(exc).__name__}: {_first_line(str(exc))}") from exc
@@ -435,6 +435,23 @@ class OpenAIVLM:
 
     def __repr__(self) -> str:
         return f"OpenAIVLM({self.model_id!r}, base_url={self.base_url!r})"
+
+
+def _reason(exc: Any) -> str:
+    """Why the server refused, from its body: OpenAI's {"error": {"message"}}, a plain {"error": "..."},
+    FastAPI's {"detail": ...} (`transformers serve`), {"message": ...}; else openai's own text, which for a body
+    it does not know is only "Error code: 400"."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error")
+        for found in (error.get("message") if isinstance(error, dict) else error, body.get("detail"), body.get("message")):
+            if isinstance(found, str) and found.strip():
+                return found
+            if found:  # FastAPI's validation detail is a list of objects
+                return json.dumps(found, ensure_ascii=False)[:400]
+    if isinstance(body, str) and body.strip():
+        return body
+    return exc.message
 
 
 def _first_line(text: str, limit: int = 200) -> str:
