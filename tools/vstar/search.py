@@ -234,6 +234,9 @@ class Expansion:
     guide: np.ndarray
     children: list[tuple[Box, Box, int]]
     state: Any = None
+    #: The children's own priorities, one per child, used as given instead of the ancestor-weighted
+    #: V* priority (the ZoomEye strategy ranks by VLM confidences, zoomeye.py); None: the V* rule.
+    priorities: list[float] | None = None
 
 
 class _Frontier:
@@ -253,9 +256,12 @@ class _Frontier:
         """Queue the children of a visited node with their ancestor-weighted priorities."""
         guide = _shrink(_normalise(expansion.guide))
         expanded = Expanded(node.box, node.level, guide, float(guide.sum()), node.parent, expansion.state)
-        for child, view, depth in expansion.children:
+        given = expansion.priorities
+        if given is not None and len(given) != len(expansion.children):
+            raise ValueError(f"an expansion gave {len(given)} priorities for {len(expansion.children)} children")
+        for i, (child, view, depth) in enumerate(expansion.children):
             self._counter += 1
-            priority = child_priority(child, expanded, config)
+            priority = float(given[i]) if given is not None else child_priority(child, expanded, config)
             heapq.heappush(self._queue, Node((-priority, self._counter), child, view, node.level + depth, priority, expanded))
 
 
