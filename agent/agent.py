@@ -32,9 +32,9 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from langchain_core.messages import AIMessageChunk
 
-from lookcloser.core.config import AgentConfig
+from lookcloser.core.config import STRATEGIES, AgentConfig
 from lookcloser.core.deadline import time_limit
-from lookcloser.core.errors import AnswerError, InputError
+from lookcloser.core.errors import AnswerError, InputError, SettingsError
 from lookcloser.graphs.agent_graph import graph as compiled_graph
 from lookcloser.graphs.nodes import check_options, order_findings
 from lookcloser.imaging.refs import to_ref
@@ -74,6 +74,8 @@ class Agent:
     trace_dir: write a local trace per run under this folder; default: $LOOKCLOSER_TRACE_DIR, else none.
     spelling: who wrote these settings, "python" (default) or "cli": an error that a setting fixes (a
         model that cannot load) names it as Agent keywords, or as `--tool` flags / `--config` keys.
+    strategy: "vstar" (SHOW -> SEARCH -> TELL, the default) or "zoom" (the VLM zooms and calls the experts
+        itself, docs/zoom.md); the same as `config=AgentConfig(strategy=...)`.
     config: AgentConfig; `timeout` (seconds, default None) bounds each question, `max_reply_chars` caps replies.
         The OpenAI client's per-call timeout and retries are OpenAIVLM options
         (`vlm=OpenAIVLM(model, base_url=..., timeout=30, max_retries=1)`); under a question's time limit a
@@ -86,11 +88,17 @@ class Agent:
 
     def __init__(self, vlm: Any = None, tools: dict[str, Any] | None = None, *,
                  tool_options: dict[str, dict[str, Any]] | None = None, config: AgentConfig | None = None,
-                 trace_dir: str | os.PathLike | None = None, spelling: str = "python") -> None:
+                 trace_dir: str | os.PathLike | None = None, spelling: str = "python",
+                 strategy: str | None = None) -> None:
         trace_dir = trace_dir if trace_dir is not None else os.environ.get(TRACE_DIR_ENV) or None
         self.trace_dir = Path(trace_dir) if trace_dir is not None else None
+        config = config or AgentConfig()
+        if strategy is not None:
+            if strategy not in STRATEGIES:
+                raise SettingsError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+            config = config.model_copy(update={"strategy": strategy})
         self.context = Context(vlm=vlm, tools=dict(tools or {}), tool_options=dict(tool_options or {}),
-                               config=config or AgentConfig())
+                               config=config)
         self.services = Services(self.context, spelling=spelling)
         self.context.pin(self.services)  # the graph uses these very models
         self.graph = compiled_graph
@@ -205,7 +213,9 @@ class Agent:
         """Yield {"node": name, "update": {...}} as each node finishes, {"node": "search", "progress": {...}} for each
         V* search step and finding as it happens (lookcloser.graphs.progress), {"node": "tell", "token": "..."} for
         each piece of TELL's answer as the VLM writes it (backends that stream), then {"node": "answer", "answer":
-        Answer}."""
+        Answer}. With strategy "zoom": {"node": "zoom_tools", "progress": {"event": "zoom", ...}} per view and
+        each finding of a `find` call, {"node": "zoom_model", "token": ...} for the turns that stream (text-form
+        calls; a turn offered native tools arrives whole)."""
         inputs = self._ask_input(image, question, options)
         events: queue.Queue = queue.Queue()
         done = object()
@@ -247,8 +257,9 @@ class Agent:
                 for mode, chunk in self.graph.stream(inputs, config, context=self.context, stream_mode=modes):
                     if mode == "values":
                         final = chunk
-                    elif mode == "custom":  # the search's live progress (lookcloser.graphs.progress)
-                        on_event({"node": "search", "progress": chunk})
+                    elif mode == "custom":  # the search's live progress (lookcloser.graphs.progress), the zooms
+                        on_event({"node": "zoom_tools" if self.config.strategy == "zoom" else "search",
+                                  "progress": chunk})
                     elif mode == "messages":  # the answer's tokens (a backend that streams)
                         message, metadata = chunk
                         if isinstance(message, AIMessageChunk) and isinstance(message.content, str) and message.content:

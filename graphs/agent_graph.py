@@ -4,7 +4,8 @@
                         │                                  ├─ targets → search × N (Send) ─┬─ [segment] → tell → END
                         │                                  └─ neither ──────────────────────┴──────────→ tell → END
                         │                     (AgentConfig.ablate="no-search": SHOW → END, always)
-                        └─ target (SEARCH only) ─────────→ search ─── [segment] ─────────────────────→ END
+                        ├─ target (SEARCH only) ─────────→ search ─── [segment] ─────────────────────→ END
+                        └─ AgentConfig.strategy "zoom" → zoom_model ⇄ zoom_tools → END   (lookcloser.graphs.zoom)
 
 SEARCH runs one branch per target, or one branch for all targets when the localizer finds several
 in one call (`locate_many`: GroundingDINO's "a . b . c" prompt, one forward per image). `segment`
@@ -27,6 +28,7 @@ from langgraph.types import Send
 from lookcloser.runtime.context import Context, as_context, services
 
 import lookcloser.graphs.nodes as nodes
+import lookcloser.graphs.zoom as zoom
 from lookcloser.graphs.state import AgentState, InputState, OutputState
 
 __all__ = ["build_graph", "graph"]
@@ -60,10 +62,11 @@ def _nodes(admit: Admit) -> dict[str, Any]:
                                 "with_vlm": with_vlm}) for group in groups]
 
     def route_after_input(state: AgentState, runtime: Runtime[Context]) -> Any:
-        """SEARCH only for a `target` (tools get the VLM only when the context names one); else SHOW."""
+        """SEARCH only for a `target` (tools get the VLM only when the context names one); else SHOW, or the
+        zoom loop for AgentConfig.strategy "zoom"."""
         if state.get("mode") == "find":
             return search_all(state, runtime, with_vlm=bool(state.get("search_with_vlm")))
-        return "show"
+        return "zoom_model" if admit(runtime.context).config.strategy == "zoom" else "show"
 
     def route_after_show(state: AgentState, runtime: Runtime[Context]) -> Any:
         """END when SHOW answered; parallel `search` branches for the targets; else straight to `tell`.
@@ -82,6 +85,8 @@ def _nodes(admit: Admit) -> dict[str, Any]:
         return _after_findings(task.get("mode"))
 
     return {"read_input": run_node(nodes.read_input), "show": run_node(nodes.show),
+            "zoom_model": run_node(nodes.within_time_limit(zoom.zoom_model)),
+            "zoom_tools": run_node(nodes.within_time_limit(zoom.zoom_tools)),
             "search": run_node(nodes.search), "segment": run_node(nodes.segment), "tell": run_node(nodes.tell),
             "route_after_input": route_after_input, "route_after_show": route_after_show,
             "route_after_search": route_after_search}
@@ -110,10 +115,12 @@ def build_graph(*, admit: Admit | None = None, **compile_options: Any) -> Any:
     the server's operator allows (`lookcloser.runtime.serving`)."""
     parts = _nodes(admit or _as_given)
     builder = StateGraph(AgentState, context_schema=Context, input_schema=InputState, output_schema=OutputState)
-    for name in ("read_input", "show", "search", "segment", "tell"):
+    for name in ("read_input", "show", "search", "segment", "tell", "zoom_model", "zoom_tools"):
         builder.add_node(name, parts[name])
     builder.add_edge(START, "read_input")
-    builder.add_conditional_edges("read_input", parts["route_after_input"], ["show", "search"])
+    builder.add_conditional_edges("read_input", parts["route_after_input"], ["show", "search", "zoom_model"])
+    builder.add_conditional_edges("zoom_model", zoom.route_after_zoom_model, {"zoom_tools": "zoom_tools", "end": END})
+    builder.add_edge("zoom_tools", "zoom_model")
     builder.add_conditional_edges("show", parts["route_after_show"], ["search", "tell", END])
     builder.add_conditional_edges("search", parts["route_after_search"], ["segment", "tell", END])
     builder.add_conditional_edges("segment", route_after_segment, ["tell", END])

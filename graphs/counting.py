@@ -1,6 +1,7 @@
 """Per-node counters (VLM calls, tool calls, search steps), read off the runs langchain-core opens.
 
-One callback handler counts them: an llm run is a VLM call, a tool run a tool call, and a chain run whose
+One callback handler counts them: an llm run is a VLM call (its messages' image blocks, the images sent), a
+tool run a tool call, and a chain run whose
 metadata names it under `SEARCH_STEP` (its own id: runs below it inherit the mark, naming their step) a
 search step. A node opens `counting()`; langchain-core's configure hook
 (the way `get_usage_metadata_callback` works) adds the handler to every run started below it, in threads
@@ -23,7 +24,7 @@ from lookcloser.core.types import Stats, is_search_step
 
 __all__ = ["COUNTERS", "RunCounter", "counting"]
 
-COUNTERS = ("vlm_calls", "tool_calls", "search_steps")
+COUNTERS = ("vlm_calls", "tool_calls", "search_steps", "images_sent")
 
 
 class RunCounter(BaseCallbackHandler):
@@ -33,12 +34,16 @@ class RunCounter(BaseCallbackHandler):
         self.stats = Stats()
         self._lock = threading.Lock()
 
-    def _add(self, counter: str) -> None:
+    def _add(self, counter: str, count: int = 1) -> None:
         with self._lock:
-            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+            setattr(self.stats, counter, getattr(self.stats, counter) + count)
 
-    def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+    def on_chat_model_start(self, serialized: Any, messages: Any, *args: Any, **kwargs: Any) -> None:
         self._add("vlm_calls")
+        self._add("images_sent", sum(1 for batch in messages or [] for message in batch
+                                     if isinstance(getattr(message, "content", None), list)
+                                     for block in message.content
+                                     if isinstance(block, dict) and block.get("type") in ("image", "image_url")))
 
     def on_llm_start(self, *args: Any, **kwargs: Any) -> None:
         self._add("vlm_calls")

@@ -34,7 +34,7 @@ from lookcloser.graphs.progress import finding_event, step_events
 from lookcloser.graphs.state import AgentState, SearchTask
 
 __all__ = ["check_options", "image_in_messages", "localizer_batches", "order_findings", "read_input", "search",
-           "segment", "show", "tell", "wants_masks"]
+           "segment", "show", "tell", "wants_masks", "within_time_limit"]
 
 
 def _counts(stats: Any) -> dict[str, int]:
@@ -125,6 +125,7 @@ def read_input(state: AgentState, services: Services, config: AgentConfig) -> di
     update: dict[str, Any] = {
         "answer": None, "choice": None, "choice_path": None, "parse_path": None, "targets": [],
         "dropped_targets": [], "findings": Overwrite([]), "stats": Overwrite({}), "notes": [],
+        "zoom_turns": [], "views": [], "zoom_done": False,
     }
     if state.get("target"):
         target = Target.model_validate(state["target"])
@@ -154,7 +155,7 @@ def _newer_chat_turn(state: AgentState) -> bool:
 
 
 # ------------------------------------------------------------------------------ time limit
-def _within_time_limit(node: Any) -> Any:
+def within_time_limit(node: Any) -> Any:
     """Run `node(state, services, config)` under the question's deadline (set by Agent around the whole run);
     a served graph has none, so each node gets AgentConfig.timeout of its own. The earlier deadline wins."""
     @functools.wraps(node)
@@ -186,7 +187,7 @@ def _ask_vlm(step: str, images: list[Image.Image], image: Image.Image, state: Ag
 
 
 # ------------------------------------------------------------------------------------ show
-@_within_time_limit
+@within_time_limit
 def show(state: AgentState, services: Services, config: AgentConfig) -> dict[str, Any]:
     image = resolve_image(state["image"], config)
     options = state.get("options")
@@ -231,7 +232,7 @@ def localizer_batches(services: Services) -> bool:
     return services.batches("localizer")
 
 
-@_within_time_limit
+@within_time_limit
 def search(task: SearchTask, services: Services, config: AgentConfig) -> dict[str, Any]:
     """Find the branch's targets; any exception or time-out becomes a 'failed' finding per target, never
     a crashed run. It runs for at most max_search_seconds, and never past the question's time limit."""
@@ -291,7 +292,7 @@ def wants_masks(services: Services, config: AgentConfig) -> bool:
     return config.segment_found and services.has_tool("segmenter")
 
 
-@_within_time_limit
+@within_time_limit
 def segment(state: AgentState, services: Services, config: AgentConfig) -> dict[str, Any]:
     """Grounded-SAM: every found object box of the image (all targets) goes to the segmenter in ONE
     call; each finding gets the mask of its box. A failing segmenter leaves the boxes and says why."""
@@ -323,7 +324,7 @@ def _as_mask(result: Any) -> Mask | None:
 
 
 # ------------------------------------------------------------------------------------ tell
-@_within_time_limit
+@within_time_limit
 def tell(state: AgentState, services: Services, config: AgentConfig) -> dict[str, Any]:
     image = resolve_image(state["image"], config)
     options = state.get("options")

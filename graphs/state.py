@@ -51,6 +51,11 @@ class OutputState(TypedDict, total=False):
 class AgentState(InputState, OutputState, total=False):
     mode: str  # "ask" (image + question), "chat" (from messages) or "find" (SEARCH only)
     search_with_vlm: bool  # find mode: give tools the VLM only when one was named
+    # the zoom strategy (lookcloser.graphs.zoom): each VLM turn ({"text", "calls", "results"}), each view it zoomed
+    # into ({"box": photo pixels, "label", "size": as sent}; cut again from the photo, so no pixels are stored)
+    zoom_turns: list[dict[str, Any]]
+    views: list[dict[str, Any]]
+    zoom_done: bool
 
 
 class SearchTask(TypedDict):

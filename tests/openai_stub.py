@@ -1,5 +1,5 @@
 """A scripted OpenAI-compatible chat server on 127.0.0.1 (port 0) for tests: records requests,
-answers with `reply` (a dict), or with `script(request) -> text` when one is set; a `"stream": true`
+answers with `reply` (a dict), or with `script(request) -> text or reply dict` when one is set; a `"stream": true`
 request gets the same reply as server-sent events, one word a chunk (`chunk_delay` seconds apart)."""
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class StubServer(LocalServer):
                 stub.headers.append({k.lower(): v for k, v in self.headers.items()})
                 stub.requests.append(json.loads(body))
                 request = stub.requests[-1]
-                reply = completion(stub.script(request)) if stub.script is not None else stub.reply
+                reply = stub.script(request) if stub.script is not None else stub.reply
+                reply = reply if isinstance(reply, dict) else completion(reply)  # a script may answer a whole reply
                 if request.get("stream") and stub.status == 200:
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")

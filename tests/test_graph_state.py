@@ -50,7 +50,7 @@ def test_state_is_plain_json_and_survives_a_strict_checkpoint_round_trip(photo):
     plain = {k: v for k, v in values.items() if k != "messages"}
     assert json.loads(json.dumps(plain)) == plain  # nothing but JSON: no PIL images, no pydantic objects
     assert {f["target"]["name"]: f["status"] for f in values["findings"]} == {"cup": "found", "dog": "not_found"}
-    assert values["stats"] == {"vlm_calls": 2, "tool_calls": 2, "search_steps": 0}
+    assert values["stats"] == {"vlm_calls": 2, "tool_calls": 2, "search_steps": 0, "images_sent": 3}  # SHOW: photo; TELL: photo + crop
     strict = JsonPlusSerializer(allowed_msgpack_modules=None)  # what LANGGRAPH_STRICT_MSGPACK=true allows
     assert strict.loads_typed(strict.dumps_typed(values)) == values
 

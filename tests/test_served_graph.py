@@ -103,7 +103,7 @@ def test_image_and_question_input_with_json_context(server, vlms):
     assert out["answer"] == "It says GATE 42."
     [finding] = out["findings"]
     assert finding["tool"] == "whole_image+rapidocr" and "GATE" in finding["text"]
-    assert out["stats"] == {"vlm_calls": 2, "tool_calls": 2, "search_steps": 0}  # localizer + its OCR
+    assert out["stats"] == {"vlm_calls": 2, "tool_calls": 2, "search_steps": 0, "images_sent": 3}  # localizer + its OCR; photo, photo + crop
     state = server.threads.get_state(thread["thread_id"])
     assert state["values"]["answer"] == "It says GATE 42." and state["next"] == []
     assert len(operator.requests) - before == 2

@@ -17,6 +17,10 @@ MAX_SECONDS = 86_400.0
 #: The evidence ablations (`AgentConfig.ablate`, `lookcloser eval --ablate`); "none" is the normal run.
 ABLATIONS = ("none", "crop-black", "no-search")
 
+#: How a question is answered (`AgentConfig.strategy`, `ask --strategy`, `eval --strategy`): "vstar" is SHOW ->
+#: SEARCH -> TELL; "zoom" lets the VLM drive: it zooms and calls the experts itself over several turns.
+STRATEGIES = ("vstar", "zoom")
+
 
 class AgentConfig(BaseModel):
     """Per-run settings. Every field is checked here (type, range, NaN), so a bad value fails when the
@@ -57,6 +61,30 @@ class AgentConfig(BaseModel):
                             "masked crops; the full image, the findings' text and read OCR text stay as they are); "
                             "'no-search' makes SHOW's reply final: no search, no TELL (an item SHOW did not answer "
                             "stays unanswered, choice_path 'unanswered'). 'none': the normal run.")
+    strategy: Literal["vstar", "zoom"] = Field(
+        "vstar", description="'vstar': SHOW -> SEARCH -> TELL (the VLM names what it misses, the experts find it). "
+                             "'zoom': the VLM drives, over several turns: it calls image_zoom_in_tool(bbox_2d, label) "
+                             "to see a region at full resolution and find(target, kind) to run the experts, then "
+                             "answers (docs/zoom.md).")
+    max_zoom_turns: int = Field(
+        6, ge=1, le=64, description="zoom: VLM calls per question at most; the last one may not call tools, so the "
+                                    "run ends with the best answer it has.")
+    max_zoom_pixels: int = Field(
+        1_048_576, ge=784, le=100_000_000, description="zoom: a crop larger than this is shrunk to it (aspect kept); "
+                                                       "a smaller one is sent at native resolution.")
+    max_zoom_images: int = Field(
+        6, ge=1, le=64, description="zoom: images kept in the conversation, the photo included; older views are "
+                                    "dropped (named in the text) past it.")
+    zoom_calls: Literal["auto", "native", "text"] = Field(
+        "auto", description="zoom: how the VLM calls tools: 'native' (the backend's tool calling: OpenAI tools, "
+                            "LangChain bind_tools), 'text' (Hermes <tool_call> / Mini-o3 <grounding> in the reply, "
+                            "the tools described in the prompt), 'auto' (native where the backend has it). Text "
+                            "calls in a native reply are read as well.")
+    zoom_coords: Literal["auto", "relative_1000", "relative_1", "absolute", "grid"] = Field(
+        "auto", description="zoom: how bbox_2d is written: 0-1000 of the named view (Qwen3-VL, GLM-V, InternVL), "
+                            "0-1 (Mini-o3), absolute pixels of the photo (DeepEyes, Chain-of-Focus), the named "
+                            "view's processor grid (Qwen2.5-VL); 'auto' from the VLM's box convention and name.")
+    zoom_find: bool = Field(True, description="zoom: offer the find(target, kind) tool (the configured experts).")
     image_dir: str | None = Field(
         None, description="Graph input may name image FILES only inside this directory (a served graph must not "
                           "read arbitrary server files); None: file paths are refused, send a data URL or base64.")

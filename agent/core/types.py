@@ -204,16 +204,19 @@ def is_search_step(run_id: Any, metadata: dict[str, Any] | None) -> bool:
 class Stats(BaseModel):
     """What a run cost. vlm_calls: every VLM request (generate, yes-probability, option scoring);
     tool_calls: calls of the expert tools (localizer, detector, segmenter, ocr; each a `tool` run in
-    the trace); search_steps: patches the V* search looked at (one cue-model call each)."""
+    the trace); search_steps: patches the V* search looked at (one cue-model call each); images_sent: images
+    in those VLM requests, all together (a photo sent twice counts twice); zoom_turns: the zoom strategy's VLM
+    turns (0 for the vstar strategy)."""
 
     vlm_calls: int = 0
     tool_calls: int = 0
     search_steps: int = 0
+    images_sent: int = 0
+    zoom_turns: int = 0
     seconds: float = 0.0
 
     def __add__(self, other: "Stats") -> "Stats":
-        return Stats(vlm_calls=self.vlm_calls + other.vlm_calls, tool_calls=self.tool_calls + other.tool_calls,
-                     search_steps=self.search_steps + other.search_steps, seconds=self.seconds + other.seconds)
+        return Stats(**{name: getattr(self, name) + getattr(other, name) for name in type(self).model_fields})
 
 
 class Answer(BaseModel):

@@ -4,12 +4,15 @@ A backend only has to implement `generate`: chat over messages whose content mix
 images. `yes_probability` and `score_options` are optional: backends that can read token
 likelihoods (TransformersVLM) implement them; the agent checks with `hasattr`/`supports`.
 `stream` is optional too: `generate` as it arrives, so the answer reaches a client token by token.
+Native tool calling is optional as well: a backend with `native_tools = True` takes `generate(..., tools=[...])`
+(OpenAI function schemas) and puts the model's calls in `VLMReply.tool_calls`; the zoom strategy uses it, and
+falls back to the text forms trained zoomers write (lookcloser.core.zoom_calls) for every other backend.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Iterator, Literal, Protocol, Sequence, Union, runtime_checkable
 
 from PIL import Image
 
@@ -18,10 +21,14 @@ Part = Union[str, Image.Image]
 
 @dataclass
 class ChatMessage:
-    """One chat turn. `content` is an ordered list of text strings and PIL images."""
+    """One chat turn. `content` is an ordered list of text strings and PIL images. An assistant turn may carry
+    the tool calls it made (`tool_calls`: {"id", "name", "arguments"} dicts); a "tool" turn answers the call
+    `tool_call_id` names (text only: an image a tool returns follows in a user turn, as OpenAI's API wants)."""
 
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "tool"]
     content: list[Part] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
 
     @property
     def images(self) -> list[Image.Image]:
@@ -40,6 +47,8 @@ class VLMReply:
     #: The chat model run's message id: an answer streamed token by token carries it, so the chat
     #: reply that follows reuses it and LangGraph's `messages` stream shows one message, not two.
     message_id: str | None = None
+    #: Native tool calls of the reply ({"id", "name", "arguments": dict}), when tools were passed.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @runtime_checkable
@@ -59,6 +68,9 @@ class StreamingVLM(VLM, Protocol):
     def stream(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> Iterator[str | VLMReply]: ...
 
 
-def supports(vlm: object, capability: Literal["yes_probability", "score_options", "stream"]) -> bool:
-    """True when the backend implements an optional method (a likelihood, or streaming)."""
+def supports(vlm: object, capability: Literal["yes_probability", "score_options", "stream", "tools"]) -> bool:
+    """True when the backend implements an optional method (a likelihood, or streaming), or for "tools" when it
+    takes native tool schemas in `generate` (`native_tools = True`)."""
+    if capability == "tools":
+        return getattr(vlm, "native_tools", False) is True
     return callable(getattr(vlm, capability, None))

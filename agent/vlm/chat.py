@@ -13,6 +13,7 @@ The user's answer (TELL's call) streams token by token when the backend has `str
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterator, Sequence
 
 from langchain_core.language_models import BaseChatModel
@@ -28,7 +29,7 @@ from lookcloser.vlm.langchain_vlm import NOSTREAM, LangChainVLM, to_langchain_me
 
 __all__ = ["BackendChatModel", "ChatVLM", "chat_vlm"]
 
-_ROLES = {"human": "user", "system": "system", "ai": "assistant"}
+_ROLES = {"human": "user", "system": "system", "ai": "assistant", "tool": "tool"}
 
 
 def _image_ref(image: Image.Image) -> dict[str, Any]:
@@ -58,9 +59,29 @@ def _usage(reply: VLMReply) -> dict[str, int] | None:
     return {**tokens, "total_tokens": sum(tokens.values())}
 
 
-def _result(text: str, usage: dict[str, int] | None = None, **info: Any) -> ChatResult:
+def _as_tool_calls(calls: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A backend's tool calls as an AIMessage's `tool_calls`, those whose arguments are no JSON object as its
+    `invalid_tool_calls` (kept, so the caller can say what was wrong)."""
+    valid, invalid = [], []
+    for call in calls:
+        arguments = call.get("arguments")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except ValueError:
+                pass
+        if isinstance(arguments, dict):
+            valid.append({"name": call["name"], "args": arguments, "id": call.get("id"), "type": "tool_call"})
+        else:
+            invalid.append({"name": call["name"], "args": str(call.get("arguments")), "id": call.get("id"),
+                            "error": "arguments are not a JSON object", "type": "invalid_tool_call"})
+    return {"tool_calls": valid, "invalid_tool_calls": invalid}
+
+
+def _result(text: str, usage: dict[str, int] | None = None, calls: list[dict[str, Any]] | None = None,
+            **info: Any) -> ChatResult:
     """One generation; `info` lands in the reply's response_metadata (langchain-core merges it)."""
-    message = AIMessage(content=text, usage_metadata=usage)
+    message = AIMessage(content=text, usage_metadata=usage, **(_as_tool_calls(calls) if calls else {}))
     return ChatResult(generations=[ChatGeneration(message=message, generation_info=info or None)])
 
 
@@ -87,7 +108,8 @@ class BackendChatModel(BaseChatModel):
     def _streams(self, run_manager: Any, kwargs: dict[str, Any]) -> bool:
         """Only a `generate` call of a backend with `stream` streams, and only when its run is not tagged
         `nostream` (no one would see the tokens); likelihood calls keep their response_metadata."""
-        return (kwargs.get("call", "generate") == "generate" and supports(self.backend, "stream")
+        return (kwargs.get("call", "generate") == "generate" and not kwargs.get("tools")
+                and supports(self.backend, "stream")
                 and NOSTREAM not in (getattr(run_manager, "tags", None) or []))
 
     def _should_stream(self, *, async_api: bool, run_manager: Any = None, **kwargs: Any) -> bool:
@@ -102,8 +124,14 @@ class BackendChatModel(BaseChatModel):
 
     @staticmethod
     def _chat(messages: list[BaseMessage]) -> list[ChatMessage]:
+        def calls(m: BaseMessage) -> list[dict[str, Any]] | None:
+            found = [{"id": c.get("id"), "name": c["name"], "arguments": c.get("args", {})}
+                     for c in getattr(m, "tool_calls", None) or []]
+            return found or None
+
         return [ChatMessage(_ROLES.get(m.type, "user"),
-                            [_part(b) for b in ([m.content] if isinstance(m.content, str) else m.content)])
+                            [_part(b) for b in ([m.content] if isinstance(m.content, str) else m.content)],
+                            tool_calls=calls(m), tool_call_id=getattr(m, "tool_call_id", None))
                 for m in messages]
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, *,
@@ -123,11 +151,12 @@ class BackendChatModel(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, *,
                   call: str = "generate", max_new_tokens: int = 256, options: list[str] | None = None,
-                  **kwargs: Any) -> ChatResult:
+                  tools: list[dict[str, Any]] | None = None, **kwargs: Any) -> ChatResult:
         chat = self._chat(messages)
         if call == "generate":
-            reply = self.backend.generate(chat, max_new_tokens=max_new_tokens)
-            return _result(reply.text, _usage(reply))
+            extra = {"tools": tools} if tools else {}
+            reply = self.backend.generate(chat, max_new_tokens=max_new_tokens, **extra)
+            return _result(reply.text, _usage(reply), reply.tool_calls)
         images = [image for message in chat for image in message.images]
         image = images[0] if len(images) == 1 else images or None
         text = "\n".join(message.text for message in chat)
@@ -160,11 +189,17 @@ class ChatVLM:
         return self.chat_model.invoke(to_langchain_messages(messages, _image_ref), vlm_run(name, answer=answer),
                                       **kwargs)
 
+    @property
+    def native_tools(self) -> bool:
+        return supports(self.backend, "tools")
+
     def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256,
-                 answer: bool = False) -> VLMReply:
+                 answer: bool = False, tools: list[dict[str, Any]] | None = None) -> VLMReply:
         """`answer=True`: the reply is the user's answer; it reaches LangGraph's `messages` stream, token by
-        token when the backend streams."""
-        return vlm_reply(self._invoke("vlm.generate", messages, answer=answer, max_new_tokens=max_new_tokens))
+        token when the backend streams (a call with `tools`, native tool calling, comes whole)."""
+        extra = {"tools": tools} if tools else {}
+        return vlm_reply(self._invoke("vlm.generate", messages, answer=answer, max_new_tokens=max_new_tokens,
+                                      **extra))
 
     def _yes_probability(self, image: Image.Image | Sequence[Image.Image] | None, prompt: str) -> float:
         reply = self._invoke("vlm.yes_probability", [ChatMessage("user", [*_images(image), prompt])],

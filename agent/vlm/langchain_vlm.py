@@ -43,19 +43,33 @@ def vlm_reply(reply: Any, *, strip: bool = False) -> VLMReply:
     blocks, as a streamed reply's may be), token counts and message id."""
     text = reply.text if isinstance(getattr(reply, "text", None), str) else str(reply.content)
     usage = getattr(reply, "usage_metadata", None) or {}
+    calls = [{"id": c.get("id"), "name": c.get("name"), "arguments": c.get("args", {})}
+             for c in getattr(reply, "tool_calls", None) or []]
+    calls += [{"id": c.get("id"), "name": c.get("name"), "arguments": c.get("args") or ""}  # kept for their note
+              for c in getattr(reply, "invalid_tool_calls", None) or []]
     return VLMReply(text=text.strip() if strip else text, input_tokens=usage.get("input_tokens"),
-                    output_tokens=usage.get("output_tokens"), message_id=getattr(reply, "id", None))
+                    output_tokens=usage.get("output_tokens"), message_id=getattr(reply, "id", None),
+                    tool_calls=calls)
 
 
 def to_langchain_messages(messages: Sequence[ChatMessage], image_block: Callable[[Image.Image], dict[str, Any]]) -> list[Any]:
-    """ChatMessages as LangChain messages: text alone as a string, else text and `image_block(image)` blocks."""
-    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+    """ChatMessages as LangChain messages: text alone as a string, else text and `image_block(image)` blocks; an
+    assistant turn's tool calls as the AIMessage's, a tool turn as a ToolMessage."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
     kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
     out = []
     for message in messages:
+        if message.role == "tool":
+            out.append(ToolMessage(content=message.text, tool_call_id=message.tool_call_id or ""))
+            continue
+        if message.role == "assistant" and message.tool_calls:
+            out.append(AIMessage(content=message.text, tool_calls=[
+                {"name": c["name"], "args": c["arguments"] if isinstance(c["arguments"], dict) else {},
+                 "id": c.get("id")} for c in message.tool_calls]))
+            continue
         if message.role not in kinds:
-            raise ValueError(f"unknown chat role {message.role!r}: use system, user or assistant")
+            raise ValueError(f"unknown chat role {message.role!r}: use system, user, assistant or tool")
         if not message.images:
             out.append(kinds[message.role](content=message.text))
             continue
@@ -105,14 +119,24 @@ class LangChainVLM:
 
         return to_langchain_messages(messages, data_url)
 
+    @property
+    def native_tools(self) -> bool:
+        """Whether the chat model binds tools (langchain-core's base class refuses to)."""
+        from langchain_core.language_models import BaseChatModel
+
+        bind = getattr(type(self.chat_model), "bind_tools", None)
+        return bind is not None and bind is not BaseChatModel.bind_tools
+
     def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256,
-                 answer: bool = False) -> VLMReply:
+                 answer: bool = False, tools: list[dict[str, Any]] | None = None) -> VLMReply:
         """Invoke the chat model. `max_new_tokens` is advisory: the wrapped model's own limit applies.
         `answer=True`: the reply is the user's answer and reaches LangGraph's `messages` stream (token by
-        token when the model streams: langchain-core streams an invoke when a streaming handler listens)."""
+        token when the model streams: langchain-core streams an invoke when a streaming handler listens).
+        `tools`: OpenAI function schemas, bound with the model's `bind_tools`; its calls are the reply's."""
         lc_messages = self.to_langchain_messages(messages)
         try:
-            reply = self.chat_model.invoke(lc_messages, vlm_run("vlm.generate", answer=answer))
+            model = self.chat_model.bind_tools(tools) if tools else self.chat_model
+            reply = model.invoke(lc_messages, vlm_run("vlm.generate", answer=answer))
         except Exception as exc:  # integrations raise their own error types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             raise VLMError(f"{self.name} failed: {type(exc).__name__}: {first}") from exc

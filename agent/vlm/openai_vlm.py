@@ -112,6 +112,15 @@ def to_openai_messages(
     """ChatMessage list -> OpenAI chat `messages` with text and image_url content parts."""
     out: list[dict[str, Any]] = []
     for message in messages:
+        if message.role == "tool":
+            out.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text})
+            continue
+        if message.role == "assistant" and message.tool_calls:
+            out.append({"role": "assistant", "content": message.text, "tool_calls": [
+                {"id": call.get("id"), "type": "function", "function": {
+                    "name": call["name"], "arguments": call["arguments"] if isinstance(call["arguments"], str)
+                    else json.dumps(call["arguments"], ensure_ascii=False)}} for call in message.tool_calls]})
+            continue
         if not any(isinstance(p, Image.Image) for p in message.content):
             out.append({"role": message.role, "content": message.text})
             continue
@@ -171,6 +180,8 @@ class OpenAIVLM:
         self.max_retries = max_retries
         self.max_reply_chars = max_reply_chars
         self.name = f"openai:{model}@{self.base_url}"
+        #: `generate(tools=...)` sends OpenAI tool schemas (the zoom strategy's calls; lookcloser.core.vlm_protocol)
+        self.native_tools = True
         self._client: Any = None
         if logprobs:  # opt-in: only servers that return top_logprobs can answer it
             self.yes_probability = self._yes_probability
@@ -276,18 +287,31 @@ class OpenAIVLM:
                            f"model {self.model_id!r}, not text")
         return content
 
-    def _reply(self, completion: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """A whole chat completion's first message text (checked) and its usage ({} when absent)."""
+    def _reply(self, completion: dict[str, Any], *, calls: list[dict[str, Any]] | None = None) -> tuple[str, dict[str, Any]]:
+        """A whole chat completion's first message text (checked) and its usage ({} when absent). With `calls`,
+        the message's tool calls are added to it, and a message that only calls tools may have no text."""
         message = completion["choices"][0].get("message")
-        content = self._text(message.get("content") if isinstance(message, dict) else None)
+        message = message if isinstance(message, dict) else {}
+        if calls is not None:
+            calls.extend(_tool_calls(message.get("tool_calls")))
+        content = message.get("content")
+        content = "" if content is None and calls else self._text(content)
         return content, completion["usage"] if isinstance(completion.get("usage"), dict) else {}
 
-    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> VLMReply:
-        content, usage = self._reply(self._create(messages, max_tokens=max_new_tokens))
+    def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256,
+                 tools: list[dict[str, Any]] | None = None) -> VLMReply:
+        """One completion. `tools` (OpenAI function schemas) lets the model call them: its calls come back in
+        `VLMReply.tool_calls` (vLLM and SGLang serve them with a tool parser; without one a model's calls stay in
+        the text)."""
+        calls: list[dict[str, Any]] = []
+        extra = {"tools": tools} if tools else {}
+        content, usage = self._reply(self._create(messages, max_tokens=max_new_tokens, **extra),
+                                     calls=calls if tools else None)
         return VLMReply(
             text=cap_text(content.strip(), self.max_reply_chars),
             input_tokens=_int_or_none(usage.get("prompt_tokens")),
             output_tokens=_int_or_none(usage.get("completion_tokens")),
+            tool_calls=calls,
         )
 
     def stream(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> Iterator[str | VLMReply]:
@@ -452,6 +476,17 @@ def _reason(exc: Any) -> str:
     if isinstance(body, str) and body.strip():
         return body
     return exc.message
+
+
+def _tool_calls(raw: Any) -> list[dict[str, Any]]:
+    """A message's OpenAI `tool_calls` as {"id", "name", "arguments"} (arguments as sent: JSON text, read by the
+    caller, which notes a malformed one); entries that are not function calls are skipped."""
+    calls = []
+    for call in raw if isinstance(raw, list) else []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            calls.append({"id": call.get("id"), "name": function["name"], "arguments": function.get("arguments", "")})
+    return calls
 
 
 def _first_line(text: str, limit: int = 200) -> str:

@@ -1,0 +1,279 @@
+"""The zoom strategy through the real graph: a scripted tool-calling VLM behind the OpenAI backend (tests/
+openai_stub.py) zooms, reads pixels of the views it is sent, calls `find` (the real V* text search with the
+real rapidocr), and is bounded when it never stops."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from lookcloser import Agent, AgentConfig
+from lookcloser.core import zoom_calls as zc
+from lookcloser.core.errors import SettingsError
+from tests.openai_stub import StubServer, completion
+from tests.zoom_doubles import ZoomingReader, code_photo, images_of
+
+NUMBER = 2755
+QUESTION = "What number does the row of black and white cells encode?"
+
+
+def _agent(stub: StubServer, **config) -> Agent:
+    return Agent(vlm=stub.spec, config=AgentConfig(strategy="zoom", **config))
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    return code_photo(NUMBER)
+
+
+def test_native_tool_calls_zoom_twice_and_read_the_detail(photo):
+    with StubServer() as stub:
+        reader = ZoomingReader("native")
+        stub.script = reader
+        answer = _agent(stub).run(photo, QUESTION)
+    assert answer.text == str(NUMBER)
+    # unreadable in the overview and in the first view: only the second view reads
+    assert reader.readings[:2] == [None, None] and reader.readings[2] == NUMBER
+    assert answer.stats.zoom_turns == 3 and answer.stats.vlm_calls == 3
+    assert answer.stats.images_sent == 1 + 2 + 3  # the photo, then each view once more per turn
+    first, second, third = stub.requests
+    assert [t["function"]["name"] for t in first["tools"]] == ["image_zoom_in_tool", "find"]
+    roles = [m["role"] for m in third["messages"]]
+    assert roles == ["system", "user", "assistant", "tool", "user", "assistant", "tool", "user"]
+    call = third["messages"][5]["tool_calls"][0]
+    assert call["id"] == "call_2" and json.loads(call["function"]["arguments"])["img_idx"] == 1
+    assert third["messages"][6]["tool_call_id"] == "call_2"
+
+
+def test_the_answer_rests_on_the_views_pixels(photo):
+    """The same calls read in another coordinate system cut other boxes: the reader cannot read the code."""
+    with StubServer() as stub:
+        reader = ZoomingReader("native")
+        stub.script = reader
+        answer = _agent(stub, zoom_coords="absolute").run(photo, QUESTION)
+    assert answer.text != str(NUMBER)
+    assert NUMBER not in reader.readings
+
+
+def test_the_views_show_exactly_the_boxes_asked_for(photo):
+    with StubServer() as stub:
+        stub.script = ZoomingReader("native")
+        _agent(stub).run(photo, QUESTION)
+        views = images_of(stub.requests[-1])[1:]
+    quarter = photo.crop((2000, 1500, 4000, 3000)).resize(views[0].size, Image.Resampling.LANCZOS)
+    close = photo.crop((2960, 2160, 3080, 2240)).resize(views[1].size, Image.Resampling.BICUBIC)
+    for view, expected in ((views[0], quarter), (views[1], close)):
+        diff = _mean_abs_diff(view, expected)
+        assert diff < 6, diff  # JPEG on the way; a box off by a cell would differ by tens
+    assert views[0].width * views[0].height <= AgentConfig().max_zoom_pixels
+    assert views[1].size == (480, 320)  # 120x80 photo pixels, enlarged 4x (the upscale limit)
+
+
+def _mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
+    import numpy as np
+
+    return float(np.abs(np.asarray(a, dtype=np.float32) - np.asarray(b.convert("RGB"), dtype=np.float32)).mean())
+
+
+def test_hermes_text_calls_work_without_native_tools(photo):
+    with StubServer() as stub:
+        stub.script = ZoomingReader("hermes")
+        answer = _agent(stub, zoom_calls="text").run(photo, QUESTION)
+        requests = stub.requests
+    assert answer.text == str(NUMBER)
+    assert all("tools" not in r for r in requests)
+    system = requests[0]["messages"][0]["content"]
+    assert "<tools>" in system and '"name": "image_zoom_in_tool"' in system
+    last = requests[-1]["messages"]
+    assert [m["role"] for m in last] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert last[3]["content"][0]["text"] == "<tool_response>"
+
+
+def test_text_calls_in_a_native_reply_are_read(photo):
+    """A server without a tool parser leaves the model's Hermes calls in its text: they still zoom."""
+    with StubServer() as stub:
+        stub.script = ZoomingReader("hermes")
+        answer = _agent(stub).run(photo, QUESTION)
+    assert answer.text == str(NUMBER)
+
+
+def test_mini_o3_grounding_form_is_0_to_1_of_the_named_observation(photo):
+    def mini_o3(request):
+        images = images_of(request)
+        if len(images) == 1:
+            return completion('<think>zoom</think><grounding>{"bbox_2d": [0.5, 0.5, 1.0, 1.0], '
+                              '"source": "original_image"}</grounding>')
+        if len(images) == 2:
+            return completion('<grounding>{"bbox_2d": [0.48, 0.44, 0.54, 0.4933], "source": "observation_1"}'
+                              '</grounding>')
+        from tests.zoom_doubles import read_bits
+        return completion(f"<answer>{read_bits(images[-1], (2960.0, 2160.0, 3080.0, 2240.0))}</answer>")
+
+    with StubServer() as stub:
+        stub.script = mini_o3
+        answer = _agent(stub, zoom_calls="text").run(photo, QUESTION)
+    assert answer.text == str(NUMBER)
+
+
+def test_find_returns_text_read_by_rapidocr():
+    image = Image.new("RGB", (1600, 1200), (235, 235, 235))
+    ImageDraw.Draw(image).text((1100, 900), "GATE 42", fill="black", font=ImageFont.load_default(size=64))
+
+    def asker(request):
+        messages = request["messages"]
+        if len(messages) == 2:
+            reply = completion(None)
+            reply["choices"][0]["message"]["tool_calls"] = [{"id": "f1", "type": "function", "function": {
+                "name": "find", "arguments": json.dumps({"target": "the gate sign", "kind": "text"})}}]
+            return reply
+        tool = next(m for m in messages if m["role"] == "tool")["content"]
+        read = re.findall(r'reads "([^"]+)"', tool)
+        return completion(f"<answer>{read[0] if read else 'nothing'}</answer>")
+
+    with StubServer() as stub:
+        stub.script = asker
+        answer = _agent(stub).run(image, "Which gate is this?")
+        tool_text = next(m for m in stub.requests[-1]["messages"] if m["role"] == "tool")["content"]
+    assert answer.text == "GATE 42"
+    assert any(f.status == "found" and f.text == "GATE 42" for f in answer.findings)
+    assert "with vstar" in tool_text and answer.stats.tool_calls >= 1
+
+
+def test_a_caller_that_zooms_forever_stops_at_the_turn_budget(photo):
+    def forever(request):
+        return completion('<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [0, 0, 500, 500], '
+                          '"label": "again"}}</tool_call>')
+
+    with StubServer() as stub:
+        stub.script = forever
+        started = time.perf_counter()
+        answer = _agent(stub, max_zoom_turns=4, max_zoom_images=3).run(photo, QUESTION)
+        seconds = time.perf_counter() - started
+        requests = stub.requests
+    assert len(requests) == 4 and answer.stats.zoom_turns == 4
+    assert answer.text is None
+    assert any("max_zoom_turns" in n for n in answer.notes)
+    assert "No more tool calls" in json.dumps(requests[-1]["messages"][-1])
+    assert "tools" not in requests[-1]  # the last turn is not offered tools
+    assert len(images_of(requests[-1])) == 3  # the photo + the 2 newest views (max_zoom_images=3)
+    assert "is no longer shown" in json.dumps(requests[-1])
+    assert seconds < 60
+
+
+def test_a_caller_past_the_time_limit_ends_with_its_best_answer(photo):
+    def slow(request):
+        time.sleep(0.4)
+        return completion('I think it is 7. <tool_call>{"name": "image_zoom_in_tool", "arguments": '
+                          '{"bbox_2d": [0, 0, 500, 500], "label": "x"}}</tool_call>')
+
+    with StubServer() as stub:
+        stub.script = slow
+        answer = _agent(stub, max_zoom_turns=64, timeout=1.5).run(photo, QUESTION)
+    assert 1 <= answer.stats.zoom_turns < 64
+    assert any("time limit" in n for n in answer.notes)
+
+
+def test_malformed_calls_are_told_to_the_model_and_noted(photo):
+    replies = iter([
+        '<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [900, 900, 100, 100], "label": "x"}}'
+        '</tool_call><tool_call>{not json}</tool_call><tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>',
+        '<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [2000, 2000, 3000, 3000], "label": "y"}}'
+        '</tool_call><tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [1, 2]}}</tool_call>'
+        '<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [0, 0, 9, 9], "img_idx": 7}}</tool_call>',
+        "<answer>unsure</answer>"])
+    with StubServer() as stub:
+        stub.script = lambda request: completion(next(replies))
+        answer = _agent(stub, zoom_calls="text").run(photo, QUESTION)
+        last = json.dumps(stub.requests[-1])
+    assert answer.text == "unsure"
+    assert "inverted" in last and "outside the image" in last and "img_idx 7 names no image" in last
+    assert "bbox_2d must be 4 numbers" in last
+    assert any("could not be read" in n for n in answer.notes) and any("rm_rf" in n for n in answer.notes)
+
+
+def test_options_pick_a_choice_from_the_answer(photo):
+    with StubServer() as stub:
+        stub.script = ZoomingReader("native")
+        answer = _agent(stub).run(photo, QUESTION, options=["1234", str(NUMBER)])
+    assert answer.choice == 1 and answer.choice_path == "text"
+
+
+def test_zoom_and_finding_events_stream(photo):
+    with StubServer() as stub:
+        stub.script = ZoomingReader("native")
+        events = list(_agent(stub).stream(photo, QUESTION))
+    zooms = [e["progress"] for e in events if e.get("node") == "zoom_tools" and "progress" in e]
+    assert [z["view"] for z in zooms] == [1, 2] and zooms[1]["of_image"] == 1
+    assert zooms[1]["box"] == [2960, 2160, 3080, 2240]
+    assert events[-1]["answer"].text == str(NUMBER)
+
+
+def test_the_trace_has_each_turn_as_a_child_run(photo, tmp_path):
+    from lookcloser.tracing.store import load_trace  # noqa: PLC0415
+
+    with StubServer() as stub:
+        stub.script = ZoomingReader("native")
+        answer = Agent(vlm=stub.spec, strategy="zoom", trace_dir=tmp_path).run(photo, QUESTION)
+    runs = load_trace(answer.trace_dir)
+    by_id = {r["id"]: r for r in runs}
+    root = next(r for r in runs if not r.get("parent_run_id"))
+    turns = [r for r in runs if r.get("parent_run_id") == root["id"]]
+    assert [r["name"] for r in turns] == ["read_input", "zoom_model", "zoom_tools", "zoom_model", "zoom_tools",
+                                          "zoom_model"]
+    calls = [r for r in runs if r["run_type"] == "llm"]
+    assert len(calls) == 3 and all(by_id[r["parent_run_id"]]["name"] == "zoom_model" for r in calls)
+
+
+def test_checkpoints_hold_boxes_not_pixels(photo):
+    from langgraph.checkpoint.memory import InMemorySaver  # noqa: PLC0415
+
+    from lookcloser.graphs.agent_graph import build_graph  # noqa: PLC0415
+    from lookcloser.imaging.refs import to_ref  # noqa: PLC0415
+
+    graph = build_graph(checkpointer=InMemorySaver())
+    with StubServer() as stub:
+        stub.script = ZoomingReader("native")
+        config = {"configurable": {"thread_id": "t"}}
+        result = graph.invoke({"image": to_ref(photo), "question": QUESTION}, config,
+                              context={"vlm": stub.spec, "config": {"strategy": "zoom"}})
+    assert result["answer"] == str(NUMBER)
+    state = graph.get_state(config).values
+    boxes = [v["box"] for v in state["views"]]
+    assert [[round(v) for v in b] for b in boxes] == [[2000, 1500, 4000, 3000], [2960, 2160, 3080, 2240]]
+    assert len(json.dumps(state["zoom_turns"])) < 5000
+
+
+def test_a_bad_strategy_is_one_line():
+    with pytest.raises(SettingsError, match="strategy must be one of vstar, zoom, got 'zoomy'"):
+        Agent(vlm="openai:x@http://127.0.0.1:9/v1", strategy="zoomy")
+
+
+@pytest.mark.parametrize("text, calls, answer", [
+    ('<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [1, 2, 3, 4], "label": "a"}}</tool_call>',
+     [("image_zoom_in_tool", "hermes")], None),
+    ('<tool_call>{"function": "zoom_in", "bbox_2d": [1, 2, 3, 4], "label": "a"}</tool_call>',
+     [("image_zoom_in_tool", "hermes")], None),
+    ('<grounding>{"bbox_2d": [0.1, 0.1, 0.2, 0.2], "source": "observation_2"}</grounding>',
+     [("image_zoom_in_tool", "grounding")], None),
+    ("<think>hmm <answer>no</answer></think> The answer: <answer>blue</answer>", [], "blue"),
+    ("<think>looking</think> It is red.", [], "It is red."),
+    ('<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [1, 2, 3, 4]', [], None),
+])
+def test_reply_forms(text, calls, answer):
+    parsed = zc.parse_reply(text)
+    assert [(c.name, c.form) for c in parsed.calls] == calls
+    assert parsed.answer == answer
+    if not calls and answer is None:
+        assert parsed.notes  # the cut call is named, not dropped in silence
+
+
+def test_a_runaway_reply_is_read_in_milliseconds():
+    text = '<tool_call>{"name": "find", "arguments": {"target": "x"}}</tool_call>' * 5000
+    started = time.perf_counter()
+    parsed = zc.parse_reply(text)
+    assert time.perf_counter() - started < 1.0
+    assert len(parsed.calls) == zc.MAX_CALLS and any("only the first" in n for n in parsed.notes)
