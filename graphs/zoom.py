@@ -236,10 +236,13 @@ def zoom_model(state: dict[str, Any], services: Services, config: AgentConfig) -
         turn = {"text": text, "calls": [c.to_json() for c in calls], "results": []}
         turns.append(turn)
         if not calls or last:
-            if calls:
-                notes.append(f"zoom: the VLM still called tools at its last turn ({config.max_zoom_turns}, "
-                             "max_zoom_turns); its text is the answer")
-            update = _finish(state, photo, parsed.answer, notes, services, config, stats, reply)
+            answer = parsed.answer
+            if calls and answer is None:
+                answer = _best_answer(turns[:-1])
+                notes.append(f"zoom: the VLM still called tools at its last turn (max_zoom_turns="
+                             f"{config.max_zoom_turns}) and gave no answer; "
+                             + ("an earlier turn's answer is kept" if answer else "the question is unanswered"))
+            update = _finish(state, photo, answer, notes, services, config, stats, reply)
             update["zoom_turns"] = turns
             return update
     return {"zoom_turns": turns, "notes": notes, "stats": {**_stats(stats), "zoom_turns": 1}}

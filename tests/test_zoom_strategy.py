@@ -277,3 +277,63 @@ def test_a_runaway_reply_is_read_in_milliseconds():
     parsed = zc.parse_reply(text)
     assert time.perf_counter() - started < 1.0
     assert len(parsed.calls) == zc.MAX_CALLS and any("only the first" in n for n in parsed.notes)
+
+
+def test_eval_records_the_strategy_and_compares_it(tmp_path):
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from lookcloser.entrypoints.cli import app  # noqa: PLC0415
+    from tests.eval_helpers import knowing_reply, make_vstar  # noqa: PLC0415
+    from tests.openai_stub import prompt_text  # noqa: PLC0415
+
+    def zoom_once(request):
+        if len(images_of(request)) == 1:
+            return completion('<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [0, 0, 500, 500], '
+                              '"label": "the object"}}</tool_call>')
+        return completion(f"<answer>{json.loads(knowing_reply(prompt_text(request)))['answer']}</answer>")
+
+    data = make_vstar(tmp_path / "vstar")
+    runner = CliRunner()
+    with StubServer() as stub:
+        stub.script = lambda request: json.loads(knowing_reply(prompt_text(request)))["answer"]
+        base = ["eval", str(data), "--vlm", stub.spec, "--tool", "localizer=whole_image", "--seed", "1"]
+        assert runner.invoke(app, [*base, "--out", str(tmp_path / "vstar_run")]).exit_code == 0
+        stub.script = zoom_once
+        zoomed = runner.invoke(app, [*base, "--out", str(tmp_path / "zoom_run"), "--strategy", "zoom"])
+    assert zoomed.exit_code == 0, zoomed.output
+    summary = json.loads((tmp_path / "zoom_run" / "summary.json").read_text())
+    assert summary["settings"]["config"]["strategy"] == "zoom"
+    overall = summary["overall"]
+    assert overall["accuracy"] == 1.0 and overall["zoom_turns_per_item"] == 2 and overall["vlm_calls_per_item"] == 2
+    assert overall["images_sent_per_item"] == 3  # the photo, then the photo and the view
+    compared = runner.invoke(app, ["eval", "--compare", str(tmp_path / "vstar_run"), str(tmp_path / "zoom_run")],
+                             terminal_width=200)
+    assert compared.exit_code == 0, compared.output
+    line = next(row for row in compared.output.splitlines() if row.strip("│ ").startswith("strategy"))
+    assert "vstar" in line and "zoom" in line
+    bad = runner.invoke(app, [*base, "--out", str(tmp_path / "x"), "--strategy", "zoomy"])
+    assert bad.exit_code == 2 and "--strategy must be one of vstar, zoom, got 'zoomy'" in bad.output
+
+
+def test_a_tiny_random_qwen3_vl_runs_the_zoom_loop_to_its_bound(tmp_path):
+    """The transformers backend (text-form calls, the family's real processor): the tiny model is steered to
+    write a zoom call every turn, so each turn gets one more view, until the budget ends the run."""
+    pytest.importorskip("torch")
+    from transformers import AutoProcessor, GenerationConfig  # noqa: PLC0415
+
+    from lookcloser.vlm.transformers_vlm import TransformersVLM  # noqa: PLC0415
+    from tests import tiny_vlms  # noqa: PLC0415
+
+    path = tiny_vlms.build("qwen3_vl", tmp_path / "qwen3_vl")
+    call = ('<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [0, 0, 500, 500], '
+            '"label": "the sign"}}</tool_call>')
+    generation = GenerationConfig.from_pretrained(path)
+    eos = generation.eos_token_id if isinstance(generation.eos_token_id, int) else generation.eos_token_id[0]
+    generation.sequence_bias = tiny_vlms.steering(AutoProcessor.from_pretrained(path).tokenizer, eos, call)
+    generation.save_pretrained(path)
+    vlm = TransformersVLM(str(path), device="cpu", dtype="float32")
+    agent = Agent(vlm=vlm, tools={"localizer": "whole_image"},
+                  config=AgentConfig(strategy="zoom", max_zoom_turns=3, max_new_tokens=80))
+    answer = agent.run(Image.new("RGB", (640, 480), (200, 30, 30)), "What does the sign say?")
+    assert answer.stats.zoom_turns == 3 and answer.stats.images_sent == 1 + 2 + 3
+    assert answer.text is None and any("max_zoom_turns=3" in n for n in answer.notes)

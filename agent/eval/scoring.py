@@ -73,7 +73,7 @@ def _base_row(item: Item) -> dict[str, Any]:
             "options": None, "shown_order": None, "answer": item.answer, "choice": None, "choice_letter": None,
             "correct": False,
             "choice_mode": None, "reply": None, "findings": [], "vlm_calls": 0, "tool_calls": 0,
-            "search_steps": 0, "seconds": 0.0, "trace": None, "error": None}
+            "search_steps": 0, "images_sent": 0, "zoom_turns": 0, "seconds": 0.0, "trace": None, "error": None}
 
 
 def error_row(item: Item, message: str, seconds: float = 0.0) -> dict[str, Any]:
@@ -125,13 +125,15 @@ def _answer_row(item: Item, order: list[int] | None, answer: Any, seconds: float
         row.update(error=" ".join(str(answer).split()), seconds=seconds)
         if partial is not None:
             row.update(findings=_findings(partial.findings), trace=partial.trace_dir,
-                       **{k: getattr(partial.stats, k) for k in ("vlm_calls", "tool_calls", "search_steps")})
+                       **{k: getattr(partial.stats, k) for k in ("vlm_calls", "tool_calls", "search_steps",
+                                                                   "images_sent", "zoom_turns")})
         return row
     if isinstance(answer, BaseException):
         return {**row, "error": _one_line(answer), "seconds": seconds}
     row.update(reply=answer.text, findings=_findings(answer.findings), trace=answer.trace_dir,
                vlm_calls=answer.stats.vlm_calls, tool_calls=answer.stats.tool_calls,
-               search_steps=answer.stats.search_steps, seconds=answer.stats.seconds)
+               search_steps=answer.stats.search_steps, images_sent=answer.stats.images_sent,
+               zoom_turns=answer.stats.zoom_turns, seconds=answer.stats.seconds)
     if answer.choice_path == "unanswered":  # the no-search ablation stopped at a SHOW that did not answer
         row.update(choice_mode="unanswered", correct=False)
     elif order is not None:

@@ -16,13 +16,13 @@ from typing import Any
 
 from lookcloser.eval.datasets import DatasetError
 
-__all__ = ["RESULTS_FILE", "ablation", "baseline_index", "compare_table", "item_deltas", "load_summary", "plot_svg",
+__all__ = ["RESULTS_FILE", "ablation", "strategy", "baseline_index", "compare_table", "item_deltas", "load_summary", "plot_svg",
            "read_rows", "summarise", "write_summary"]
 
 #: One JSON line per finished item in the run folder (written by lookcloser.eval.run).
 RESULTS_FILE = "results.jsonl"
 
-COST_FIELDS = ("vlm_calls", "tool_calls", "search_steps", "seconds")
+COST_FIELDS = ("vlm_calls", "tool_calls", "search_steps", "images_sent", "zoom_turns", "seconds")
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -184,6 +184,12 @@ def item_deltas(base_rows: list[dict[str, Any]], rows: list[dict[str, Any]]) -> 
     return {"lost": [i for i in both if base[i] and not here[i]], "gained": [i for i in both if here[i] and not base[i]]}
 
 
+def strategy(summary: dict[str, Any]) -> str:
+    """The strategy a run used ("vstar" for runs recorded before strategies existed)."""
+    config = (summary.get("settings") or {}).get("config") or {}
+    return str(config.get("strategy") or "vstar")
+
+
 def compare_table(runs: list[tuple[str, dict[str, Any]]],
                   rows: list[list[dict[str, Any]]] | None = None) -> list[list[str]]:
     """Rows [metric, run A, run B, ...] for the ablation of each run, overall and each category, and the
@@ -192,7 +198,7 @@ def compare_table(runs: list[tuple[str, dict[str, Any]]],
     rows, in the same order) each group also counts the items `lost` / `gained` against the baseline."""
     base = baseline_index(runs)
     header = ["", *[label + (" (baseline)" if i == base else "") for i, (label, _) in enumerate(runs)]]
-    table = [header, ["ablate", *[ablation(s) for _, s in runs]]]
+    table = [header, ["strategy", *[strategy(s) for _, s in runs]], ["ablate", *[ablation(s) for _, s in runs]]]
     groups = ["overall", *sorted({c for _, s in runs for c in s.get("categories", {})})]
     metrics = [k for k in runs[0][1]["overall"] if k != "choice_modes"] + ["choice_modes"]
     for group in groups:

@@ -45,7 +45,8 @@ CONFIG_ENV = "LOOKCLOSER_CONFIG"
 OPERATOR_ONLY = ("image_dir",)
 #: AgentConfig limits a client may lower but not raise above the operator's value.
 CEILINGS = ("max_targets", "max_search_seconds", "max_new_tokens", "timeout", "max_reply_chars", "max_crops",
-            "max_pixels", "max_text_chars", "max_text_lines")
+            "max_pixels", "max_text_chars", "max_text_lines", "max_zoom_turns", "max_zoom_pixels",
+            "max_zoom_images")
 
 
 class ServePolicy(BaseModel):

@@ -37,6 +37,9 @@ def ask(
     trace_dir: Path = typer.Option(Path("traces"), "--trace-dir", parser=_parameter(_trace_folder), metavar="DIR",
                                    help="Where the run's trace is written."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds for the whole question (VLM calls and search); default: no limit."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", metavar="vstar|zoom",
+                                           help="vstar: SHOW -> SEARCH -> TELL (default); zoom: the VLM zooms and "
+                                                "calls the experts itself, over several turns (docs/zoom.md)."),
 ) -> None:
     """Ask QUESTION about IMAGE: the VLM answers, searching for missing details first when it needs to."""
     if not question.strip():
@@ -45,7 +48,10 @@ def ask(
         raise InputError("--option must not be empty")
     if timeout is not None and not (0 < timeout < float("inf")):
         raise InputError(f"--timeout must be a positive number of seconds, got {timeout:g}")
+    _check_strategy(strategy)
     settings = _settings(config_file, tool, vlm, timeout).agent_kwargs()
+    if strategy is not None:
+        settings["config"] = settings["config"].model_copy(update={"strategy": strategy})
 
     from lookcloser.agent import Agent  # noqa: PLC0415
     from lookcloser.core.errors import AnswerError  # noqa: PLC0415
@@ -75,10 +81,19 @@ def ask(
         if answer.findings:
             _print_findings(answer.findings)
         stats = answer.stats
-        out.print(f"[dim]{stats.vlm_calls} VLM calls, {stats.tool_calls} tool calls, {stats.search_steps} search "
-                  f"steps, {stats.seconds:.1f} s; trace: {answer.trace_dir or 'none written'}[/]", highlight=False)
+        zoomed = f"{stats.zoom_turns} zoom turns, " if stats.zoom_turns else ""
+        out.print(f"[dim]{stats.vlm_calls} VLM calls, {zoomed}{stats.tool_calls} tool calls, {stats.search_steps} "
+                  f"search steps, {stats.seconds:.1f} s; trace: {answer.trace_dir or 'none written'}[/]",
+                  highlight=False)
     if vis_error:
         raise CommandFailed(vis_error)
+
+
+def _check_strategy(strategy: str | None) -> None:
+    from lookcloser.core.config import STRATEGIES  # noqa: PLC0415
+
+    if strategy is not None and strategy not in STRATEGIES:
+        raise InputError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
 
 
 def _streamed(agent: Any, image: Path, question: str, options: list[str] | None,
@@ -93,6 +108,8 @@ def _streamed(agent: Any, image: Path, question: str, options: list[str] | None,
             progress(f"answering: {' '.join(written.split())[-60:]}")
         elif found.get("event") == "search_step":
             progress(f"searching {found['target']!r}: patch {found['order']} at level {found['level']}")
+        elif found.get("event") == "zoom":
+            progress(f"zooming into {found['label'] or 'a region'!r}: view {found['view']} {found['box']}")
         elif found.get("event") == "finding":
             progress(f"{found['name']!r}: {found['status']}" + (f" {found['text']!r}" if found.get("text") else ""))
         elif event.get("node") == "answer":

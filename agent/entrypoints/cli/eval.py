@@ -35,19 +35,27 @@ def eval_command(
     traces: bool = typer.Option(True, "--traces/--no-traces", help="Write a trace per item under OUT/traces."),
     compare: bool = typer.Option(False, "--compare", help="Print the finished runs given as arguments side by side: --compare RUN_A RUN_B."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="With --compare: write the accuracy-vs-VLM-calls plot (SVG) here."),
+    strategy: str = typer.Option("vstar", "--strategy", metavar="vstar|zoom",
+                                 help="How each question is answered: vstar (SHOW -> SEARCH -> TELL) or zoom (the VLM "
+                                      "zooms and calls the experts itself). Recorded with the run; compare runs "
+                                      "with --compare."),
     ablate: str = typer.Option("none", "--ablate", metavar="none|crop-black|no-search",
                                help="Evidence ablation: crop-black hands TELL black images of the crops' sizes; "
                                     "no-search answers from SHOW alone. Compare with the normal run: --compare."),
 ) -> None:
     """Evaluate the agent on a multiple-choice set: accuracy per category, resumable, threads or Ray.
     Exit status 2 when every item failed."""
-    from lookcloser.core.config import ABLATIONS  # noqa: PLC0415
+    from lookcloser.core.config import ABLATIONS, STRATEGIES  # noqa: PLC0415
 
     if ablate not in ABLATIONS:
         raise InputError(f"--ablate must be one of {', '.join(ABLATIONS)}, got {ablate!r}")
+    if strategy not in STRATEGIES:
+        raise InputError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if compare:
         if ablate != "none":
             raise InputError("--ablate goes with a run, not with --compare (each run's summary records its own)")
+        if strategy != "vstar":
+            raise InputError("--strategy goes with a run, not with --compare (each run's summary records its own)")
         _compare(list(paths or []), plot)
         return
     if plot is not None:
@@ -60,6 +68,7 @@ def eval_command(
     recipe = _recipe(vlm, tool, out_dir, traces)
     if ablate != "none":
         recipe.config["ablate"] = ablate
+    recipe.config["strategy"] = strategy
     summary = _evaluated("eval", lambda on_start, on_row: evaluate(
         paths[0], out_dir, recipe, seed=seed, limit=limit, resume=resume, run=run, on_start=on_start, on_row=on_row))
     _print_groups(summary, "accuracy")
@@ -156,9 +165,12 @@ def _print_groups(summary: dict[str, Any], metric: str) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     search = metric == "hit_rate"
-    columns = ("mean IoU", "search steps/item", "s/item") if search else ("VLM calls/item", "search steps/item", "s/item")
+    zoomed = bool(summary["overall"].get("zoom_turns_per_item"))  # the zoom strategy: its turns, not search steps
+    columns = ("mean IoU", "search steps/item", "s/item") if search else \
+        ("VLM calls/item", "images/item", "zoom turns/item" if zoomed else "search steps/item", "s/item")
     keys = ("mean_iou", "search_steps_per_item", "seconds_per_item") if search else \
-        ("vlm_calls_per_item", "search_steps_per_item", "seconds_per_item")
+        ("vlm_calls_per_item", "images_sent_per_item", "zoom_turns_per_item" if zoomed else "search_steps_per_item",
+         "seconds_per_item")
     table = Table("", metric, "n", "errors", *columns, title="summary")
     for name, group in {"overall": summary["overall"], **summary["categories"]}.items():
         value = group.get(metric)
