@@ -14,6 +14,8 @@ score, its best box is still returned (official V* evaluation), marked `search["
 its score, so TELL can tell the VLM how weak it is; `keep_best_below_accept=False` says not found
 instead. The contextual cue maps the context object the VLM names with the object cue
 (`context_map="object"`, official) or uses its grid position only (`"grid"`).
+`search="zoomeye"` runs ZoomEye's tree search (zoomeye.py) for object targets instead, with the `vlm`
+cue asking ZoomEye's questions (settings: `zoomeye_options`, ZoomEyeConfig's fields).
 Findings carry boxes, not crops.
 Cue models are built lazily on first use and kept; a cue that cannot be loaded raises
 ModelLoadError with one clear line (the agent turns it into a "failed" finding).
@@ -37,11 +39,14 @@ from lookcloser.tools.vstar.find_one import find_one
 from lookcloser.tools.vstar.read_all import read_all
 from lookcloser.tools.vstar.search import SearchResult
 from lookcloser.tools.vstar.text_match import rank_lines
+from lookcloser.tools.vstar.zoomeye import ZoomEyeConfig, zoomeye_search
 from lookcloser.core.types import Box, Detection, Finding, Target
 
 __all__ = ["OBJECT_CUES", "VStarLocalizer", "create_vstar_localizer"]
 
 OBJECT_CUES = ("owlv2", "vlm", "detector")
+#: The object search: V* (heatmap priorities, find-one) or ZoomEye (the VLM's confidences, answering stop).
+SEARCHES = ("vstar", "zoomeye")
 #: How the contextual cue turns the VLM's answer into a map: the context object mapped by the object
 #: cue (official V*), or the named 3x3 grid cell only.
 CONTEXT_MAPS = ("object", "grid")
@@ -68,7 +73,14 @@ class VStarLocalizer:
                  detector: Any = None, config: SearchConfig | None = None, use_context: bool = True,
                  model: str | None = None, device: str = "auto", text_options: dict[str, Any] | None = None,
                  ocr: Any = None, read_margin: Annotated[float, Field(ge=0)] = 0.5,
-                 read_line_px: Annotated[float, Field(gt=0)] = 48.0, read_max_upscale: Annotated[float, Field(ge=1)] = 4.0, context_map: str = "object", keep_best_below_accept: bool = True) -> None:
+                 read_line_px: Annotated[float, Field(gt=0)] = 48.0, read_max_upscale: Annotated[float, Field(ge=1)] = 4.0, context_map: str = "object", keep_best_below_accept: bool = True,
+                 search: str = "vstar", zoomeye_options: dict[str, Any] | None = None) -> None:
+        if search not in SEARCHES:
+            raise ValueError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
+        if search == "zoomeye" and cue != "vlm" and isinstance(cue, str):
+            raise ValueError(f"search='zoomeye' asks the VLM ZoomEye's questions: it needs cue='vlm', got {cue!r}")
+        self.search = search
+        self.zoomeye = ZoomEyeConfig(**(zoomeye_options or {}))
         if context_map not in CONTEXT_MAPS:
             raise ValueError(f"context_map must be one of {', '.join(CONTEXT_MAPS)}, got {context_map!r}")
         self.context_map = context_map
@@ -187,7 +199,10 @@ class VStarLocalizer:
             if reader is None or shares_cue(reader):
                 return self._text_findings(target, result, reader)
             return self._read_findings(image, target, result, reader)
-        result = find_one(image, target.name, self.object_cue(), self.config, context_cue=self.context_cue())
+        if self.search == "zoomeye":
+            result = zoomeye_search(image, target.name, self.object_cue(), self.config, self.zoomeye)
+        else:
+            result = find_one(image, target.name, self.object_cue(), self.config, context_cue=self.context_cue())
         summary = result.summary()
         if result.best is None or (not result.found and not self.keep_best_below_accept):
             return [Finding(target=target, status="not_found", tool=self.name, search=summary,
@@ -287,7 +302,7 @@ def create_vstar_localizer(context: Any = None, **options: Any) -> VStarLocalize
     """Registry factory. Options: cue ("owlv2" | "vlm" | "detector"), model, device, use_context,
     context_map ("object" | "grid"), keep_best_below_accept,
     ocr (reader instance; by default the agent's configured `ocr` tool), read_margin, read_line_px,
-    read_max_upscale,
+    read_max_upscale, search ("vstar" | "zoomeye") and zoomeye_options (dict for ZoomEyeConfig),
     text_options (dict for TextCue: det_side, max_upscale, min_box_px, native_max_pixels,
     max_input_pixels, runtime, threads, ...), and any SearchConfig field (e.g. max_steps=50)."""
     config_fields = set(SearchConfig.__dataclass_fields__)
@@ -313,8 +328,10 @@ def vstar_options() -> type[BaseModel]:
     hints = typing.get_type_hints(SearchConfig)
     search_fields = {f.name: (hints[f.name], f.default) for f in fields(SearchConfig)}
     text_model = options_model(TextCue, name="text_options", exclude=("self", "calibration"))
+    zoomeye_model = options_model(ZoomEyeConfig, name="zoomeye_options", exclude=("self",))
     return options_model(VStarLocalizer, name="vstar options", exclude=("self", "vlm", "config"),
-                         extra={**search_fields, "text_options": (text_model | None, None)},
+                         extra={**search_fields, "text_options": (text_model | None, None),
+                                "zoomeye_options": (zoomeye_model | None, None)},
                          check=_search_config_holds)
 
 
