@@ -16,7 +16,8 @@ from lookcloser.tools.options import check
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.localizer import VStarLocalizer, vstar_options
 from lookcloser.tools.vstar.search import Expansion, Node, _Frontier, split_patch
-from lookcloser.tools.vstar.vlm_cue import VLMCue, ZoomEyeAsk, confidence, view_box
+from lookcloser.tools.vstar.vlm_cue import (ZOOMEYE_ANSWERING, ZOOMEYE_ZOOM, ZOOMEYE_ZOOM_INTRO, VLMCue, ZoomEyeAsk,
+                                            confidence, view_box)
 from lookcloser.tools.vstar.zoomeye import ZoomEyeConfig, priority_weight, tree_depth, zoomeye_search
 
 SIDE = 1600  # patch 448: 1600 -> 800 -> 400 (< 448, a leaf): D = 2, 1 + 4 + 16 nodes
@@ -254,3 +255,25 @@ def test_other_strategies_keep_the_v_star_priority_and_a_wrong_count_is_refused(
     frontier.expand(root, Expansion(guide, [(b, b, 1) for b in (TL, TR, BL, BR)]), SearchConfig())
     first: Node = frontier.pop()
     assert first.box == TL and first.priority == pytest.approx(1 / 4)  # all the mass / 4 ** level 1
+
+
+def test_a_tiny_random_qwen_runs_the_zoomeye_search_through_its_real_processor(tiny_qwen_path):
+    """Two-image questions reach a real processor and model; each confidence is 2·P(yes) − 1 of the
+    backend's own yes_probability, and the search ends within its tree (D = 1: the root and 4 leaves)."""
+    from lookcloser.vlm import TransformersVLM
+
+    vlm = TransformersVLM(str(tiny_qwen_path), device="cpu", dtype="float32").load()
+    photo = _noise(600, seed=3)
+    cue = VLMCue(vlm)
+    result = zoomeye_search(photo, "cat", cue, question="Is the cat black?")
+    assert 1 <= len(result.steps) <= 5 and result.stop_reason in ("confident", "best_seen", "exhausted")
+    assert cue.vlm_calls <= 1 + 4 * 2 + 4
+    whole, corner = Box(x1=0, y1=0, x2=600, y2=600), Box(x1=0, y1=0, x2=300, y2=300)
+    ask = ZoomEyeAsk(photo, whole, (corner,), "Is the cat black?", answer_stop=None)
+    out = cue(photo, "cat", zoomeye=ask)
+    images, zoom = cue.zoomeye_views(ask, corner)
+    assert zoom and len(images) == 2
+    p = vlm.yes_probability(images, ZOOMEYE_ZOOM_INTRO + ZOOMEYE_ZOOM["existence"].format(target="cat"))
+    assert out.extra["existence"][0] == pytest.approx(2 * p - 1, abs=1e-5)
+    assert out.extra["answering"] == pytest.approx(
+        2 * vlm.yes_probability(photo, ZOOMEYE_ANSWERING.format(question="Is the cat black?")) - 1, abs=1e-5)
