@@ -78,8 +78,13 @@ def sign_data_url() -> str:
 
 
 def vlm_script(request: dict) -> str:
-    """SHOW asks for the sign's text; TELL answers with what the memory says was read."""
+    """SHOW asks for the sign's text; TELL answers with what the memory says was read. Asked to zoom (the zoom
+    strategy's tools), it calls find for the sign's text, then answers with what the call read."""
     prompt = prompt_text(request)
+    if request.get("tools") or "image_zoom_in_tool" in prompt:
+        if "find('the sign'" not in prompt:
+            return '<tool_call>{"name": "find", "arguments": {"target": "the sign", "kind": "text"}}</tool_call>'
+        return "<answer>It says GATE 42.</answer>" if "GATE 42" in prompt else "<answer>I cannot read it.</answer>"
     if "Additional visual information" not in prompt:
         return json.dumps({"answer": None, "missing": [{"name": "the sign", "kind": "text"}]})
     return "It says GATE 42." if "GATE 42" in prompt else "I cannot read it."
@@ -264,3 +269,19 @@ def test_the_answer_streams_token_by_token_through_the_sdk(server, vlms):
     assert len([m for m, _ in pieces if m["content"]]) > 1
     assert "".join(message["content"] for message, _ in pieces) == "It says GATE 42."
     assert vlms["operator"].requests[-1]["stream"] is True
+
+
+def test_the_zoom_strategy_is_served_within_the_operators_limits(server, vlms):
+    """A client picks the zoom strategy in its context; the VLM calls find, reads the sign from its result; the
+    zoom limits are ceilings like the others (the operator's default of 6 turns)."""
+    thread = server.threads.create()
+    chunks = list(server.runs.stream(thread["thread_id"], "lookcloser", stream_mode=["custom", "values"],
+                                     context={"config": {"strategy": "zoom"}},
+                                     input={"image": sign_data_url(), "question": "What does the sign say?"}))
+    out = [c.data for c in chunks if c.event == "values"][-1]
+    assert out["answer"] == "It says GATE 42." and out["stats"]["zoom_turns"] == 2
+    assert any(f["status"] == "found" and "GATE" in (f["text"] or "") for f in out["findings"])
+    events = [c.data for c in chunks if c.event == "custom"]
+    assert [e["event"] for e in events if e["event"] in ("finding", "zoom")][:2] == ["finding", "zoom"]
+    with pytest.raises(Exception, match=r"context 'config.max_zoom_turns' = 10 is over this server's limit of 6"):
+        ask(server, context={"config": {"strategy": "zoom", "max_zoom_turns": 10}})

@@ -337,3 +337,54 @@ def test_a_tiny_random_qwen3_vl_runs_the_zoom_loop_to_its_bound(tmp_path):
     answer = agent.run(Image.new("RGB", (640, 480), (200, 30, 30)), "What does the sign say?")
     assert answer.stats.zoom_turns == 3 and answer.stats.images_sent == 1 + 2 + 3
     assert answer.text is None and any("max_zoom_turns=3" in n for n in answer.notes)
+
+
+class _ToolCallingChat:
+    """Built lazily (langchain-core's BaseChatModel): a LangChain chat model whose `bind_tools` binds the schemas
+    and whose replies come from a ZoomingReader reading the images of the messages it is sent."""
+
+    @staticmethod
+    def make(reader: ZoomingReader):
+        from langchain_core.language_models import BaseChatModel  # noqa: PLC0415
+        from langchain_core.messages import AIMessage  # noqa: PLC0415
+        from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: PLC0415
+
+        class ToolChat(BaseChatModel):
+            seen: list = []
+
+            @property
+            def _llm_type(self) -> str:
+                return "tool-chat"
+
+            def bind_tools(self, tools, **kwargs):
+                return self.bind(tools=tools)
+
+            def _generate(self, messages, stop=None, run_manager=None, tools=None, **kwargs):
+                self.seen.append({"tools": tools, "types": [m.type for m in messages]})
+                request = {"messages": [{"role": m.type, "content": m.content} for m in messages]}
+                message = reader(request)["choices"][0]["message"]
+                calls = [{"name": c["function"]["name"], "args": json.loads(c["function"]["arguments"]),
+                          "id": c["id"]} for c in message.get("tool_calls") or []]
+                return ChatResult(generations=[ChatGeneration(message=AIMessage(content=message["content"] or "",
+                                                                                 tool_calls=calls))])
+
+        return ToolChat()
+
+
+def test_a_langchain_chat_model_zooms_through_bind_tools(photo):
+    reader = ZoomingReader("native")
+    chat = _ToolCallingChat.make(reader)
+    answer = Agent(vlm=chat, strategy="zoom").run(photo, QUESTION)
+    assert answer.text == str(NUMBER)
+    assert [t["function"]["name"] for t in chat.seen[0]["tools"]] == ["image_zoom_in_tool", "find"]
+    assert chat.seen[-1]["types"] == ["system", "human", "ai", "tool", "human", "ai", "tool", "human"]
+
+
+def test_text_form_turns_stream_their_tokens(photo):
+    with StubServer() as stub:
+        stub.script = ZoomingReader("hermes")
+        events = list(_agent(stub, zoom_calls="text").stream(photo, QUESTION))
+    tokens = [e for e in events if "token" in e]
+    assert tokens and {e["node"] for e in tokens} == {"zoom_model"}
+    assert "<answer>2755</answer>" in "".join(e["token"] for e in tokens)
+    assert stub.requests[-1]["stream"] is True
