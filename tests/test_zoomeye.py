@@ -239,6 +239,8 @@ def test_the_localizer_runs_zoomeye_with_the_vlm_cue_and_checks_its_options():
     with pytest.raises(ValueError, match="search must be one of vstar, zoomeye"):
         VStarLocalizer(cue="vlm", search="zoom")
     model = vstar_options()
+    with pytest.raises(SettingsError, match=r"option 'search' = 'zoom'.*'vstar' or 'zoomeye'"):
+        check(model, {"search": "zoom"}, role="localizer", tool="vstar")
     with pytest.raises(SettingsError, match=r"zoomeye_options\.bias.*less than or equal to 1"):
         check(model, {"search": "zoomeye", "zoomeye_options": {"bias": 2}}, role="localizer", tool="vstar")
     assert check(model, {"zoomeye_options": {"decrease": [0.1]}}, role="localizer", tool="vstar") == {

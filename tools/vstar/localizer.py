@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 import typing
 from dataclasses import fields
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from PIL import Image
 from pydantic import BaseModel, Field
@@ -74,7 +74,7 @@ class VStarLocalizer:
                  model: str | None = None, device: str = "auto", text_options: dict[str, Any] | None = None,
                  ocr: Any = None, read_margin: Annotated[float, Field(ge=0)] = 0.5,
                  read_line_px: Annotated[float, Field(gt=0)] = 48.0, read_max_upscale: Annotated[float, Field(ge=1)] = 4.0, context_map: str = "object", keep_best_below_accept: bool = True,
-                 search: str = "vstar", zoomeye_options: dict[str, Any] | None = None) -> None:
+                 search: Literal["vstar", "zoomeye"] = "vstar", zoomeye_options: dict[str, Any] | None = None) -> None:
         if search not in SEARCHES:
             raise ValueError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
         if search == "zoomeye" and cue != "vlm" and isinstance(cue, str):
