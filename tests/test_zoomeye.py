@@ -279,3 +279,14 @@ def test_a_tiny_random_qwen_runs_the_zoomeye_search_through_its_real_processor(t
     assert out.extra["existence"][0] == pytest.approx(2 * p - 1, abs=1e-5)
     assert out.extra["answering"] == pytest.approx(
         2 * vlm.yes_probability(photo, ZOOMEYE_ANSWERING.format(question="Is the cat black?")) - 1, abs=1e-5)
+
+
+def test_the_agent_runs_zoomeye_from_a_settings_dict():
+    from lookcloser import Agent
+
+    photo = _noise()
+    agent = Agent(vlm=TableVLM(photo, answering={_corners(BL): 0.99}), trace_dir=None,
+                  tools={"localizer": {"cue": "vlm", "search": "zoomeye", "zoomeye_options": {"bias": 0.2}}})
+    [finding] = agent.find(photo, "cat")
+    assert finding.status == "found" and finding.box == BL and finding.tool == "vstar"
+    assert agent.tool("localizer").inner.zoomeye.bias == 0.2
