@@ -9,6 +9,8 @@ looks better. What a visited patch leads to is the caller's `Strategy`; this mod
   one seen when the queue runs dry.
 * `read_all` (text, read_all.py): keep expanding while the map shows text not yet read legibly;
   return every line read (deduplicated).
+* `ZoomEye` (zoomeye.py): rank by the VLM's yes/no confidences (`Expansion.priorities`), stop when
+  the question looks answerable.
 
 Pure: no model is loaded, the image is only cropped. Boxes in the result are original-image pixels.
 Each visited patch is a LangChain chain run ("vstar.step", metadata `SEARCH_STEP`), so it nests under

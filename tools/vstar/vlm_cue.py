@@ -117,7 +117,8 @@ class VLMCue:
     * strong peak: max(0.5, 0.8 * 0.85 ** (level - 1)): at the root a cell must reach 0.8 to be
       trusted (the whole image is seen downscaled, so a lukewarm yes is weak evidence), relaxing
       to "more likely yes than no" deeper down.
-    Cost: one VLM forward per cell, i.e. 4 per visited patch at the default grid (`vlm_calls`).
+    Cost: one VLM forward per cell, i.e. 4 per visited patch at the default grid (`vlm_calls`);
+    with the `zoomeye` hint, 1 (answering) + 2 per child named (existence, latent).
     """
 
     name = "vlm"
@@ -159,7 +160,7 @@ class VLMCue:
         if calibration is not None:
             self.calibration = calibration
         self.vlm_calls = 0
-        self._small: tuple[tuple, Image.Image] | None = None
+        self._small: tuple[Image.Image, int, Image.Image] | None = None  # (photo, patch_size, shrunk photo)
 
     def __call__(self, patch: Image.Image, phrase: str, zoomeye: ZoomEyeAsk | None = None) -> CueOutput:
         phrase = check_cue_input("vlm", patch, phrase)
@@ -196,14 +197,16 @@ class VLMCue:
         return p
 
     def _small_photo(self, ask: ZoomEyeAsk) -> Image.Image:
-        """The photo with its longer side `patch_size` (made once per photo, then copied per node)."""
-        key = (id(ask.image), ask.image.size, ask.patch_size)
-        if self._small is None or self._small[0] != key:
+        """The photo with its longer side `patch_size` (made once per photo, then copied per node; one
+        read of the cache, so a search on another thread that replaces it cannot hand this one its photo)."""
+        cached = self._small
+        if cached is None or cached[0] is not ask.image or cached[1] != ask.patch_size:
             width, height = ask.image.size
             scale = ask.patch_size / max(width, height)
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            self._small = (key, ask.image.convert("RGB").resize(size, Image.Resampling.BICUBIC))
-        return self._small[1]
+            cached = (ask.image, ask.patch_size, ask.image.convert("RGB").resize(size, Image.Resampling.BICUBIC))
+            self._small = cached
+        return cached[2]
 
     def zoomeye_views(self, ask: ZoomEyeAsk, box: Box) -> tuple[list[Image.Image], bool]:
         """The images ZoomEye shows for node `box` and whether they are the zoom form: the whole photo
