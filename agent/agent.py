@@ -96,7 +96,10 @@ class Agent:
         if strategy is not None:
             if strategy not in STRATEGIES:
                 raise SettingsError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-            config = config.model_copy(update={"strategy": strategy})
+            try:
+                config = AgentConfig(**{**config.model_dump(), "strategy": strategy})
+            except ValueError as exc:  # pydantic's ValidationError: the one rule it broke, in one line
+                raise SettingsError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
         self.context = Context(vlm=vlm, tools=dict(tools or {}), tool_options=dict(tool_options or {}),
                                config=config)
         self.services = Services(self.context, spelling=spelling)

@@ -388,3 +388,8 @@ def test_text_form_turns_stream_their_tokens(photo):
     assert tokens and {e["node"] for e in tokens} == {"zoom_model"}
     assert "<answer>2755</answer>" in "".join(e["token"] for e in tokens)
     assert stub.requests[-1]["stream"] is True
+
+
+def test_an_ablation_with_the_zoom_strategy_is_refused_in_one_line():
+    with pytest.raises(SettingsError, match="ablate='crop-black' applies to the vstar strategy"):
+        Agent(vlm="openai:x@http://127.0.0.1:9/v1", strategy="zoom", config=AgentConfig(ablate="crop-black"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: Default guard: 100 megapixels (a 12000 x 8000 aerial photo still loads).
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -88,6 +88,15 @@ class AgentConfig(BaseModel):
     image_dir: str | None = Field(
         None, description="Graph input may name image FILES only inside this directory (a served graph must not "
                           "read arbitrary server files); None: file paths are refused, send a data URL or base64.")
+
+
+    @model_validator(mode="after")
+    def _ablation_needs_the_search(self) -> "AgentConfig":
+        """The evidence ablations take the vstar strategy's search away; the zoom strategy has no such step."""
+        if self.strategy == "zoom" and self.ablate != "none":
+            raise ValueError(f"ablate={self.ablate!r} applies to the vstar strategy (SHOW -> SEARCH -> TELL), not to "
+                             "strategy='zoom'")
+        return self
 
 
 CUT_MARK = "…[cut]"

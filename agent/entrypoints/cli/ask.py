@@ -51,7 +51,13 @@ def ask(
     _check_strategy(strategy)
     settings = _settings(config_file, tool, vlm, timeout).agent_kwargs()
     if strategy is not None:
-        settings["config"] = settings["config"].model_copy(update={"strategy": strategy})
+        from lookcloser.core.config import AgentConfig  # noqa: PLC0415
+
+        try:
+            settings["config"] = AgentConfig(**{**settings["config"].model_dump(), "strategy": strategy})
+        except ValueError as exc:  # pydantic's ValidationError: the rule it broke, in one line
+            raise InputError(f"--strategy {strategy}: "
+                             f"{str(exc.errors()[0]['msg']).removeprefix('Value error, ')}") from None
 
     from lookcloser.agent import Agent  # noqa: PLC0415
     from lookcloser.core.errors import AnswerError  # noqa: PLC0415

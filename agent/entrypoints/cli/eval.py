@@ -51,6 +51,8 @@ def eval_command(
         raise InputError(f"--ablate must be one of {', '.join(ABLATIONS)}, got {ablate!r}")
     if strategy not in STRATEGIES:
         raise InputError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if strategy == "zoom" and ablate != "none":
+        raise InputError(f"--ablate {ablate} applies to the vstar strategy (SHOW -> SEARCH -> TELL), not to --strategy zoom")
     if compare:
         if ablate != "none":
             raise InputError("--ablate goes with a run, not with --compare (each run's summary records its own)")
