@@ -7,8 +7,8 @@
 it zoomed into) and reads its calls: native tool calls where the backend has them (`AgentConfig.zoom_calls`),
 else or also the text forms trained zoomers write (lookcloser.core.zoom_calls). `zoom_tools` runs them:
 `image_zoom_in_tool` cuts the box out of the photo at native resolution (a new view, the VLM sees it next turn);
-`find` runs SEARCH with the configured localizer (its findings join the run's findings, as the vstar strategy's
-do). State stays plain JSON: a view is its box in the photo, cut again from the photo when the conversation is
+`find` runs SEARCH with the configured localizer, and the segmenter on what it found when one is set (its
+findings join the run's findings, as the vstar strategy's do). State stays plain JSON: a view is its box in the photo, cut again from the photo when the conversation is
 rebuilt, so a checkpoint holds no pixels.
 
 Bounds: `max_zoom_turns` VLM calls (the last one is told to answer and gets no tools), `max_zoom_pixels` per
@@ -361,7 +361,7 @@ def _find(call: zc.ZoomCall, photo: Image.Image, views: list[dict[str, Any]], co
     except Exception as exc:  # noqa: BLE001 - one failing expert is a failed finding, the run goes on
         found = [Finding(target=target, status="failed", tool=tool_name,
                          error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)]
-    found = found or [Finding(target=target, status="not_found", tool=tool_name)]
+    found = _segmented(found or [Finding(target=target, status="not_found", tool=tool_name)], photo, services, config)
     for finding in found:
         write(finding_event(finding))
     sent = _sent_size(services, photo.size, coords)
@@ -389,6 +389,25 @@ def _find(call: zc.ZoomCall, photo: Image.Image, views: list[dict[str, Any]], co
     shown = f" Crops of the best: images {', '.join(map(str, crops))}." if crops else ""
     return ({"text": "\n".join([header, *lines[:40]]) + shown, "crops": crops},
             [f.model_dump(mode="json") for f in found])
+
+
+def _segmented(found: list[Finding], photo: Image.Image, services: Services, config: AgentConfig) -> list[Finding]:
+    """Grounded-SAM inside the loop, as the vstar strategy's `segment` node does it: found object boxes get their
+    masks from the configured segmenter in one call; a failing segmenter leaves the boxes and says why."""
+    from lookcloser.graphs.nodes import _as_mask, wants_masks  # noqa: PLC0415 - the segment node's own rules
+
+    todo = [i for i, f in enumerate(found) if f.status == "found" and f.box is not None and f.target.kind == "object"]
+    if not todo or not wants_masks(services, config):
+        return found
+    segmenter = services.tool("segmenter", with_vlm=True)
+    try:
+        results = list(segmenter.segment(photo, [found[i].box for i in todo]))
+        if len(results) != len(todo):
+            raise RuntimeError(f"{len(results)} masks for {len(todo)} boxes")
+        updates = {i: {"mask": _as_mask(r)} for i, r in zip(todo, results) if _as_mask(r) is not None}
+    except Exception as exc:  # noqa: BLE001 - the boxes still answer; the finding says why it has no mask
+        updates = {i: {"error": f"segmenter {segmenter.name} failed: {type(exc).__name__}: {exc}"} for i in todo}
+    return [f.model_copy(update=updates[i]) if i in updates else f for i, f in enumerate(found)]
 
 
 def route_after_zoom_model(state: dict[str, Any]) -> str:

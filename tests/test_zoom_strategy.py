@@ -393,3 +393,26 @@ def test_text_form_turns_stream_their_tokens(photo):
 def test_an_ablation_with_the_zoom_strategy_is_refused_in_one_line():
     with pytest.raises(SettingsError, match="ablate='crop-black' applies to the vstar strategy"):
         Agent(vlm="openai:x@http://127.0.0.1:9/v1", strategy="zoom", config=AgentConfig(ablate="crop-black"))
+
+
+def test_find_segments_found_objects_when_a_segmenter_is_set(photo):
+    from tests.doubles import BoxMaskSegmenter, FixedLocalizer  # noqa: PLC0415
+
+    def asker(request):
+        if not any(m["role"] == "tool" for m in request["messages"]):
+            reply = completion(None)
+            reply["choices"][0]["message"]["tool_calls"] = [{"id": "f1", "type": "function", "function": {
+                "name": "find", "arguments": json.dumps({"target": "the code"})}}]
+            return reply
+        return completion("<answer>found it</answer>")
+
+    segmenter = BoxMaskSegmenter()
+    with StubServer() as stub:
+        stub.script = asker
+        agent = Agent(vlm=stub.spec, strategy="zoom",
+                      tools={"localizer": FixedLocalizer({"the code": (2990, 2190, 3046, 2213)}), "segmenter": segmenter})
+        answer = agent.run(photo, QUESTION)
+        tool_text = next(m for m in stub.requests[-1]["messages"] if m["role"] == "tool")["content"]
+    [finding] = answer.findings
+    assert segmenter.calls == 1 and finding.mask is not None and finding.mask.area == 56 * 23
+    assert "the code at [748, 730, 762, 738]" in tool_text  # the box in 0-1000 of the photo, as the VLM writes it
