@@ -217,8 +217,8 @@ class Agent:
         V* search step and finding as it happens (lookcloser.graphs.progress), {"node": "tell", "token": "..."} for
         each piece of TELL's answer as the VLM writes it (backends that stream), then {"node": "answer", "answer":
         Answer}. With strategy "zoom": {"node": "zoom_tools", "progress": {"event": "zoom", ...}} per view and
-        each finding of a `find` call, {"node": "zoom_model", "token": ...} for the turns that stream (text-form
-        calls; a turn offered native tools arrives whole)."""
+        each finding of a `find` call, {"node": "zoom_model", "token": ...} for each turn's reply as it is written
+        (backends that stream)."""
         inputs = self._ask_input(image, question, options)
         events: queue.Queue = queue.Queue()
         done = object()

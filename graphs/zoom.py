@@ -222,7 +222,7 @@ def zoom_model(state: dict[str, Any], services: Services, config: AgentConfig) -
         messages = conversation(state, photo, config, native=native, coords=coords, last=last)
         tools = zc.tool_schemas(with_find=config.zoom_find) if native and not last else None
         try:
-            reply = services.vlm.generate(messages, max_new_tokens=config.max_new_tokens, answer=not tools,
+            reply = services.vlm.generate(messages, max_new_tokens=config.max_new_tokens, answer=True,
                                           **({"tools": tools} if tools else {}))
         except TimeLimitError as exc:  # VLMTimeoutError too: after some turns, what was seen so far answers
             if not turns:

@@ -114,7 +114,8 @@ def completion(text, prompt_tokens=42, completion_tokens=3, logprobs=None):
 
 def sse_events(reply: dict, request: dict) -> list[str]:
     """A completion as the server-sent events of a streamed one: the role, one chunk per word (with the
-    whitespace after it), the finish reason, the usage when the request asked for it, then [DONE]."""
+    whitespace after it), each tool call in two pieces, the finish reason, the usage when the request asked for it,
+    then [DONE]."""
     choice = reply["choices"][0]
     text = choice["message"]["content"]
     head = {k: reply[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
@@ -126,6 +127,13 @@ def sse_events(reply: dict, request: dict) -> list[str]:
     events = [event({"role": "assistant"})]
     if text is not None:
         events += [event({"content": word}) for word in re.findall(r"\s*\S+\s*", text) or [text]]
+    for index, call in enumerate(choice["message"].get("tool_calls") or []):  # OpenAI's form: id and name, then args
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        events.append(event({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                             "function": {"name": call["function"]["name"],
+                                                          "arguments": arguments[:half]}}]}))
+        events.append(event({"tool_calls": [{"index": index, "function": {"arguments": arguments[half:]}}]}))
     events.append(event({}, choice["finish_reason"]))
     if (request.get("stream_options") or {}).get("include_usage"):
         events.append(event(usage=reply["usage"]))

@@ -416,3 +416,15 @@ def test_find_segments_found_objects_when_a_segmenter_is_set(photo):
     [finding] = answer.findings
     assert segmenter.calls == 1 and finding.mask is not None and finding.mask.area == 56 * 23
     assert "the code at [748, 730, 762, 738]" in tool_text  # the box in 0-1000 of the photo, as the VLM writes it
+
+
+def test_native_tool_call_turns_stream_too(photo):
+    """Streamed (someone listens), each turn's tool calls arrive in pieces and are joined; the answer streams."""
+    with StubServer() as stub:
+        stub.script = ZoomingReader("native")
+        events = list(_agent(stub).stream(photo, QUESTION))
+        requests = stub.requests
+    assert all(r["stream"] is True and r["tools"] for r in requests)
+    assert [e["progress"]["view"] for e in events if e.get("node") == "zoom_tools" and "progress" in e] == [1, 2]
+    assert "".join(e["token"] for e in events if "token" in e).endswith("<answer>2755</answer>")
+    assert events[-1]["answer"].text == str(NUMBER)

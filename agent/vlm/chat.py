@@ -108,7 +108,8 @@ class BackendChatModel(BaseChatModel):
     def _streams(self, run_manager: Any, kwargs: dict[str, Any]) -> bool:
         """Only a `generate` call of a backend with `stream` streams, and only when its run is not tagged
         `nostream` (no one would see the tokens); likelihood calls keep their response_metadata."""
-        return (kwargs.get("call", "generate") == "generate" and not kwargs.get("tools")
+        return (kwargs.get("call", "generate") == "generate"
+                and (not kwargs.get("tools") or supports(self.backend, "tools"))
                 and supports(self.backend, "stream")
                 and NOSTREAM not in (getattr(run_manager, "tags", None) or []))
 
@@ -135,14 +136,21 @@ class BackendChatModel(BaseChatModel):
                 for m in messages]
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, *,
-                call: str = "generate", max_new_tokens: int = 256, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        """The backend's `stream`: each text piece one chunk, the token counts a last empty chunk."""
+                call: str = "generate", max_new_tokens: int = 256, tools: list[dict[str, Any]] | None = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        """The backend's `stream`: each text piece one chunk, the token counts (and tool calls) a last empty chunk."""
         if call != "generate" or not supports(self.backend, "stream"):  # _should_stream keeps such calls whole
             raise ValueError(f"{self._identifying_params['model']} cannot stream a {call!r} call")
-        for item in self.backend.stream(self._chat(messages), max_new_tokens=max_new_tokens):
+        extra = {"tools": tools} if tools else {}
+        for item in self.backend.stream(self._chat(messages), max_new_tokens=max_new_tokens, **extra):
             if isinstance(item, VLMReply):
-                if (usage := _usage(item)) is not None:
-                    yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage))
+                usage = _usage(item)
+                pieces = [{"name": c["name"], "id": c.get("id"), "index": i, "type": "tool_call_chunk",
+                           "args": c["arguments"] if isinstance(c["arguments"], str) else json.dumps(c["arguments"])}
+                          for i, c in enumerate(item.tool_calls)]
+                if usage is not None or pieces:
+                    yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage,
+                                                                     tool_call_chunks=pieces))
                 continue
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=str(item)))
             if run_manager is not None:  # langchain-core passes none where it reports the tokens itself
@@ -196,7 +204,7 @@ class ChatVLM:
     def generate(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256,
                  answer: bool = False, tools: list[dict[str, Any]] | None = None) -> VLMReply:
         """`answer=True`: the reply is the user's answer; it reaches LangGraph's `messages` stream, token by
-        token when the backend streams (a call with `tools`, native tool calling, comes whole)."""
+        token when the backend streams (with `tools`: when it streams tool calls too)."""
         extra = {"tools": tools} if tools else {}
         return vlm_reply(self._invoke("vlm.generate", messages, answer=answer, max_new_tokens=max_new_tokens,
                                       **extra))

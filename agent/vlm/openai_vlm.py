@@ -314,11 +314,15 @@ class OpenAIVLM:
             tool_calls=calls,
         )
 
-    def stream(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256) -> Iterator[str | VLMReply]:
+    def stream(self, messages: Sequence[ChatMessage], *, max_new_tokens: int = 256,
+               tools: list[dict[str, Any]] | None = None) -> Iterator[str | VLMReply]:
         """`generate`, as the endpoint sends it: the reply's text in pieces (joined, what `generate` returns:
-        stripped, cut at `max_reply_chars`), then a VLMReply with the whole text and the token counts."""
+        stripped, cut at `max_reply_chars`), then a VLMReply with the whole text, the token counts and, with
+        `tools`, the tool calls (their pieces joined as they arrive, by index)."""
         usage: dict[str, Any] = {}
-        pieces = self._pieces(messages, usage, max_tokens=max_new_tokens)
+        calls: list[dict[str, Any]] = []
+        extra = {"tools": tools} if tools else {}
+        pieces = self._pieces(messages, usage, calls, max_tokens=max_new_tokens, **extra)
         text: list[str] = []
         try:
             for piece in cap_pieces(pieces, self.max_reply_chars):
@@ -327,10 +331,14 @@ class OpenAIVLM:
         finally:
             pieces.close()  # after a cut: stop reading the endpoint
         yield VLMReply(text="".join(text), input_tokens=_int_or_none(usage.get("prompt_tokens")),
-                       output_tokens=_int_or_none(usage.get("completion_tokens")))
+                       output_tokens=_int_or_none(usage.get("completion_tokens")), tool_calls=calls)
 
-    def _pieces(self, messages: Sequence[ChatMessage], usage: dict[str, Any], **kwargs: Any) -> Iterator[str]:
-        """The raw text pieces of one streamed completion; its token counts land in `usage`."""
+    def _pieces(self, messages: Sequence[ChatMessage], usage: dict[str, Any], calls: list[dict[str, Any]] | None = None,
+                **kwargs: Any) -> Iterator[str]:
+        """The raw text pieces of one streamed completion; its token counts land in `usage`, its tool calls (when
+        tools were sent) in `calls`."""
+        calls = calls if calls is not None else []
+        by_index: dict[int, dict[str, Any]] = {}
         client = self.client
         import openai
 
@@ -362,12 +370,14 @@ class OpenAIVLM:
             while True:
                 for kind, value in events:
                     if kind == "body":  # no event stream: a whole completion (a server that does not stream), or a fault
-                        content, counts = self._reply(self._completion(*value, expected="an event stream or JSON"))
+                        content, counts = self._reply(self._completion(*value, expected="an event stream or JSON"),
+                                                      calls=calls if kwargs.get("tools") else None)
                         usage.update(counts)
                         yield content
                         return
                     if kind == "end":
-                        if not content_seen:
+                        calls.extend(by_index[i] for i in sorted(by_index))
+                        if not content_seen and not calls:
                             self._text(None)
                         if not finished:  # a connection that closed early ends the events too
                             raise self._broken_off("error", "the event stream ended without a finish reason",
@@ -376,6 +386,7 @@ class OpenAIVLM:
                     if kind == "chunk":
                         content, counts = delta(value)
                         usage.update(counts or {})
+                        _add_call_pieces(value, by_index)
                         finished = finished or finish_reason(value) is not None
                         if content is not None:
                             content_seen = True
@@ -476,6 +487,20 @@ def _reason(exc: Any) -> str:
     if isinstance(body, str) and body.strip():
         return body
     return exc.message
+
+
+def _add_call_pieces(chunk: Any, by_index: dict[int, dict[str, Any]]) -> None:
+    """A stream chunk's tool-call pieces joined into `by_index`: the id and name come once, the arguments' JSON
+    text in pieces (OpenAI's streaming format)."""
+    choices = getattr(chunk, "choices", None) or []
+    for piece in (getattr(getattr(choices[0], "delta", None), "tool_calls", None) or []) if choices else []:
+        index = getattr(piece, "index", None)
+        call = by_index.setdefault(index if isinstance(index, int) else len(by_index),
+                                   {"id": None, "name": "", "arguments": ""})
+        function = getattr(piece, "function", None)
+        call["id"] = getattr(piece, "id", None) or call["id"]
+        call["name"] += getattr(function, "name", None) or ""
+        call["arguments"] += getattr(function, "arguments", None) or ""
 
 
 def _tool_calls(raw: Any) -> list[dict[str, Any]]:
