@@ -54,15 +54,27 @@ def _chat_reply(state: AgentState, text: str | None, message_id: str | None = No
 
 # ----------------------------------------------------------------------------------- input
 def check_options(options: Any) -> list[str] | None:
+    """At least two distinct non-empty strings (at most 26: A-Z), stripped; else one InputError line."""
     if options is None:
         return None
-    if isinstance(options, str) or not isinstance(options, (list, tuple)):
+    if isinstance(options, str):
         raise InputError("options must be a list of strings, not a single string")
-    option_list = [str(o).strip() for o in options]
+    if not isinstance(options, (list, tuple)):
+        raise InputError(f"options must be a list of strings, got {type(options).__name__}")
+    wrong = [o for o in options if not isinstance(o, str)]
+    if wrong:
+        raise InputError(f"options must be strings, got {type(wrong[0]).__name__} {str(wrong[0])[:40]!r} among them")
+    option_list = [o.strip() for o in options]
     if len(option_list) < 2 or any(not o for o in option_list):
-        raise InputError(f"options need at least two non-empty strings, got {list(options)!r}")
+        raise InputError(f"options need at least two non-empty strings, got {[o[:40] for o in options]!r}")
     if len(option_list) > 26:
         raise InputError(f"at most 26 options (A-Z) are supported, got {len(option_list)}")
+    seen: dict[str, int] = {}
+    for i, option in enumerate(option_list):
+        if option.casefold() in seen:
+            raise InputError(f"options {chr(65 + seen[option.casefold()])} and {chr(65 + i)} are the same "
+                             f"({option[:40]!r}): a choice between them could not be told apart")
+        seen[option.casefold()] = i
     return option_list
 
 
@@ -144,7 +156,9 @@ def read_input(state: AgentState, services: Services, config: AgentConfig) -> di
     image = resolve_image(update.get("image", state.get("image")), config)
     frames = image.info.get("lookcloser_frames")
     if frames and frames > 1:
-        update["notes"] = [f"the image has {frames} frames or pages; the first one was used"]
+        frame = int(image.info.get("lookcloser_frame") or 0)
+        used = "the first one was used" if frame == 0 else f"frame {frame + 1} (the one the image was at) was used"
+        update["notes"] = [f"the image has {frames} frames or pages; {used}"]
     return update
 
 

@@ -146,7 +146,7 @@ async def stdio_session(args: list[str], errlog):
                                    env={"LANGSMITH_TRACING": "false"})
     async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
         with anyio.fail_after(CALL_SECONDS):
-            await session.initialize()
+            session.init_result = await session.initialize()  # what the server said of itself
         yield session
 
 
@@ -243,6 +243,7 @@ def test_find_text_puts_the_quoted_line_first(server):
     ("missing.png", "image file not found"),
     ("data:image/png;base64,AAAA", "the image bytes are not a readable image"),
     (" ", "the tool argument 'image' must be a non-empty string"),
+    ("a\x00b.png", "image path 'a\\x00b.png' contains a NUL byte"),  # was the bare "embedded null byte"
 ])
 def test_bad_images_are_one_line_tool_errors_and_the_server_goes_on(server, image, says):
     refused = server.call("read_text", {"image": image})
@@ -374,3 +375,61 @@ def test_without_the_mcp_extra_the_error_says_what_to_install():
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: `lookcloser mcp` needs the MCP SDK, which is not installed: "
                                      "pip install 'lookcloser[mcp]'")
+
+
+@pytest.mark.parametrize("name, arguments, says", [
+    ("read_text", {"image": 123}, "read_text: argument 'image': Input should be a valid string (got int 123)"),
+    ("ask", {"image": "notice.png", "question": "q?", "options": "ab"},
+     "ask: argument 'options': Input should be a valid list (got str 'ab')"),
+    ("ask", {"image": "notice.png", "question": "q?", "max_targets": 2.5},
+     "ask: argument 'max_targets': Input should be a valid integer, got a number with a fractional part"),
+    ("ask", {"image": "notice.png", "question": "q?", "option": ["a", "b"]},
+     "ask: unknown argument 'option'; did you mean 'options'?"),
+    ("ask", {"image": "notice.png", "question": "q?", "max_target": 1},
+     "ask: unknown argument 'max_target'; did you mean 'max_targets'?"),
+    ("find", {"image": "notice.png", "target": "x", "kind": "thing"}, "find: argument 'kind': Input should be"),
+])
+def test_wrong_or_unknown_arguments_are_one_line_naming_the_argument(server, vlm, name, arguments, says):
+    before = len(vlm.requests)
+    line = one_error_line(server.call(name, arguments))
+    assert line.startswith(says), line
+    assert "errors.pydantic.dev" not in line
+    assert len(vlm.requests) == before  # refused before anything ran
+
+
+def test_the_tools_say_that_no_other_arguments_exist(server):
+    tools = server.list_tools().tools
+    assert all(tool.input_schema.get("additionalProperties") is False for tool in tools)
+
+
+def test_the_server_says_its_version(vlm, photos, tmp_path):
+    from lookcloser import __version__  # noqa: PLC0415
+
+    async def scenario():
+        with (tmp_path / "server.log").open("w+") as errlog:
+            async with stdio_session(["--image-dir", str(photos), "--vlm", vlm.spec], errlog) as session:
+                return session.init_result.server_info
+
+    info = anyio.run(scenario)
+    assert info.name == "lookcloser" and info.version == __version__
+
+
+def test_a_call_the_client_cancels_sends_no_more_vlm_calls(server, vlm):
+    """The client cancels an ask while SHOW waits on the VLM: once the VLM answers SHOW, no TELL call goes out for
+    the abandoned question (the server used to finish it)."""
+    vlm.release.clear()
+    before = len(vlm.requests)
+    pending = server.start("ask", {"image": "notice.png", "question": "WAIT: what does the sign say?"})
+    try:
+        deadline = time.monotonic() + CALL_SECONDS
+        while len(vlm.requests) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(vlm.requests) == before + 1, "the ask never reached the VLM"
+        pending.cancel()  # the client's call is cancelled: the session tells the server
+        time.sleep(0.5)
+    finally:
+        vlm.release.set()  # SHOW is answered now; the search and TELL would follow
+    time.sleep(8)  # more than the V* text search of notice.png takes here
+    later = [prompt_text(r) for r in vlm.requests[before + 1:]]
+    assert not any("Additional visual information" in p for p in later), later
+    assert not server.call("read_text", {"image": "notice.png"}, seconds=30).is_error  # the server goes on

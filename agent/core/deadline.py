@@ -12,15 +12,30 @@ Imports nothing of the project: tools use it too.
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterator
 
-__all__ = ["expired", "time_left", "time_limit", "time_limit_seconds"]
+__all__ = ["cancellable", "expired", "time_left", "time_limit", "time_limit_seconds"]
 
 #: (deadline on time.monotonic(), the limit in seconds) of the running question, or None.
 _DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("lookcloser_deadline", default=None)
+#: Set when whoever asked the question is gone (an MCP client that disconnected): its time is up at once.
+_CANCELLED: ContextVar[threading.Event | None] = ContextVar("lookcloser_cancelled", default=None)
+
+
+@contextmanager
+def cancellable(event: threading.Event) -> Iterator[None]:
+    """Below this, `event.set()` (from any thread) ends the question's time at once: the code below stops where it
+    checks the time (before each VLM call, between search steps), as when a time limit runs out, so an abandoned
+    question sends no more VLM calls."""
+    token = _CANCELLED.set(event)
+    try:
+        yield
+    finally:
+        _CANCELLED.reset(token)
 
 
 @contextmanager
@@ -39,15 +54,21 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def time_left() -> float | None:
-    """Seconds left before the question's deadline (may be <= 0), or None without a limit."""
+    """Seconds left before the question's deadline (may be <= 0; 0 once it was cancelled), or None without a limit."""
+    cancelled = _CANCELLED.get()
+    if cancelled is not None and cancelled.is_set():
+        return 0.0
     deadline = _DEADLINE.get()
     return None if deadline is None else deadline[0] - time.monotonic()
 
 
 def time_limit_seconds() -> float | None:
-    """The running question's limit in seconds (for messages), or None."""
+    """The running question's limit in seconds (for messages; 0 when it was cancelled without one), or None."""
     deadline = _DEADLINE.get()
-    return None if deadline is None else deadline[1]
+    if deadline is None:
+        cancelled = _CANCELLED.get()
+        return 0.0 if cancelled is not None and cancelled.is_set() else None
+    return deadline[1]
 
 
 def expired() -> bool:

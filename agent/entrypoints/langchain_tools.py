@@ -21,9 +21,10 @@ from typing import Annotated, Any, Literal
 
 from langchain_core.tools import BaseTool, ToolException
 from langgraph.prebuilt import InjectedState
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lookcloser.agent import Agent
+from lookcloser.core.arguments import one_line
 from lookcloser.core.config import AgentConfig
 from lookcloser.core.errors import LookCloserError
 from lookcloser.graphs.nodes import image_in_messages
@@ -36,6 +37,8 @@ IMAGE_HELP = ("The image: a data URL (data:image/jpeg;base64,...), a file name i
 
 
 class _AskArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt argument is refused, not dropped
+
     question: str = Field(description="What to find out about a small detail of the image.")
     image: str | None = Field(None, description=IMAGE_HELP)
     options: list[str] | None = Field(None, description="Answer options for a multiple-choice question.")
@@ -43,6 +46,8 @@ class _AskArgs(BaseModel):
 
 
 class _FindArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     target: str = Field(description="What to look for, e.g. 'the red sign' or 'text' for every line of text.")
     kind: Literal["object", "text"] = Field("object", description="'text' reads every line of text with its box.")
     image: str | None = Field(None, description=IMAGE_HELP)
@@ -55,6 +60,13 @@ class _ImageTool(BaseTool):
     agent: Any
     image_dir: str | None = None
     handle_tool_error: bool = True  # a ToolException becomes the tool's answer: one line the model can act on
+
+    def model_post_init(self, context: Any) -> None:
+        """Bad arguments (a wrong type, an unknown or misspelt name) are the tool's answer too, in one line naming
+        the argument (and the closest valid name), instead of pydantic's report."""
+        super().model_post_init(context)
+        known = [name for name in self.args_schema.model_fields if name != "state"]
+        self.handle_validation_error = lambda exc: f"{self.name}: {_one_line(exc, known)}"
 
     def _image(self, image: str | None, state: dict) -> Any:
         reference = image or image_in_messages(state.get("messages") or [])
@@ -97,6 +109,12 @@ class FindInImage(_ImageTool):
         except LookCloserError as exc:
             raise ToolException(str(exc)) from None
         return {"findings": [f.to_json() for f in findings]}
+
+
+def _one_line(exc: Exception, known: list[str]) -> str:
+    if isinstance(exc, ValidationError):
+        return one_line(exc, known=known)
+    return " ".join(str(exc).split())
 
 
 def lookcloser_tools(agent: Agent | None = None, *, image_dir: str | None = None) -> list[BaseTool]:

@@ -19,14 +19,17 @@ goes on. Agent work runs in a worker thread, so the server answers other request
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Sequence
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lookcloser.agent import Agent
+from lookcloser.core.arguments import one_line, unknown_names
+from lookcloser.core.deadline import cancellable
 from lookcloser.core.errors import LookCloserError
 from lookcloser.imaging.refs import Access, resolve_image
 
@@ -79,17 +82,49 @@ class ReadTextResult(BaseModel):
     lines: list[TextLine] = Field(description="Every line of text read, top to bottom.")
 
 
+class _StrictServer(MCPServer):
+    """MCPServer whose tools refuse what they do not know: an unknown or misspelt argument (the closest valid name
+    said), a value of the wrong type, each as the tool's one-line error, before the SDK's own reading (which would
+    drop unknown names and answer a wrong type with pydantic's several-line report)."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            model = tool.fn_metadata.arg_model
+            known = list(model.model_fields)
+            problem = unknown_names(arguments or {}, known)
+            if problem is None:
+                try:
+                    model.model_validate(tool.fn_metadata.pre_parse_json(arguments or {}))
+                except ValidationError as exc:
+                    problem = one_line(exc, known=known)
+            if problem is not None:
+                raise ToolError(f"{name}: {problem}")
+        return await super().call_tool(name, arguments, context)
+
+
 def build_server(agent: Agent, image_dirs: Sequence[str | Path] = ()) -> MCPServer:
     """The MCP server: ask, find and read_text on `agent`, file paths read only inside `image_dirs`."""
     folders = tuple(str(Path(folder).expanduser().resolve()) for folder in image_dirs)
     access = Access(folders=folders, what="the tool argument 'image'",
                     setting="the folders the server's operator named with --image-dir (none were named)")
-    server = MCPServer("lookcloser", instructions=INSTRUCTIONS)
+    server = _StrictServer("lookcloser", instructions=INSTRUCTIONS, version=_version())
 
     async def in_thread(work: Callable[[], Any]) -> Any:
-        """Agent work on a worker thread (the event loop keeps serving); a LookCloserError as the tool's one-line error."""
+        """Agent work on a worker thread (the event loop keeps serving); a LookCloserError as the tool's one-line error.
+        A call the client abandons (it cancelled it, or went away) ends the work's time at once, so no more VLM
+        calls go out for it (`lookcloser.core.deadline.cancellable`)."""
+        abandoned = threading.Event()
+
+        def run() -> Any:
+            with cancellable(abandoned):
+                return work()
+
         try:
-            return await asyncio.to_thread(work)
+            return await asyncio.to_thread(run)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
         except (LookCloserError, ValueError) as exc:  # ValueError: e.g. pydantic's check of a setting
             raise ToolError(" ".join(str(exc).split()) or type(exc).__name__) from None
 
@@ -139,7 +174,15 @@ def build_server(agent: Agent, image_dirs: Sequence[str | Path] = ()) -> MCPServ
         lines.sort(key=lambda line: (line["box"][1], line["box"][0]))
         return ReadTextResult.model_validate({"lines": lines})
 
+    for tool in server._tool_manager.list_tools():  # the schemas say it too: no other arguments
+        tool.parameters["additionalProperties"] = False
     return server
+
+
+def _version() -> str:
+    from lookcloser import __version__  # noqa: PLC0415
+
+    return __version__
 
 
 def _raise_failed(findings: list) -> None:

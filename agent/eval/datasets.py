@@ -58,6 +58,8 @@ def load_items(path: str | Path, *, limit: int | None = None) -> list[Item]:
             f"{path}: not a known dataset layout; expected a V* Bench folder (category folders of NAME.jpg + "
             "NAME.json), a .jsonl file (or a folder with items.jsonl), a .parquet file, a Hugging Face "
             "save_to_disk folder, an HR-Bench .tsv or MME-RealWorld's .json")
+    if not items:
+        raise DatasetError(f"{path}: holds no items, so nothing would be measured")
     ids = [item.id for item in items]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -58,23 +58,27 @@ def read_hrbench(path: Path) -> list[Item]:
     records: list[tuple[int, dict[str, str], int, bytes | str | ValueError]] = []
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle, delimiter="\t")
-            header = next(reader, None)
-            if header is None:
-                raise DatasetError(f"{path}: empty file; an HR-Bench TSV starts with a header row "
-                                   f"({', '.join(HRBENCH_REQUIRED)}, A, B, ...)")
-            header = [h.strip() for h in header]
+            header = _header(path, handle)
             missing = [c for c in (*HRBENCH_REQUIRED, "A", "B") if c not in header]
             if missing:
+                found = ", ".join(_clip(h, 24) for h in header[:12])
                 raise DatasetError(f"{path}: not an HR-Bench TSV: the header has no column {', '.join(missing)} "
-                                   f"(found: {', '.join(header[:12])})")
+                                   f"(found: {_clip(found, 200)})")
             letters = sorted(h for h in header if len(h) == 1 and "A" <= h <= "Z")
             columns = {name: i for i, name in enumerate(header)}
+            reader = csv.reader(handle, delimiter="\t")  # quoting as pandas' read_csv(sep='\t') reads it
+            last = 1
             for row in reader:
+                first, last = last + 1, reader.line_num + 1  # the file's lines this row spans (the header is 1)
                 if not any(cell.strip() for cell in row):
                     continue
                 record = {name: row[i] if i < len(row) else "" for name, i in columns.items()}
-                records.append((reader.line_num, record, len(row), _image(record.pop("image").strip(), decoded)))
+                image = _image(record.pop("image").strip(), decoded)
+                if last > first and any("\n" in cell for cell in row):  # a quote opened a cell and ate lines
+                    image = _Swallowed(f"a cell that starts with a double quote runs over lines {first}-{last}: "
+                                       f"the rows on lines {first + 1}-{last} were read into it (pandas' "
+                                       "read_csv, the official reader, reads them the same way); fix the quote")
+                records.append((first, record, len(row), image))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"{path}: cannot read the TSV: {exc}") from None
     by_index = {r["index"].strip(): image for _, r, _, image in records if isinstance(image, bytes)}
@@ -83,12 +87,39 @@ def read_hrbench(path: Path) -> list[Item]:
         item_id = record["index"].strip() or f"line{line}"
         category = record["category"].strip() or "all"
         try:
+            if isinstance(image, _Swallowed):  # said first: every other field of such a row is off too
+                raise image
             if width != len(header):
                 raise ValueError(f"the row has {width} cells, the header {len(header)}")
             items.append(_hrbench_item(record, item_id, category, letters, image, by_index))
         except ValueError as exc:
             items.append(Item(id=item_id, category=category, error=f"{path}:{line}: {exc}"))
     return items
+
+
+class _Swallowed(ValueError):
+    """A row that took the lines after it into one of its cells (an unclosed double quote)."""
+
+
+#: A header row longer than this is not one (a one-line file of a gigabyte is refused without reading it all).
+MAX_HEADER_CHARS = 65_536
+
+
+def _header(path: Path, handle: Any) -> list[str]:
+    """The header row's column names, read with a bounded readline; the handle is left at the first data row."""
+    line = handle.readline(MAX_HEADER_CHARS + 1)
+    if not line.strip():
+        raise DatasetError(f"{path}: empty file; an HR-Bench TSV starts with a header row "
+                           f"({', '.join(HRBENCH_REQUIRED)}, A, B, ...)")
+    if len(line) > MAX_HEADER_CHARS and not line.endswith("\n"):
+        raise DatasetError(f"{path}: not an HR-Bench TSV: its first line is longer than {MAX_HEADER_CHARS:,} "
+                           f"characters, so it is no header row (it begins {_clip(line, 40)!r})")
+    return [h.strip() for h in next(csv.reader([line], delimiter="\t"), [])]
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _image(encoded: str, decoded: dict[bytes, bytes]) -> bytes | str | ValueError:

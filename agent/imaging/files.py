@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from lookcloser.core.errors import ImageError
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_BYTES", "MAX_SETTINGS_BYTES", "open_image_file", "open_regular",
+__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_BYTES", "MAX_SETTINGS_BYTES", "check_path", "open_image_file", "open_regular",
            "read_regular", "write_atomic"]
 
 #: Image files: at most 2 GiB (an uncompressed 100-megapixel 16-bit TIFF is about 600 MB).
@@ -53,6 +53,14 @@ def _check(path: Path, info: os.stat_result, what: str, max_bytes: int, error: t
         raise error(f"{what} {path} is {info.st_size:,} bytes, more than the {_size(max_bytes)} allowed")
 
 
+def check_path(path: str | os.PathLike, *, what: str, error: type[Exception]) -> None:
+    """`error(message)` for a path no file can have: a NUL byte in it (the OS refuses it with a bare ValueError)."""
+    text = os.fspath(path)
+    if "\x00" in (text if isinstance(text, str) else text.decode("latin-1")):
+        shown = repr(text if isinstance(text, str) else text.decode("latin-1"))
+        raise error(f"{what} path {shown[:120]} contains a NUL byte (\\x00); no file can have that name")
+
+
 def open_regular(path: str | os.PathLike, *, what: str, max_bytes: int, error: type[Exception]) -> BinaryIO:
     """Open `path` for reading (binary) when it is a regular file of at most `max_bytes`.
 
@@ -60,6 +68,7 @@ def open_regular(path: str | os.PathLike, *, what: str, max_bytes: int, error: t
     message naming `what` and the path; the OS's own FileNotFoundError, IsADirectoryError, PermissionError
     (or another OSError) otherwise, for the caller to word. Never blocks.
     """
+    check_path(path, what=what, error=error)
     path = Path(path)
     _check(path, os.stat(path), what, max_bytes, error)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))

@@ -14,7 +14,7 @@ to RGB.
 Several frames or pages (animated GIF/WebP/PNG, multi-page TIFF): only the first is used. An image
 decoded from a file or bytes carries the count in `image.info["lookcloser_frames"]` (1 for most
 files), so a caller can record that later frames were ignored; a PIL image passed in with several
-frames gets the key too.
+frames is used at the frame it was seeked to (the caller's choice), recorded in `image.info["lookcloser_frame"]`.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ _ALLOWED_NAMES = "JPEG, PNG, WebP, TIFF, BMP, GIF"
 
 #: `info` key holding the number of frames/pages the decoded file had (only the first is used).
 FRAMES_KEY = "lookcloser_frames"
+#: `info` key holding which frame was used (0-based) when it was not the first: a PIL image the caller seeked.
+FRAME_KEY = "lookcloser_frame"
 
 URL_REFUSED = "image URLs are not fetched; send the image as a data URL or base64"
 
@@ -54,15 +56,7 @@ URL_REFUSED = "image URLs are not fetched; send the image as a data URL or base6
 def load_image(source: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Return an RGB PIL image from `source`, or raise ImageError naming the problem."""
     if isinstance(source, Image.Image):
-        frames = _frame_count(source)
-        image = source
-        check_size(image.size, max_pixels, "the PIL image")
-        image = ImageOps.exif_transpose(image) or image
-        image = _to_rgb(image, "the PIL image")
-        if frames > 1:
-            image = image.copy() if image is source else image
-            image.info[FRAMES_KEY] = frames
-        return image
+        return _from_pil(source, max_pixels)
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels)
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -75,6 +69,28 @@ def load_image(source: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Imag
         f"unsupported image input of type {type(source).__name__}: pass a file path, encoded image bytes, "
         "a PIL.Image.Image or a numpy array (H, W[, C]) of uint8"
     )
+
+
+def _from_pil(source: Image.Image, max_pixels: int | None) -> Image.Image:
+    """A PIL image passed in: its pixels read now (a lazily opened file may be truncated, or closed), the frame it
+    is at kept (the caller chose it; `FRAME_KEY` says which), EXIF orientation applied, RGB."""
+    frames = _frame_count(source)
+    check_size(source.size, max_pixels, "the PIL image")
+    try:
+        frame = source.tell() if frames > 1 else 0
+        source.load()
+        image = ImageOps.exif_transpose(source) or source
+        image = _to_rgb(image, "the PIL image")
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # Pillow's errors for a file it cannot (or no longer) read
+        why = "it was closed" if "closed image" in str(exc) else f"{type(exc).__name__}: {str(exc)[:160]}"
+        raise ImageError(f"the PIL image cannot be read: {why}") from None
+    if frames > 1:
+        image = image.copy() if image is source else image
+        image.info[FRAMES_KEY] = frames
+        image.info[FRAME_KEY] = frame
+    return image
 
 
 def decode_image_string(value: str, *, what: str) -> bytes:

@@ -21,6 +21,7 @@ from PIL import Image
 
 from lookcloser.core.config import AgentConfig
 from lookcloser.core.errors import ImageError
+from lookcloser.imaging.files import IMAGE_SUFFIXES, check_path
 from lookcloser.imaging.load import check_size, decode_image_string, load_image
 from lookcloser.imaging.store import IMAGE_REF_PREFIX, is_key, store
 
@@ -92,8 +93,12 @@ def _allowed_path(ref: str, access: Access) -> Path:
     """The file `ref` names, if it may be read: inside one of the folders (symlinks resolved first, so a
     link out of a folder is outside it), never elsewhere. A relative name is looked up in each folder."""
     if not access.folders:
-        raise ImageError(f"{access.what} looks like a file path ({ref[:80]}); file paths are read only "
-                         f"inside {access.setting}: send a data URL or base64")
+        if "/" in ref or "\\" in ref or Path(ref).suffix.lower() in IMAGE_SUFFIXES:
+            raise ImageError(f"{access.what} looks like a file path ({ref[:80]}); file paths are read only "
+                             f"inside {access.setting}: send a data URL or base64")
+        raise ImageError(f"{access.what} ({ref[:80]!r}) is neither a data URL nor base64 image data, and file paths "
+                         f"are read only inside {access.setting}: send a data URL or base64")
+    check_path(ref, what="image", error=ImageError)
     try:
         roots = [Path(folder).resolve() for folder in access.folders]
         given = Path(ref)

@@ -203,13 +203,22 @@ def _split_settings(tools: dict[str, Any], tool_options: dict[str, dict[str, Any
 
 
 def _one_line(exc: ValidationError) -> str:
-    """A context's validation errors as one line naming each key (a SettingsError's own text unchanged)."""
+    """A context's validation errors as one line naming each key (a SettingsError's own text unchanged); an
+    unknown key with the closest valid one (`{"tool": ...}`: did you mean 'tools'?)."""
+    from lookcloser.core.arguments import unknown_names  # noqa: PLC0415
+
     problems = []
     for error in exc.errors(include_url=False):
         message = error["msg"].removeprefix("Value error, ")
         if not error["loc"]:
             return message
-        problems.append(f"{'.'.join(map(str, error['loc']))}: {message}")
+        where = ".".join(map(str, error["loc"]))
+        if error["type"] == "extra_forbidden":
+            known = list(AgentConfig.model_fields) if error["loc"][0] == "config" else list(Context.model_fields)
+            problems.append(unknown_names([error["loc"][-1]], known, what=f"key in '{where.rpartition('.')[0]}'"
+                                          if len(error["loc"]) > 1 else "context key") or f"{where}: {message}")
+            continue
+        problems.append(f"{where}: {message}")
     return f"bad context: {'; '.join(problems)}"
 
 

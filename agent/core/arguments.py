@@ -1,0 +1,55 @@
+"""Arguments that come from outside (an MCP tool call, a LangChain tool call, a run's context): what is wrong with
+them, in one line.
+
+Why one home: every door takes named arguments from a client that can misspell them. A misspelt name must not be
+dropped (the question would be answered without the option the client meant), and pydantic's own report (several
+lines, a link) is not for a client's log line. `unknown_names` says which name is not known and the closest known
+one; `one_line` renders a ValidationError naming each argument.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Iterable, Sequence
+
+from pydantic import ValidationError
+
+__all__ = ["closest", "one_line", "unknown_names"]
+
+
+def closest(name: str, known: Sequence[str]) -> str | None:
+    """The known name `name` is most likely a misspelling of, or None."""
+    found = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def unknown_names(given: Iterable[Any], known: Sequence[str], *, what: str = "argument") -> str | None:
+    """One line naming the first unknown name of `given` (with the closest known one), or None when all are known."""
+    for name in given:
+        if name in known:
+            continue
+        guess = closest(name, known)
+        hint = f"; did you mean '{guess}'?" if guess else ""
+        return f"unknown {what} {str(name)[:60]!r}{hint} (known: {', '.join(known)})"
+    return None
+
+
+def one_line(exc: ValidationError, *, what: str = "argument", known: Sequence[str] = ()) -> str:
+    """A ValidationError as one line: each wrong argument named with pydantic's short reason and the value's type;
+    an unknown one (extra="forbid") with the closest of `known`."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or what
+        if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+            problems.append(unknown_names([error["loc"][0]], known, what=what) or f"unknown {what} {where!r}")
+            continue
+        message = str(error["msg"]).removeprefix("Value error, ")
+        value = error.get("input")
+        got = "" if error["type"] == "missing" else f" (got {type(value).__name__} {_show(value)})"
+        problems.append(f"{what} '{where}': {message}{got}")
+    return "; ".join(dict.fromkeys(problems))  # one per problem, in order
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
