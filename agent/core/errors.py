@@ -7,7 +7,18 @@ from typing import Any
 
 
 class LookCloserError(Exception):
-    """Base class for every error lookcloser raises on purpose."""
+    """Base class for every error lookcloser raises on purpose. Its message is one line: a line break or other
+    control character that came from a caller's input (a file name, an id, a cell) is shown escaped (`\\n`), so
+    a log line, a tool's error result or the CLI's `error:` line can never be split or forged by it."""
+
+    def __str__(self) -> str:
+        return _one_line(super().__str__())
+
+
+def _one_line(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
 
 class InputError(LookCloserError, ValueError):
@@ -23,7 +34,7 @@ class ToolNotFoundError(LookCloserError, KeyError):
     """A tool name is not in the registry; the message lists the known names."""
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+        return _one_line(str(self.args[0])) if self.args else ""
 
 
 class SettingsError(LookCloserError, ValueError):

@@ -33,7 +33,8 @@ from lookcloser.core.deadline import cancellable
 from lookcloser.core.errors import LookCloserError
 from lookcloser.imaging.refs import Access, resolve_image
 
-__all__ = ["AskResult", "FindResult", "FindingJSON", "ReadTextResult", "TextLine", "build_server", "serve"]
+__all__ = ["AskResult", "FindResult", "FindingJSON", "ReadTextResult", "TextLine", "argument_problem", "build_server",
+           "serve"]
 
 INSTRUCTIONS = ("Tools for questions about small details in large images (signs, labels, prices, small objects): "
                 "lookcloser searches the image at full resolution where the question needs it. `ask` answers a "
@@ -88,19 +89,29 @@ class _StrictServer(MCPServer):
     drop unknown names and answer a wrong type with pydantic's several-line report)."""
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
-        tool = self._tool_manager.get_tool(name)
-        if tool is not None:
-            model = tool.fn_metadata.arg_model
-            known = list(model.model_fields)
-            problem = unknown_names(arguments or {}, known)
-            if problem is None:
-                try:
-                    model.model_validate(tool.fn_metadata.pre_parse_json(arguments or {}))
-                except ValidationError as exc:
-                    problem = one_line(exc, known=known)
-            if problem is not None:
-                raise ToolError(f"{name}: {problem}")
+        problem = argument_problem(self, name, arguments)
+        if problem is not None:
+            raise ToolError(problem)
         return await super().call_tool(name, arguments, context)
+
+
+def argument_problem(server: MCPServer, name: str, arguments: Any) -> str | None:
+    """What is wrong with a call's arguments, in one line naming the tool and the argument, or None. A tool this
+    server does not have is left to the SDK (it says so)."""
+    tool = server._tool_manager.get_tool(name)
+    if tool is None:
+        return None
+    if not isinstance(arguments, dict):
+        return f"{name}: the arguments must be a JSON object, got {type(arguments).__name__}"
+    model = tool.fn_metadata.arg_model
+    known = list(model.model_fields)
+    problem = unknown_names(arguments, known)
+    if problem is None:
+        try:
+            model.model_validate(tool.fn_metadata.pre_parse_json(arguments))
+        except ValidationError as exc:
+            problem = one_line(exc, known=known)
+    return None if problem is None else f"{name}: {problem}"
 
 
 def build_server(agent: Agent, image_dirs: Sequence[str | Path] = ()) -> MCPServer:
