@@ -285,3 +285,17 @@ def test_the_zoom_strategy_is_served_within_the_operators_limits(server, vlms):
     assert [e["event"] for e in events if e["event"] in ("finding", "zoom")][:2] == ["finding", "zoom"]
     with pytest.raises(Exception, match=r"context 'config.max_zoom_turns' = 10 is over this server's limit of 6"):
         ask(server, context={"config": {"strategy": "zoom", "max_zoom_turns": 10}})
+
+
+@pytest.mark.parametrize("context, says", [
+    ({"tool": {"localizer": "vstar"}}, "bad context: unknown context key 'tool'; did you mean 'tools'?"),
+    ({"config": {"max_target": 2}}, "unknown key in the context's 'config' 'max_target'; did you mean 'max_targets'?"),
+])
+def test_a_misspelt_context_key_is_refused_not_dropped(server, vlms, context, says):
+    """langgraph-api drops context keys its schema does not name; the guard refuses them first, in one line."""
+    before = len(vlms["operator"].requests)
+    with pytest.raises(Exception) as refused:
+        ask(server, context=context)
+    response = refused.value.response  # the SDK raises httpx's error; the server's one line is the body's detail
+    assert response.status_code == 422 and says in response.json()["detail"]
+    assert len(vlms["operator"].requests) == before  # nothing ran
