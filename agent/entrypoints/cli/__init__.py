@@ -1,10 +1,10 @@
-"""The `lookcloser` command (entry point `lookcloser.entrypoints.cli:main`): ask, find, tools, mcp, eval,
+"""The `lookcloser` command (entry point `lookcloser.entrypoints.cli:main`): ask, find, tools, mcp, serve, eval,
 eval-search, trace. This module only builds the Typer app and registers each command; the logic is in:
 
 - `errors`: the one error handler (`MainGroup`): a fixable error is one line `error: ...`, exit status 2
 - `params`: path parameters checked at parse time, `--config` / `--tool` settings, shared help texts
 - `output`: the stdout/stderr consoles, notes, progress bar, findings table, --save-vis drawing
-- `ask`, `find`, `tools`, `mcp`, `eval` (eval, eval-search), `trace` (loaded only when invoked)
+- `ask`, `find`, `tools`, `mcp`, `serve`, `eval` (eval, eval-search), `trace` (loaded only when invoked)
 
 Commands import `errors`, `params` and `output`, never each other nor this package.
 
@@ -19,7 +19,7 @@ import sys
 
 import typer
 
-from lookcloser.entrypoints.cli import ask, eval, find, mcp, tools
+from lookcloser.entrypoints.cli import ask, eval, find, mcp, serve, tools
 from lookcloser.entrypoints.cli.errors import MainGroup
 
 app = typer.Typer(cls=MainGroup, add_completion=False, no_args_is_help=True,
@@ -28,6 +28,7 @@ app.command()(ask.ask)
 app.command()(find.find)
 app.command("tools")(tools.tools_command)
 app.command("mcp")(mcp.mcp_command)
+app.command("serve")(serve.serve_command)
 app.command("eval")(eval.eval_command)
 app.command("eval-search")(eval.eval_search_command)
 
