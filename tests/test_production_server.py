@@ -40,9 +40,8 @@ def _required(name: str) -> None:
         pytest.skip(f"{name} is not installed (make system-deps)")
 
 
-@pytest.fixture(scope="module")
-def services():
-    """PostgreSQL and Redis of their own (the way `lookcloser serve` starts them), shared by the servers below."""
+def _services():
+    """PostgreSQL and Redis of their own (the way `lookcloser serve` starts them)."""
     _required("postgres")
     _required("redis-server")
     root = Path(tempfile.mkdtemp(prefix="lookcloser-serve-"))
@@ -55,6 +54,12 @@ def services():
     finally:
         local.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+#: One database for the module's server; the kill and two-server tests get their own, so that no other server's
+#: workers take their runs from the shared queue.
+services = pytest.fixture(scope="module")(_services)
+own_services = pytest.fixture(scope="function")(_services)
 
 
 class Sign(StubServer):
@@ -111,6 +116,13 @@ class Server:
 
     def server_log(self) -> str:
         return (self.data_dir / "server.log").read_text(errors="replace")
+
+    def succeeded(self) -> list[str]:
+        """The run ids this server's workers finished ("Background run succeeded" lines of its log)."""
+        import re  # noqa: PLC0415
+
+        lines = [line for line in self.server_log().splitlines() if "Background run succeeded" in line]
+        return [m.group(1) for line in lines if (m := re.search(r"run_id\x1b\[0m=\x1b\[35m([0-9a-f-]{36})", line))]
 
     def kill(self) -> None:
         """kill -9 of the server (langhost and its workers: one process group) and of the command, no clean-up."""
@@ -177,9 +189,20 @@ def test_a_clients_forbidden_settings_are_refused(server, vlm):
     assert len(vlm.requests) == before
 
 
-def test_a_server_killed_mid_run_comes_back_to_the_same_thread(services, vlm, tmp_path):
+def test_a_misspelt_context_key_is_refused_not_dropped(server, vlm):
+    before = len(vlm.requests)
+    thread = server.client.threads.create()
+    with pytest.raises(Exception) as refused:
+        server.client.runs.wait(thread["thread_id"], "lookcloser", input=QUESTION, context={"tool": {"ocr": None}})
+    assert refused.value.response.status_code == 422
+    assert "unknown context key 'tool'; did you mean 'tools'?" in refused.value.response.json()["detail"]
+    assert len(vlm.requests) == before
+
+
+def test_a_server_killed_mid_run_comes_back_to_the_same_thread(own_services, vlm, tmp_path):
     """kill -9 while TELL waits on the VLM; a new server on the same database finds the thread and the run, and
     the queue runs it again: the thread ends with one answer."""
+    services = own_services
     first = Server(services, vlm, tmp_path)
     client = first.client
     thread = client.threads.create()
@@ -217,8 +240,8 @@ def test_a_server_killed_mid_run_comes_back_to_the_same_thread(services, vlm, tm
         second.stop()
 
 
-def test_two_server_processes_share_the_queue_and_run_each_run_once(services, vlm, tmp_path):
-    servers = [Server(services, vlm, tmp_path), Server(services, vlm, tmp_path)]
+def test_two_server_processes_share_the_queue_and_run_each_run_once(own_services, vlm, tmp_path):
+    servers = [Server(own_services, vlm, tmp_path), Server(own_services, vlm, tmp_path)]
     try:
         before = len(vlm.requests)
         client = servers[0].client
@@ -231,8 +254,9 @@ def test_two_server_processes_share_the_queue_and_run_each_run_once(services, vl
             client.runs.join(thread_id, run_id)
         assert all(client.runs.get(t, r)["status"] == "success" for t, r in runs)
         assert len(vlm.requests) - before == 2 * len(runs)  # SHOW + TELL per run: none ran twice
-        ran = [sum(run_id in s.server_log() for _, run_id in runs) for s in servers]
-        assert all(count >= 1 for count in ran), ran  # both processes worked
+        done = [s.succeeded() for s in servers]  # the runs each process's worker finished, from its own log
+        assert sorted(done[0] + done[1]) == sorted(run_id for _, run_id in runs)  # each run once, by one of them
+        assert done[0] and done[1], done  # both processes worked
     finally:
         for running in servers:
             running.stop()

@@ -192,9 +192,12 @@ def server_config(data_dir: Path) -> Path:
     in-memory one)."""
     import importlib.util  # noqa: PLC0415
 
-    served = importlib.util.find_spec("lookcloser.graphs.served").origin  # its file: importing it reads the operator
+    def origin(module: str) -> str:  # the module's file: importing lookcloser.graphs.served reads the operator
+        return str(importlib.util.find_spec(module).origin)
+
     path = data_dir / "langgraph.json"
-    config = {"dependencies": ["."], "graphs": {"lookcloser": f"{served}:graph"}}
+    config = {"dependencies": ["."], "graphs": {"lookcloser": f"{origin('lookcloser.graphs.served')}:graph"},
+              "http": {"app": f"{origin('lookcloser.runtime.context_guard')}:app"}}  # unknown context keys refused
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return path
 

@@ -56,6 +56,11 @@ class ContextGuard:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            # straight to the router (the server's merged lifespan): the server's own middleware below this one
+            # opens the store for every scope, which on langgraph-runtime-pg fails before its lifespan set it up
+            await app.router(scope, receive, send)
+            return
         if scope["type"] != "http" or scope.get("method") != "POST" or not str(scope.get("path", "")).endswith(_RUN_PATHS):
             await self.app(scope, receive, send)
             return
