@@ -1,6 +1,8 @@
-"""Serving overhead on a 12-Mpx photo: the same question through `langgraph dev` (LangGraph SDK, one run at
-a time) and in-process (`graph.invoke` on the same graph and context), side by side; what one question
-leaves in the thread's checkpoint history; the server's memory after many questions on distinct photos.
+"""Serving overhead on a 12-Mpx photo: the same question in-process (`graph.invoke` on the same graph and context),
+through `langgraph dev` and through the production server (`lookcloser serve`: the stock LangGraph server on
+PostgreSQL + Redis), with the LangGraph SDK, side by side in one run: per-run latency one at a time, the queue wait
+per run, 20 runs at once, what one question leaves in the thread's checkpoint history, and the server's memory after
+many questions on distinct photos.
 
 Workload: the served graph (langgraph.json) with the operator's VLM a scripted OpenAI-compatible stub
 in this process (tests/openai_stub.py). `--workload show` (default): SHOW answers at once, so the run is
@@ -10,10 +12,11 @@ reads the photo, TELL answers (a question as users ask them). The photo is examp
 sensor-like noise, JPEG quality 92 (a smooth upscale would compress unrealistically well); each
 `--distinct` photo has its own noise.
 
-    .venv/bin/python benchmarks/serving.py --runs 10 --distinct 50
+    .venv/bin/python benchmarks/serving.py --runs 10 --distinct 200 [--servers dev,production]
 
-Prints one table: ms/run served and in-process (mean, median), their ratio, checkpoint history bytes
-per question, and the server's RSS before and after the distinct photos.
+Prints one table: ms/run (mean, median) and the ratio to in-process, the median queue wait (a run's creation to
+its first checkpoint), N runs at once, the checkpoint history bytes of one question, and the server processes' RSS
+before and after the distinct photos (the production server's: the langgraph-api processes, not PostgreSQL/Redis).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -94,16 +98,77 @@ def start_server(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen, 
             time.sleep(0.5)
 
 
+def start_production(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen, str, Path]:
+    """`lookcloser serve` with its own PostgreSQL and Redis under `workdir`; (process, url, its data folder)."""
+    port = _free_port()
+    data = workdir / "production"
+    data.mkdir(parents=True, exist_ok=True)
+    for folder in (workdir, data):
+        folder.chmod(0o755)  # PostgreSQL runs as the postgres user when we are root
+    log = (workdir / "production.out").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "lookcloser.entrypoints.cli", "serve", "--port", str(port),
+                                "--data-dir", str(data)], stdout=log, stderr=subprocess.STDOUT, env=env,
+                               start_new_session=True)
+    deadline = time.monotonic() + 180
+    while "serving on" not in (workdir / "production.out").read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"lookcloser serve did not start: {(workdir / 'production.out').read_text()[-2000:]}")
+        time.sleep(0.5)
+    return process, f"http://127.0.0.1:{port}", data
+
+
+def _queue_wait_s(client, thread_id: str) -> float | None:
+    """A run's wait in the queue: its creation to the first checkpoint it wrote (both server clocks)."""
+    from datetime import datetime  # noqa: PLC0415
+
+    runs = client.runs.list(thread_id)
+    history = client.threads.get_history(thread_id, limit=100)
+    if not runs or not history:
+        return None
+    first = min(datetime.fromisoformat(c["created_at"]) for c in history if c.get("created_at"))
+    return (first - datetime.fromisoformat(runs[0]["created_at"])).total_seconds()
+
+
+def measure(client, url: str, question: dict, args, rss: Callable[[], float], times: list[float],
+            waits: list[float]) -> dict:
+    """Concurrency, history, memory of one server (its one-at-a-time times are taken interleaved in main)."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    from langgraph_sdk import get_sync_client  # noqa: PLC0415
+
+    def one(_: int) -> bool:
+        thread = get_sync_client(url=url).threads.create()
+        out = get_sync_client(url=url).runs.wait(thread["thread_id"], "lookcloser", input=question)
+        return out.get("answer") == "EXIT"
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, args.concurrent)) as pool:
+        answered = sum(pool.map(one, range(args.concurrent)))
+    concurrent_s = time.perf_counter() - started
+    thread = client.threads.create()
+    client.runs.wait(thread["thread_id"], "lookcloser", input=question)
+    history_bytes = len(json.dumps(client.threads.get_history(thread["thread_id"], limit=100)))
+    rss_before = rss()
+    for seed in range(1, args.distinct + 1):
+        thread = client.threads.create()
+        client.runs.wait(thread["thread_id"], "lookcloser", input={"image": photo_data_url(seed, tuple(args.size)),
+                                                                 "question": QUESTION})
+    return {"times": times, "waits": waits, "answered": answered, "concurrent_s": concurrent_s,
+            "history_kb": history_bytes / 1e3, "rss_before": rss_before, "rss_after": rss()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="questions per mode, interleaved (default 10)")
-    parser.add_argument("--distinct", type=int, default=50, help="questions on distinct photos for RSS (default 50)")
+    parser.add_argument("--distinct", type=int, default=200, help="questions on distinct photos for RSS (default 200)")
     parser.add_argument("--concurrent", type=int, default=20, help="runs sent at once on one photo (default 20)")
     parser.add_argument("--workload", choices=("show", "search"), default="show",
                         help="show: SHOW answers at once (plumbing only, the default); search: SHOW names a text target "
                              "and the default V* search reads the photo before TELL")
     parser.add_argument("--size", type=int, nargs=2, default=(4032, 3024), metavar=("W", "H"),
                         help="photo size (default 4032 3024)")
+    parser.add_argument("--servers", default="dev,production",
+                        help="which servers, comma-separated: dev (langgraph dev), production (lookcloser serve)")
     args = parser.parse_args()
 
     from langgraph_sdk import get_sync_client
@@ -125,70 +190,62 @@ def main() -> None:
         os.environ.pop("LOOKCLOSER_CONFIG", None)
         from lookcloser.graphs.served import graph, operator  # the same graph and operator setup, in-process
 
-        process, url = start_server(env, Path(scratch))
-        client = get_sync_client(url=url)
+        servers, results = [], {}
         try:
+            if "dev" in args.servers:
+                process, url = start_server(env, Path(scratch))
+                servers.append(("langgraph dev", process, url, lambda p=process: _tree_rss_mb(p.pid)))
+            if "production" in args.servers:
+                process, url, data = start_production(env, Path(scratch))
+                servers.append(("lookcloser serve (Postgres + Redis)", process, url,
+                                lambda d=data: _tree_rss_mb(int((d / "server.pid").read_text()))))
             photo = photo_data_url(0, tuple(args.size))
             question = {"image": photo, "question": QUESTION}
+            clients = {name: get_sync_client(url=url) for name, _, url, _ in servers}
+            times: dict[str, list[float]] = {"in-process": [], **{name: [] for name, *_ in servers}}
+            waits: dict[str, list[float]] = {name: [] for name, *_ in servers}
 
-            def served() -> str:
-                thread = client.threads.create()
-                client.runs.wait(thread["thread_id"], "lookcloser", input=question)
-                return thread["thread_id"]
+            def served(name: str) -> None:
+                thread = clients[name].threads.create()
+                clients[name].runs.wait(thread["thread_id"], "lookcloser", input=question)
+                wait = _queue_wait_s(clients[name], thread["thread_id"])
+                if wait is not None:
+                    waits[name].append(wait)
 
-            def in_process() -> None:
-                graph.invoke(question, context=operator.context)
-
-            served(), in_process()  # warm both (imports, first decode)
-            times: dict[str, list[float]] = {"served": [], "in-process": []}
+            calls = [("in-process", lambda: graph.invoke(question, context=operator.context))]
+            calls += [(name, lambda n=name: served(n)) for name, *_ in servers]
+            for _, call in calls:  # warm each (imports, first decode)
+                call()
+            for name in waits:
+                waits[name].clear()
             for _ in range(args.runs):
-                for mode, call in (("served", served), ("in-process", in_process)):
+                for mode, call in calls:
                     started = time.perf_counter()
                     call()
                     times[mode].append(time.perf_counter() - started)
-            concurrent_s, answered = 0.0, 0
-            if args.concurrent:
-                from concurrent.futures import ThreadPoolExecutor
-
-                def one(_: int) -> bool:
-                    thread = get_sync_client(url=url).threads.create()
-                    out = get_sync_client(url=url).runs.wait(thread["thread_id"], "lookcloser", input=question)
-                    return out.get("answer") == "EXIT"
-
-                started = time.perf_counter()
-                with ThreadPoolExecutor(max_workers=args.concurrent) as pool:
-                    answered = sum(pool.map(one, range(args.concurrent)))
-                concurrent_s = time.perf_counter() - started
-            thread_id = served()
-            history = client.threads.get_history(thread_id, limit=100)
-            history_bytes = len(json.dumps(history))
-            rss_before = _tree_rss_mb(process.pid)
-            started = time.perf_counter()
-            for seed in range(1, args.distinct + 1):
-                thread = client.threads.create()
-                client.runs.wait(thread["thread_id"], "lookcloser", input={"image": photo_data_url(seed, tuple(args.size)),
-                                                                         "question": QUESTION})
-            distinct_s = time.perf_counter() - started
-            rss_after = _tree_rss_mb(process.pid)
+            for name, _, url, rss in servers:
+                results[name] = measure(clients[name], url, question, args, rss, times[name], waits[name])
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            for _, process, _, _ in servers:
+                process.terminate()
+                process.wait(timeout=60)
 
-    served_ms = [t * 1000 for t in times["served"]]
     local_ms = [t * 1000 for t in times["in-process"]]
     print(f"{args.size[0]}x{args.size[1]} photo ({len(photo) / 1e6:.1f} MB as a data URL), workload {args.workload}, "
-          f"{args.runs} runs per mode, interleaved\n")
-    print("| mode | mean ms | median ms | vs in-process |")
-    print("|---|---|---|---|")
-    for name, values in (("in-process graph.invoke", local_ms), ("served (SDK, langgraph dev)", served_ms)):
-        ratio = statistics.median(values) / statistics.median(local_ms)
-        print(f"| {name} | {statistics.mean(values):.0f} | {statistics.median(values):.0f} | {ratio:.2f}x |")
-    if args.concurrent:
-        print(f"\n{args.concurrent} runs at once: {answered}/{args.concurrent} answered in {concurrent_s:.1f} s")
-    print(f"checkpoint history of one question as the API returns it (images put back): {history_bytes / 1e3:.0f} KB "
-          f"({len(history)} checkpoints); what the checkpointer stores: tests/test_checkpoints.py")
-    print(f"server RSS: {rss_before:.0f} MB before, {rss_after:.0f} MB after {args.distinct} more questions on "
-          f"distinct photos ({distinct_s / max(args.distinct, 1):.2f} s each)")
+          f"{args.runs} runs per mode, interleaved; {args.concurrent} at once; RSS after {args.distinct} distinct "
+          "photos\n")
+    print("| mode | mean ms | median ms | vs in-process | queue wait ms (median) | "
+          f"{args.concurrent} at once | history of one question | RSS MB before → after |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| in-process graph.invoke | {statistics.mean(local_ms):.0f} | {statistics.median(local_ms):.0f} | 1.00x "
+          "| – | – | – | – |")
+    for name, result in results.items():
+        ms = [t * 1000 for t in result["times"]]
+        wait = f"{statistics.median(result['waits']) * 1000:.0f}" if result["waits"] else "–"
+        print(f"| {name} | {statistics.mean(ms):.0f} | {statistics.median(ms):.0f} | "
+              f"{statistics.median(ms) / statistics.median(local_ms):.2f}x | {wait} | "
+              f"{result['answered']}/{args.concurrent} in {result['concurrent_s']:.1f} s | "
+              f"{result['history_kb']:.0f} KB | {result['rss_before']:.0f} → {result['rss_after']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,8 +24,9 @@ def serve_command(
                                   help="Where the local PostgreSQL and Redis keep their data (threads survive a "
                                        "restart), and the server's log."),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="Server processes (each runs queued runs)."),
-    jobs_per_worker: Optional[int] = typer.Option(None, "--jobs-per-worker", min=1, max=256,
-                                                  help="Runs one process works on at once (the server's default: 1)."),
+    jobs_per_worker: int = typer.Option(10, "--jobs-per-worker", min=1, max=256,
+                                        help="Runs one process works on at once (langgraph dev's 10; the runtime's "
+                                             "own default is 1: twenty questions at once would wait in line)."),
 ) -> None:
     """Run the production server: the stock LangGraph server on PostgreSQL + Redis (started here when DATABASE_URI
     / REDIS_URI are not set), serving the agent graph with the operator's LOOKCLOSER_VLM / LOOKCLOSER_CONFIG.
