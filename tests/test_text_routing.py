@@ -143,11 +143,13 @@ def test_tesseract_reads_behind_the_real_vstar_text_localizer():
     first = findings[0]
     assert first.status == "found" and first.tool == "vstar+tesseract"
     assert normalise(first.text) == "platform9exit" and first.search["match"] == 1.0
-    # on the sign: PP-OCRv6 boxes the whole white label, its blank right part included (PP-OCRv4 boxed
-    # the printed line), so the box is checked against the label and to hold the whole line
+    # on the sign: at the cue's own input PP-OCRv6 boxed the whole white label, blank right part included;
+    # the root's plain look (RapidOCR's 1088-px input, issue 29) boxes the printed line. Either way the box
+    # lies on the label and holds the whole line (4 px: the drawn line's box is the font's, not the ink's)
     line, label = Box(x1=1190, y1=828, x2=1360, y2=850), Box(x1=1180, y1=820, x2=1460, y2=860)
     box = first.box
-    assert box.iou(label) > 0.4 and box.x1 <= line.x1 and box.y1 <= line.y1 and box.x2 >= line.x2 and box.y2 >= line.y2
+    assert label.x1 - 4 <= box.x1 <= line.x1 + 4 and line.x2 - 4 <= box.x2 <= label.x2 + 4
+    assert label.y1 - 4 <= box.y1 <= line.y1 + 4 and line.y2 - 4 <= box.y2 <= label.y2 + 4
     assert first.search["reader"]["name"] == "tesseract" and normalise(first.search["cue_text"]) == "platform9exit"
     assert any(normalise(f.text) == "opendaily" for f in findings)
 

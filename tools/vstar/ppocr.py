@@ -31,8 +31,8 @@ from typing import Any
 from lookcloser.core.errors import ModelLoadError
 
 __all__ = ["CLASSIFIER_FILE", "DETECTOR_FILE", "RECOGNIZER_FILE", "classifier_path", "db_postprocess",
-           "DETECTOR_MEAN", "DETECTOR_STD", "detector_normalisation", "detector_path", "engine_config", "rapidocr_dir", "recognizer",
-           "recognizer_path"]
+           "DETECTOR_MEAN", "DETECTOR_STD", "detector_normalisation", "detector_path", "engine_config", "plain_fits",
+           "plain_resize", "plain_scale", "rapidocr_dir", "recognizer", "recognizer_path", "sorted_boxes"]
 
 DETECTOR_FILE = "PP-OCRv6_det_small.onnx"
 RECOGNIZER_FILE = "PP-OCRv6_rec_small.onnx"
@@ -91,6 +91,45 @@ def detector_normalisation() -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) per channel of the detector's input on x / 255, in the order the engine applies
     them (to BGR pixels, as PaddleOCR and RapidOCR both do)."""
     return DETECTOR_MEAN, DETECTOR_STD
+
+
+def plain_fits(width: int, height: int) -> bool:
+    """Whether RapidOCR's whole-image pass sees a width x height image at native scale or larger, unpadded:
+    it neither shrinks it (longer side <= Global.max_side_len) nor grows or pads it before detection
+    (shorter side >= min_side_len, height > min_height, width / height <= width_height_ratio). Such an
+    image (or patch) gets the plain pass's own detector input (`plain_resize`) at the search's root."""
+    config = engine_config().Global
+    if not config.use_preprocess_img:
+        return False
+    ratio = config.width_height_ratio
+    return (max(width, height) <= config.max_side_len and min(width, height) >= config.min_side_len
+            and height > config.min_height and (ratio == -1 or width / max(height, 1) <= ratio))
+
+
+def plain_resize(image):
+    """`image` resized as RapidOCR's detector resizes it: its own `DetPreProcess.resize` (shorter side up to
+    Det.limit_side_len, sides rounded to multiples of 32)."""
+    from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+    det = engine_config().Det
+    return DetPreProcess(det.limit_side_len, det.limit_type).resize(image)
+
+
+def plain_scale(width: int, height: int) -> float:
+    """The scale RapidOCR's detector intends for a width x height image (before rounding to 32)."""
+    det = engine_config().Det
+    short, long_ = min(width, height), max(width, height)
+    if det.limit_type == "max":
+        return float(det.limit_side_len / long_) if long_ > det.limit_side_len else 1.0
+    return float(det.limit_side_len / short) if short < det.limit_side_len else 1.0
+
+
+def sorted_boxes(boxes):
+    """Boxes in RapidOCR's reading order (its detector's own sort), so the recognizer gets its crops in
+    the order the plain pass gives them (a batch's crops are padded to its widest: the order can matter)."""
+    from rapidocr.ch_ppocr_det import TextDetector
+
+    return TextDetector.sorted_boxes(boxes) if len(boxes) else boxes
 
 
 def db_postprocess():

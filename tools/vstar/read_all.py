@@ -11,6 +11,10 @@ text not yet read legibly, and returns every line read (deduplicated, `dedupe_li
   text covers >= read_min_blob_px detector-input px, and looked at only around that text (`_focus`).
 * A queued child is dropped (`skipped_read`) when its text was read legibly meanwhile or an
   earlier look saw it as closely.
+* The root is a *plain look* where the cue offers one (`TextCue(plain=True)`: RapidOCR's own
+  whole-image pass on a photo it sees at native scale or larger), and every line it reads is kept
+  (`dedupe_lines(keep=)`: a closer look's different read of the same line is kept beside it, not
+  instead), so the search never reads less than one plain pass of the same OCR.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.cue import CueModel
 from lookcloser.tools.vstar.search import (Expansion, Look, Node, Outcome, SearchResult, StopReason, rect_mass, search,
                                            split_patch)
+from lookcloser.tools.vstar.text_match import reading
 from lookcloser.core.types import Box, Detection
 
 __all__ = ["ReadAll", "dedupe_lines", "read_all"]
@@ -62,6 +67,7 @@ class ReadAll:
         self.min_size = config.min_patch_size(*image_size)
         self.accept_confidence = cue.calibration.accept_confidence
         self.lines: list[tuple[Detection, bool]] = []  # (line read, cut by the patch border)
+        self.plain: set[int] = set()  # indices into `lines` read by a plain look (always kept)
         self.legible: list[Detection] = []  # lines read legibly so far (original px)
         self.looked: list[tuple[Box, float]] = []  # boxes looked at and the cue's scale there
         self.skipped = 0
@@ -80,7 +86,9 @@ class ReadAll:
     def cue_hints(self, node: Node) -> dict:
         """Lines read legibly inside the patch (patch pixels) for a cue that can reuse reads
         (`reuses_reads`): a line seen again in a closer look is not recognised twice."""
-        if not getattr(self.cue, "reuses_reads", False) or node.parent is None:
+        if node.parent is None:
+            return {"plain": True} if hasattr(self.cue, "plain_fits") else {}
+        if not getattr(self.cue, "reuses_reads", False):
             return {}
         box = node.box
         known = [Detection(box=d.box.shift(-box.x1, -box.y1), score=d.score, label=d.label, text=d.text)
@@ -91,10 +99,13 @@ class ReadAll:
         step, patch = look.step, look.node.box
         step.context = "not_used_in_read_all"
         scale = float(look.output.extra.get("scale", 1.0))
+        plain = bool(look.output.extra.get("plain", False))
         self.looked.append((patch, scale))
         for det in step.detections:
             cut = _cut(det.box, patch, self.width, self.height)
             if det.text and det.score >= self.accept_confidence:
+                if plain and not cut:
+                    self.plain.add(len(self.lines))
                 self.lines.append((det, cut))
             if not cut and _legible(det, scale, self.config):
                 self.legible.append(det)
@@ -104,7 +115,7 @@ class ReadAll:
 
     def finish(self, stop_reason: StopReason) -> Outcome:
         lines = dedupe_lines([d for d, _ in self.lines], self.config.read_dedupe_overlap,
-                             cut=[c for _, c in self.lines])
+                             cut=[c for _, c in self.lines], keep=[i in self.plain for i in range(len(self.lines))])
         return Outcome(found=bool(lines), best=lines[0] if lines else None, stop_reason=stop_reason, lines=lines,
                        skipped_read=self.skipped)
 
@@ -333,17 +344,24 @@ def _cut(box: Box, patch: Box, width: int, height: int, tolerance: float = 2.0) 
             or (patch.y2 < height and patch.y2 - box.y2 <= tolerance))
 
 
-def dedupe_lines(lines: list[Detection], overlap: float, cut: list[bool] | None = None) -> list[Detection]:
+def dedupe_lines(lines: list[Detection], overlap: float, cut: list[bool] | None = None,
+                 keep: list[bool] | None = None) -> list[Detection]:
     """Keep the best read of each line: boxes whose "same line" overlap (`geometry.line_overlap_batch`)
     is above `overlap` are one line. A whole read beats one cut by a patch border (`cut[i]`), then the
-    most confident wins. Sorted by (cut, -confidence)."""
+    most confident wins. A `keep[i]` line (a plain look's) is dropped only when a kept read of the same
+    line says the same (`text_match.reading`: up to case and spaces): another reading of it stays beside it. Sorted by (cut, -confidence)."""
     flags = list(cut) if cut is not None else [False] * len(lines)
-    if len(flags) != len(lines):
-        raise ValueError(f"dedupe_lines: {len(lines)} lines but {len(flags)} cut flags")
+    kept_flags = list(keep) if keep is not None else [False] * len(lines)
+    if len(flags) != len(lines) or len(kept_flags) != len(lines):
+        raise ValueError(f"dedupe_lines: {len(lines)} lines but {len(flags)} cut and {len(kept_flags)} keep flags")
     kept: list[Detection] = []
     order = sorted(range(len(lines)), key=lambda i: (flags[i], -lines[i].score, lines[i].box.y1, lines[i].box.x1))
     for i in order:
         line = lines[i]
-        if not kept or bool(np.all(line_overlap_batch(line.box, [k.box for k in kept])[0] <= overlap)):
+        same = line_overlap_batch(line.box, [k.box for k in kept])[0] > overlap if kept else np.zeros(0, bool)
+        if not same.any():
+            kept.append(line)
+        elif kept_flags[i] and all(reading(kept[j].text or "") != reading(line.text or "")
+                                   for j in np.flatnonzero(same)):
             kept.append(line)
     return kept

@@ -19,6 +19,12 @@ A detector input larger than `max_input_pixels` is run in overlapping chunks who
 stitched (each chunk's border is context only), so a native look at a 4-MP patch costs the
 memory of a 1-MP one. With `reuse_reads`, a line a strategy already read legibly (`known`) is not read again.
 
+A *plain look* (`plain=True`, what read-all asks for at its root) is RapidOCR's own whole-image pass on a
+patch that pass sees at native scale or larger (`ppocr.plain_fits`): RapidOCR's resize (shorter side up
+to 736), one detector call, every box it keeps read (no `min_box_px` filter), in its reading order, with
+its crop function: the same lines as one plain `rapidocr` pass, so the search never reads less than it
+(issue 29: at the cue's own 2x, a 336x235 sign's seven-segment "10" was boxed 2 px smaller and read "1.0").
+
 One loaded model per file, runtime and thread count per process (cached), shared by every TextCue.
 """
 
@@ -35,8 +41,8 @@ from PIL import Image
 from lookcloser.core.geometry import box_iou_batch
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput
 from lookcloser.tools.vstar.ocr_runtime import check_runtime, load_model
-from lookcloser.tools.vstar.ppocr import (db_postprocess, detector_normalisation, detector_path, rapidocr_dir,
-                                          recognizer, recognizer_path)
+from lookcloser.tools.vstar.ppocr import (db_postprocess, detector_normalisation, detector_path, plain_fits,
+                                          plain_resize, plain_scale, rapidocr_dir, recognizer, recognizer_path, sorted_boxes)
 from lookcloser.core.types import Box, Detection
 
 __all__ = ["TEXT_CALIBRATION", "TextCue", "chunk_grid", "crop_quad", "detector_input_size", "detector_path", "max_pool",
@@ -241,16 +247,22 @@ class TextCue:
         in_w, in_h = self.input_size(width, height)
         return float(np.sqrt((in_w / max(width, 1)) * (in_h / max(height, 1))))
 
-    def probability_map(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    def probability_map(self, rgb: np.ndarray, plain: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
         """Detector probability map at the detector's input size, and that size (w, h). Takes RGB:
-        the BGR order the model wants is made per chunk, not as a copy of the whole patch."""
+        the BGR order the model wants is made per chunk, not as a copy of the whole patch. `plain`:
+        RapidOCR's own resize and one call (the caller checked `plain_fits`)."""
         import cv2
 
         height, width = rgb.shape[:2]
-        size = self.input_size(width, height)
-        resized = rgb if size == (width, height) else cv2.resize(rgb, size)  # INTER_AREA: 15/17 vs 16/17 tuned
-        grid = chunk_grid(size[0], size[1], self.max_input_pixels) if self.max_input_pixels else [
-            ((0, 0, size[0], size[1]), (0, 0, size[0], size[1]))]
+        if plain:
+            resized = plain_resize(rgb)
+            size = (resized.shape[1], resized.shape[0])
+            grid = [((0, 0, size[0], size[1]), (0, 0, size[0], size[1]))]
+        else:
+            size = self.input_size(width, height)
+            resized = rgb if size == (width, height) else cv2.resize(rgb, size)  # INTER_AREA: 15/17 vs 16/17 tuned
+            grid = chunk_grid(size[0], size[1], self.max_input_pixels) if self.max_input_pixels else [
+                ((0, 0, size[0], size[1]), (0, 0, size[0], size[1]))]
         prob = np.empty((size[1], size[0]), dtype=np.float32)
         for (x1, y1, x2, y2), (cx1, cy1, cx2, cy2) in grid:
             with self._lock:
@@ -273,14 +285,23 @@ class TextCue:
         output = self._recognizer(TextRecInput(img=crops))
         return [(str(text), float(score)) for text, score in zip(output.txts, output.scores)]
 
-    def __call__(self, patch: Image.Image, phrase: str, known: list[Detection] | None = None) -> CueOutput:
+    def plain_fits(self, width: int, height: int) -> bool:
+        """Whether a patch of width x height can get a plain look (RapidOCR's own pass, `ppocr.plain_fits`)."""
+        return plain_fits(width, height)
+
+    def __call__(self, patch: Image.Image, phrase: str, known: list[Detection] | None = None,
+                 plain: bool = False) -> CueOutput:
         """Map, boxes and reads for one patch. `known`: lines already read legibly (patch pixels);
-        a detected box matching one (IoU >= REUSE_IOU) takes its read instead of a recognizer call."""
+        a detected box matching one (IoU >= REUSE_IOU) takes its read instead of a recognizer call.
+        `plain`: a plain look (module docstring) where the patch fits one, else the cue's own look."""
         rgb = np.asarray(patch if patch.mode == "RGB" else patch.convert("RGB"))  # no copy of an RGB patch
         height, width = rgb.shape[:2]
-        prob, (in_w, in_h) = self.probability_map(rgb)
+        plain = bool(plain) and plain_fits(width, height)
+        prob, (in_w, in_h) = self.probability_map(rgb, plain=plain)
         scale = float(np.sqrt((in_w / width) * (in_h / height)))
         boxes, _scores = self._post(prob[None, None], (height, width))
+        if plain:
+            return self._plain_output(rgb, prob, sorted_boxes(boxes), known, (in_w, in_h))
         quads, crops = [], []
         for raw in boxes:
             quad = _order_quad(np.asarray(raw, dtype=np.float32))
@@ -305,10 +326,36 @@ class TextCue:
         for box, prior in zip(boxes_read, reuse):
             text, score = (prior.text or "", prior.score) if prior is not None else next(reads)
             detections.append(Detection(box=box, score=score, text=text.strip() or None))
+        return self._output(prob, detections, scale, (in_w, in_h), len(boxes))
+
+    def _output(self, prob: np.ndarray, detections: list[Detection], scale: float, size: tuple[int, int],
+                boxes: int, plain: bool = False) -> CueOutput:
         heatmap = max_pool(prob, self.map_max_pixels)
-        extra: dict[str, Any] = {"scale": scale, "detector_input": [in_w, in_h], "boxes": len(boxes)}
+        extra: dict[str, Any] = {"scale": scale, "detector_input": list(size), "boxes": boxes, "plain": plain}
         return CueOutput(heatmap=heatmap, peak=float(prob.max()) if prob.size else 0.0, detections=detections,
                          extra=extra)
+
+    def _plain_output(self, rgb: np.ndarray, prob: np.ndarray, boxes: Any, known: list[Detection] | None,
+                      size: tuple[int, int]) -> CueOutput:
+        """The plain look's lines: RapidOCR's crops of every box it keeps, read in its order. Its scale is
+        the one RapidOCR intends (shorter side to 736, before rounding to 32), so a photo it sees at 1x
+        counts as seen natively."""
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        height, width = rgb.shape[:2]
+        scale = plain_scale(width, height)
+        bgr = rgb[:, :, ::-1]
+        quads = [np.asarray(raw, dtype=np.float32) for raw in boxes]
+        crops = [np.ascontiguousarray(get_rotate_crop_image(bgr, quad.copy())) for quad in quads]
+        boxes_read = [Box(x1=float(q[:, 0].min()), y1=float(q[:, 1].min()), x2=float(q[:, 0].max()) + 1,
+                          y2=float(q[:, 1].max()) + 1).clip(width, height) for q in quads]
+        reuse = _reuse(boxes_read, known or [])
+        reads = iter(self.read([crop for crop, prior in zip(crops, reuse) if prior is None]))
+        detections = []
+        for box, prior in zip(boxes_read, reuse):
+            text, score = (prior.text or "", prior.score) if prior is not None else next(reads)
+            detections.append(Detection(box=box, score=score, text=text.strip() or None))
+        return self._output(prob, detections, scale, size, len(quads), plain=True)
 
 
 def max_pool(prob: np.ndarray, max_cells: float) -> np.ndarray:

@@ -15,7 +15,7 @@ from rapidfuzz.distance import Levenshtein
 
 from lookcloser.core.types import Detection
 
-__all__ = ["edit_distance", "match_score", "normalise", "quoted_text", "rank_lines"]
+__all__ = ["edit_distance", "match_score", "normalise", "quoted_text", "rank_lines", "reading"]
 
 _QUOTED = re.compile(r"[\"“”„«»]([^\"“”„«»]+)[\"“”„«»]|(?<![A-Za-z])'([^']+)'(?![A-Za-z])")
 _KEYWORD = re.compile(
@@ -42,6 +42,12 @@ def normalise(text: str) -> str:
     """Casefold, strip accents, keep a-z and 0-9 only (the benchmark's normalisation)."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return re.sub(r"[^a-z0-9]", "", decomposed)
+
+
+def reading(text: str) -> str:
+    """A line's reading up to case and spaces ("the ship" = "TheShip"), punctuation and digits kept:
+    "1.0" and "10" are two readings of a seven-segment "10", which `normalise` would merge."""
+    return "".join(text.casefold().split())
 
 
 def edit_distance(a: str, b: str) -> int:
