@@ -48,17 +48,39 @@ def _check(path: Path, info: os.stat_result, what: str, max_bytes: int, error: t
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     if not stat.S_ISREG(info.st_mode):
-        raise error(f"{what} {path} is {_kind(info.st_mode)}, not a regular file")
+        raise error(f"{what} {_clip(str(path))} is {_kind(info.st_mode)}, not a regular file")
     if info.st_size > max_bytes:
-        raise error(f"{what} {path} is {info.st_size:,} bytes, more than the {_size(max_bytes)} allowed")
+        raise error(f"{what} {_clip(str(path))} is {info.st_size:,} bytes, "
+                    f"more than the {_size(max_bytes)} allowed")
 
 
 def check_path(path: str | os.PathLike, *, what: str, error: type[Exception]) -> None:
-    """`error(message)` for a path no file can have: a NUL byte in it (the OS refuses it with a bare ValueError)."""
+    """`error(message)` for a path no file can have, which the OS would refuse with a bare ValueError: a NUL byte,
+    or a character the file system's encoding cannot write (a lone surrogate such as '\\ud800', which JSON can
+    carry; the surrogate escapes of a real file name's undecodable bytes are written back and pass)."""
     text = os.fspath(path)
-    if "\x00" in (text if isinstance(text, str) else text.decode("latin-1")):
-        shown = repr(text if isinstance(text, str) else text.decode("latin-1"))
-        raise error(f"{what} path {shown[:120]} contains a NUL byte (\\x00); no file can have that name")
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
+    if "\x00" in text:
+        raise error(f"{what} path {_clip(repr(text))} contains a NUL byte (\\x00); no file can have that name")
+    try:
+        os.fsencode(text)
+    except UnicodeError:
+        bad = next(ch for ch in text if not _encodable(ch))
+        raise error(f"{what} path {_clip(repr(text))} has a character no file name can hold ({bad!r})") from None
+
+
+def _encodable(ch: str) -> bool:
+    try:
+        os.fsencode(ch)
+    except UnicodeError:
+        return False
+    return True
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    """A caller's path in a message: at most `limit` characters of it (a 100,000-character name is not repeated)."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
 
 
 def open_regular(path: str | os.PathLike, *, what: str, max_bytes: int, error: type[Exception]) -> BinaryIO:
@@ -86,7 +108,7 @@ def read_regular(path: str | os.PathLike, *, what: str, max_bytes: int, error: t
     with open_regular(path, what=what, max_bytes=max_bytes, error=error) as handle:
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise error(f"{what} {path} grew past the {_size(max_bytes)} allowed while it was read")
+        raise error(f"{what} {_clip(str(path))} grew past the {_size(max_bytes)} allowed while it was read")
     return data
 
 
@@ -97,16 +119,16 @@ def open_image_file(path: str | os.PathLike) -> BinaryIO:
     try:
         handle = open_regular(path, what="image file", max_bytes=MAX_IMAGE_BYTES, error=ImageError)
     except FileNotFoundError:
-        raise ImageError(f"image file not found: {path}") from None
+        raise ImageError(f"image file not found: {_clip(str(path))}") from None
     except IsADirectoryError:
-        raise ImageError(f"image path is a directory, not a file: {path}") from None
+        raise ImageError(f"image path is a directory, not a file: {_clip(str(path))}") from None
     except PermissionError:
-        raise ImageError(f"permission denied: cannot read image file {path}") from None
+        raise ImageError(f"permission denied: cannot read image file {_clip(str(path))}") from None
     except OSError as exc:
-        raise ImageError(f"cannot read image file {path}: {exc.strerror or exc}") from None
+        raise ImageError(f"cannot read image file {_clip(str(path))}: {exc.strerror or exc}") from None
     if os.fstat(handle.fileno()).st_size == 0:
         handle.close()
-        raise ImageError(f"image file is empty (0 bytes): {path}")
+        raise ImageError(f"image file is empty (0 bytes): {_clip(str(path))}")
     return handle
 
 
