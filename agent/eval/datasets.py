@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from lookcloser.eval.items import DatasetError, Item, TargetBox
+from lookcloser.eval.items import DatasetError, Item, TargetBox, shown
 from lookcloser.imaging.files import IMAGE_SUFFIXES
 
 __all__ = ["DatasetError", "Item", "TargetBox", "load_items"]
@@ -108,13 +108,33 @@ def _vstar_item(item_id: str, category: str, image: str, record: Any, meta: Path
 
 
 # ------------------------------------------------------------------------------------ JSON Lines
+#: A JSON Lines line longer than this is no item (an item names its image by path: a few hundred characters); it
+#: is an error row, read past in pieces, never held whole.
+MAX_LINE_CHARS = 1024**2
+
+
+def _lines(handle: Any) -> Iterator[tuple[str, bool]]:
+    """(line, whole) for each line; a line past MAX_LINE_CHARS comes as its first piece, the rest read past."""
+    while line := handle.readline(MAX_LINE_CHARS + 1):
+        if len(line) <= MAX_LINE_CHARS or line.endswith("\n"):
+            yield line, True
+            continue
+        while (rest := handle.readline(MAX_LINE_CHARS)) and not rest.endswith("\n"):
+            pass
+        yield line, False
+
+
 def _read_jsonl(path: Path) -> Iterator[Item]:
     base = path.parent
     with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+        for number, (line, whole) in enumerate(_lines(handle), start=1):
             if not line.strip():
                 continue
             fallback = f"line{number}"
+            if not whole:
+                yield Item(id=fallback, error=f"{path}:{number}: the line is longer than {MAX_LINE_CHARS:,} "
+                                              f"characters, so it is no item (it begins {line[:40]!r}…)")
+                continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -134,7 +154,7 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
 def _record_item(record: dict[str, Any], item_id: str, category: str, base: Path) -> Item:
     image = record.get("image")
     if not isinstance(image, str) or not image.strip():
-        raise ValueError(f"field 'image' must be a file path, got {image!r}")
+        raise ValueError(f"field 'image' must be a file path, got {shown(image)}")
     image_path = Path(image) if Path(image).is_absolute() else base / image
     targets = [_target(t, i) for i, t in enumerate(record.get("targets") or [])]
     if "text" in record and "box_xyxy" in record:  # a text_dev line: one text target
@@ -161,7 +181,7 @@ def _answer_index(answer: Any, options: list[str]) -> int:
     if answer is None:
         return 0  # the V* convention: the first option is correct
     if isinstance(answer, bool):
-        raise ValueError(f"field 'answer' must be an option index or an option's text, got {answer!r}")
+        raise ValueError(f"field 'answer' must be an option index or an option's text, got {shown(answer)}")
     if isinstance(answer, int):
         if not 0 <= answer < len(options):
             raise ValueError(f"field 'answer' = {answer} is not an index of the {len(options)} options")
@@ -171,15 +191,15 @@ def _answer_index(answer: Any, options: list[str]) -> int:
         return ord(text.upper()) - 65  # a letter: "B"
     if text in options:
         return options.index(text)
-    raise ValueError(f"field 'answer' = {answer!r} is neither an option index, a letter nor one of the options")
+    raise ValueError(f"field 'answer' = {shown(answer)} is neither an option index, a letter nor one of the options")
 
 
 def _target(value: Any, index: int) -> TargetBox:
     if not isinstance(value, dict) or not str(value.get("name") or "").strip():
-        raise ValueError(f"targets[{index}] must be an object with a 'name', got {value!r}")
+        raise ValueError(f"targets[{index}] must be an object with a 'name', got {shown(value)}")
     kind = str(value.get("kind") or "object")
     if kind not in ("object", "text"):
-        raise ValueError(f"targets[{index}].kind must be 'object' or 'text', got {kind!r}")
+        raise ValueError(f"targets[{index}].kind must be 'object' or 'text', got {shown(kind)}")
     box = _xyxy(value["box"], f"targets[{index}].box") if value.get("box") is not None else None
     return TargetBox(name=str(value["name"]).strip(), box=box, kind=kind)
 
@@ -260,7 +280,7 @@ def _first(columns: set[str], names: tuple[str, ...], path: Path, *, required: b
 # ----------------------------------------------------------------------------------- field checks
 def _text(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"field '{name}' must be a non-empty string, got {value!r}")
+        raise ValueError(f"field '{name}' must be a non-empty string, got {shown(value)}")
     return value.strip()
 
 
@@ -270,28 +290,28 @@ def _opt_text(value: Any) -> str | None:
 
 def _options(value: Any, name: str) -> list[str]:
     if not isinstance(value, (list, tuple)) or len(value) < 2 or any(not str(o).strip() for o in value):
-        raise ValueError(f"field '{name}' must list at least two non-empty options, got {value!r}")
+        raise ValueError(f"field '{name}' must list at least two non-empty options, got {shown(value)}")
     return [str(o).strip() for o in value]
 
 
 def _numbers(value: Any, name: str) -> list[float]:
     if not isinstance(value, (list, tuple)) or len(value) != 4:
-        raise ValueError(f"field '{name}' must be 4 numbers, got {value!r}")
+        raise ValueError(f"field '{name}' must be 4 numbers, got {shown(value)}")
     try:
         return [float(v) for v in value]
     except (TypeError, ValueError):
-        raise ValueError(f"field '{name}' must be 4 numbers, got {value!r}") from None
+        raise ValueError(f"field '{name}' must be 4 numbers, got {shown(value)}") from None
 
 
 def _xywh_to_xyxy(value: Any, name: str) -> list[float]:
     x, y, w, h = _numbers(value, name)
     if w < 0 or h < 0:
-        raise ValueError(f"field '{name}' has a negative width or height: {value!r}")
+        raise ValueError(f"field '{name}' has a negative width or height: {shown(value)}")
     return [x, y, x + w, y + h]
 
 
 def _xyxy(value: Any, name: str) -> list[float]:
     x1, y1, x2, y2 = _numbers(value, name)
     if x2 < x1 or y2 < y1:
-        raise ValueError(f"field '{name}' must be [x1, y1, x2, y2] with x2 >= x1 and y2 >= y1, got {value!r}")
+        raise ValueError(f"field '{name}' must be [x1, y1, x2, y2] with x2 >= x1 and y2 >= y1, got {shown(value)}")
     return [x1, y1, x2, y2]

@@ -39,7 +39,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from lookcloser.eval.items import DatasetError, Item
+from lookcloser.eval.items import DatasetError, Item, shown
 
 __all__ = ["is_mme_realworld", "read_hrbench", "read_mme_realworld"]
 
@@ -66,19 +66,16 @@ def read_hrbench(path: Path) -> list[Item]:
                                    f"(found: {_clip(found, 200)})")
             letters = sorted(h for h in header if len(h) == 1 and "A" <= h <= "Z")
             columns = {name: i for i, name in enumerate(header)}
-            reader = csv.reader(handle, delimiter="\t")  # quoting as pandas' read_csv(sep='\t') reads it
-            last = 1
-            for row in reader:
-                first, last = last + 1, reader.line_num + 1  # the file's lines this row spans (the header is 1)
-                if not any(cell.strip() for cell in row):
-                    continue
+            for first, last, row in tsv_rows(handle):
                 record = {name: row[i] if i < len(row) else "" for name, i in columns.items()}
                 image = _image(record.pop("image").strip(), decoded)
-                if last > first and any("\n" in cell for cell in row):  # a quote opened a cell and ate lines
+                if last > first and any("\n" in cell and "\t" in cell for cell in row):  # a quote ate rows
                     image = _Swallowed(f"a cell that starts with a double quote runs over lines {first}-{last}: "
                                        f"the rows on lines {first + 1}-{last} were read into it (pandas' "
                                        "read_csv, the official reader, reads them the same way); fix the quote")
                 records.append((first, record, len(row), image))
+    except _TooLong as exc:
+        raise DatasetError(f"{path}: {exc}") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"{path}: cannot read the TSV: {exc}") from None
     by_index = {r["index"].strip(): image for _, r, _, image in records if isinstance(image, bytes)}
@@ -101,8 +98,40 @@ class _Swallowed(ValueError):
     """A row that took the lines after it into one of its cells (an unclosed double quote)."""
 
 
+class _TooLong(ValueError):
+    """A row past MAX_ROW_CHARS: a quote left open to the end of the file, or a line that is no row."""
+
+
 #: A header row longer than this is not one (a one-line file of a gigabyte is refused without reading it all).
 MAX_HEADER_CHARS = 65_536
+#: A data row longer than this is not one (HR-Bench 8K's largest image is tens of MB of base64): a double quote
+#: left open would otherwise read the rest of a 4.6 GB file into one cell.
+MAX_ROW_CHARS = 512 * 1024**2
+
+
+def tsv_rows(handle: Any, first_line: int = 2) -> Iterator[tuple[int, int, list[str]]]:
+    """(first line, last line, cells) of each non-blank row after the header, split as pandas' read_csv(sep='\\t')
+    splits them (the official reader: a cell that starts with a double quote runs to the closing one, line breaks
+    and tabs included; "" inside it is one quote; a quote elsewhere is a character), at most MAX_ROW_CHARS each."""
+    held = [0, 0]  # characters and lines of the row being read
+
+    def lines() -> Iterator[str]:
+        while line := handle.readline(MAX_ROW_CHARS + 1):
+            held[0] += len(line)
+            held[1] += 1
+            if held[0] > MAX_ROW_CHARS:
+                at = first_line + reader.line_num - held[1] + 1
+                raise _TooLong(f"a cell that starts with a double quote on line {at} runs past {MAX_ROW_CHARS:,} "
+                               "characters without its closing quote; fix the quote" if held[1] > 1 else
+                               f"line {at} is longer than {MAX_ROW_CHARS:,} characters, so it is no row")
+            yield line
+
+    reader = csv.reader(lines(), delimiter="\t")
+    for row in reader:
+        last = first_line + reader.line_num - 1
+        start, held[:] = last - held[1] + 1, [0, 0]
+        if any(cell.strip() for cell in row):
+            yield start, last, row
 
 
 def _header(path: Path, handle: Any) -> list[str]:
@@ -149,14 +178,15 @@ def _hrbench_item(record: dict[str, str], item_id: str, category: str, letters: 
     options = [record[letter].strip() for letter in letters]
     answer = record["answer"].strip().upper()
     if answer not in letters:
-        raise ValueError(f"field 'answer' = {record['answer']!r} is not one of the option letters {', '.join(letters)}")
+        raise ValueError(f"field 'answer' = {shown(record['answer'])} is not one of the option letters "
+                         f"{', '.join(letters)}")
     if isinstance(image, ValueError):
         raise image
     if image == "":
         raise ValueError("field 'image' is empty")
     if isinstance(image, str):
         if image not in by_index:
-            raise ValueError(f"field 'image' = {image!r} is neither base64 nor the index of a row with an image")
+            raise ValueError(f"field 'image' = {shown(image)} is neither base64 nor the index of a row with an image")
         image = by_index[image]
     index = letters.index(answer)
     return Item(id=item_id, category=category, image=image, question=question, options=options,
@@ -193,24 +223,24 @@ def _mme_item(record: dict[str, Any], item_id: str, category: str, base: Path) -
         raise ValueError(f"no field {', '.join(repr(f) for f in missing)}")
     image, question = record["Image"], record["Text"]
     if not isinstance(image, str) or not image.strip():
-        raise ValueError(f"field 'Image' must be a file path, got {image!r}")
+        raise ValueError(f"field 'Image' must be a file path, got {shown(image)}")
     if not isinstance(question, str) or not question.strip():
-        raise ValueError(f"field 'Text' must be a non-empty string, got {question!r}")
+        raise ValueError(f"field 'Text' must be a non-empty string, got {shown(question)}")
     choices = record["Answer choices"]
     if not isinstance(choices, list) or len(choices) < 2:
-        raise ValueError(f"field 'Answer choices' must list at least two choices, got {choices!r}")
+        raise ValueError(f"field 'Answer choices' must list at least two choices, got {shown(choices)}")
     letters, options = [], []
     for k, choice in enumerate(choices):
         match = _CHOICE.match(choice.strip()) if isinstance(choice, str) else None
         expected = chr(65 + k)
         if match is None or match.group(1) != expected or not match.group(2).strip():
-            raise ValueError(f"field 'Answer choices'[{k}] must read '({expected}) TEXT', got {choice!r}")
+            raise ValueError(f"field 'Answer choices'[{k}] must read '({expected}) TEXT', got {shown(choice)}")
         letters.append(expected)
         options.append(match.group(2).strip())
     truth = record["Ground truth"]
     letter = truth.strip().strip("()").upper() if isinstance(truth, str) else None
     if letter not in letters:
-        raise ValueError(f"field 'Ground truth' = {truth!r} is not one of the choice letters {', '.join(letters)}")
+        raise ValueError(f"field 'Ground truth' = {shown(truth)} is not one of the choice letters {', '.join(letters)}")
     image_path = Path(image) if Path(image).is_absolute() else base / image
     index = letters.index(letter)
     return Item(id=item_id, category=category, image=str(image_path), question=question.strip(),

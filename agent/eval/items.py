@@ -9,11 +9,17 @@ from typing import Any
 
 from lookcloser.core.errors import LookCloserError
 
-__all__ = ["DatasetError", "Item", "TargetBox"]
+__all__ = ["DatasetError", "Item", "TargetBox", "shown"]
 
 
 class DatasetError(LookCloserError, ValueError):
     """The dataset as a whole cannot be read (no such path, unknown layout, missing package)."""
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A row's bad value in its error: the repr, at most `limit` characters (a list of millions is not repeated)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
 
 
 @dataclass
