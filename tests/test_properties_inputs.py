@@ -138,8 +138,6 @@ arguments = st.dictionaries(
 @given(st.sampled_from(["ask", "find", "read_text"]), arguments)
 def test_any_mcp_arguments_are_accepted_exactly_or_refused_in_one_line(agent, name, args):
     pytest.importorskip("mcp")
-    from mcp.server.mcpserver.exceptions import ToolError  # noqa: PLC0415
-
     from lookcloser.entrypoints.mcp_server import argument_problem, build_server  # noqa: PLC0415
 
     server = _mcp(agent, build_server)
@@ -149,7 +147,6 @@ def test_any_mcp_arguments_are_accepted_exactly_or_refused_in_one_line(agent, na
         assert set(args) <= known
     else:
         assert "\n" not in problem and problem.strip() and "pydantic.dev" not in problem
-    assert ToolError  # imported: the server raises it with `problem` as its text
 
 
 _SERVERS: dict[int, object] = {}
