@@ -10,11 +10,12 @@ one; `one_line` renders a ValidationError naming each argument.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from pydantic import ValidationError
+if TYPE_CHECKING:  # the CLI's settings check imports this module: no pydantic at its start
+    from pydantic import ValidationError
 
-__all__ = ["closest", "one_line", "unknown_names"]
+__all__ = ["closest", "did_you_mean", "one_line", "unknown_names"]
 
 
 def closest(name: str, known: Sequence[str]) -> str | None:
@@ -23,14 +24,18 @@ def closest(name: str, known: Sequence[str]) -> str | None:
     return found[0] if found else None
 
 
+def did_you_mean(name: str, known: Sequence[str]) -> str:
+    """"; did you mean 'X'?" for the known name `name` is closest to, or "" (for a message about `name`)."""
+    guess = closest(name, known)
+    return f"; did you mean '{guess}'?" if guess else ""
+
+
 def unknown_names(given: Iterable[Any], known: Sequence[str], *, what: str = "argument") -> str | None:
     """One line naming the first unknown name of `given` (with the closest known one), or None when all are known."""
     for name in given:
         if name in known:
             continue
-        guess = closest(name, known)
-        hint = f"; did you mean '{guess}'?" if guess else ""
-        return f"unknown {what} {str(name)[:60]!r}{hint} (known: {', '.join(known)})"
+        return f"unknown {what} {str(name)[:60]!r}{did_you_mean(name, known)} (known: {', '.join(known)})"
     return None
 
 

@@ -175,12 +175,13 @@ class Services:
 def _split_settings(tools: dict[str, Any], tool_options: dict[str, dict[str, Any]]) -> tuple[dict, dict]:
     """role -> settings dict becomes role -> name plus tool_options[role]; roles checked; an option
     set both in the dict and in tool_options is an error naming the role and the option."""
+    from lookcloser.core.arguments import did_you_mean  # noqa: PLC0415
     from lookcloser.tools import DEFAULT_TOOLS, ROLES  # noqa: PLC0415
 
     for where, roles in (("unknown tool role", tools), ("tool_options names unknown role", tool_options)):
         for role in roles:
             if role not in ROLES:
-                raise SettingsError(f"{where} '{role}'; roles are: {', '.join(ROLES)}")
+                raise SettingsError(f"{where} '{role}'{did_you_mean(role, ROLES)}; roles are: {', '.join(ROLES)}")
     names: dict[str, Any] = {}
     options = {role: dict(values) for role, values in tool_options.items()}
     for role, spec in tools.items():

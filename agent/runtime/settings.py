@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lookcloser.core.arguments import did_you_mean
 from lookcloser.core.errors import SettingsError
 from lookcloser.imaging.files import MAX_SETTINGS_BYTES, read_regular
 
@@ -115,7 +116,8 @@ def _read(path: Path) -> Settings:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
-        raise SettingsError(f"{path}: unknown key '{unknown[0]}'; the keys are: {', '.join(KEYS)}")
+        raise SettingsError(f"{path}: unknown key '{unknown[0]}'{did_you_mean(unknown[0], KEYS)}; the keys are: "
+                            f"{', '.join(KEYS)}")
     vlm = data.get("vlm")
     if isinstance(vlm, dict):
         spec = vlm.get("spec")
@@ -179,7 +181,8 @@ def _check_config(path: Path, config: dict[str, Any]) -> None:
 
     unknown = sorted(set(config) - set(AgentConfig.model_fields))
     if unknown:
-        raise SettingsError(f"{path}: unknown [config] key '{unknown[0]}'; the keys are: "
+        raise SettingsError(f"{path}: unknown [config] key '{unknown[0]}'"
+                            f"{did_you_mean(unknown[0], list(AgentConfig.model_fields))}; the keys are: "
                             f"{', '.join(AgentConfig.model_fields)}")
     try:
         AgentConfig(**config)
@@ -191,7 +194,8 @@ def _check_config(path: Path, config: dict[str, Any]) -> None:
 
 def _check_role(role: str, where: str) -> None:
     if role not in ROLES:
-        raise SettingsError(f"{where}: unknown role '{role}'; the roles are: {', '.join(ROLES)}")
+        raise SettingsError(f"{where}: unknown role '{role}'{did_you_mean(role, ROLES)}; the roles are: "
+                            f"{', '.join(ROLES)}")
 
 
 def _value(text: str, flag: str) -> Any:
