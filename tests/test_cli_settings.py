@@ -99,7 +99,8 @@ BAD_FILES = [
      "{cfg}: [tools.detector] unknown option 'modle' for detector 'grounding_dino'; its options are: box_threshold, "
      "device, dtype, max_per_phrase, model, text_threshold"),
     ('[config]\ntimeout = -1\n', "{cfg}: [config] timeout = -1: Input should be greater than 0"),
-    ('[config]\ntimeut = 3\n', "{cfg}: unknown [config] key 'timeut'; did you mean 'timeout'?; the keys are: max_targets"),
+    ('[config]\ntimeut = 3\n',
+     "{cfg}: unknown [config] key 'timeut'; did you mean 'timeout'?; the keys are: max_targets"),
     ('[tools]\nocr = 3\n', "{cfg}: [tools.ocr] must be a tool name, false (off) or a table with name and options"),
 ]
 
@@ -119,7 +120,8 @@ def test_a_bad_config_file_is_one_line_naming_file_and_key(files, text, message)
 def test_a_bad_tool_flag_is_one_line(files):
     result = _run("ask", files / "a.png", "q", "--tool", "detectr.model=/m")
     assert result.returncode == 2
-    assert result.stderr.strip() == ("error: --tool detectr.model=/m: unknown role 'detectr'; did you mean 'detector'?; the roles are: "
+    assert result.stderr.strip() == ("error: --tool detectr.model=/m: unknown role 'detectr'; did you mean "
+                                     "'detector'?; the roles are: "
                                      "localizer, detector, segmenter, ocr")
 
 

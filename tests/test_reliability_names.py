@@ -39,3 +39,30 @@ def test_a_name_like_none_is_not_given_a_guess():
     with pytest.raises(SettingsError) as refused:
         Context(tools={"qqqqqq": "whole_image"})
     assert "did you mean" not in str(refused.value)
+
+
+def test_several_unknown_keys_are_one_short_line_listing_the_known_ones_once():
+    """Found by tests/test_properties_doors.py: each unknown key repeated the whole list of known ones (two unknown
+    config keys made a 710-character line, ten of them 3,500)."""
+    with pytest.raises(SettingsError) as refused:
+        Context(config={f"k{i}": 1 for i in range(10)} | {"max_target": 2})
+    text = str(refused.value)
+    assert text.count("(known: ") == 1 and len(text) < 600, text
+    assert text.startswith("bad context: unknown keys in 'config' 'k0', 'k1', 'k2', 'k3', 'k4' and 6 more")
+
+
+def test_several_unknown_langchain_arguments_are_one_short_line():
+    from langchain_core.messages import AIMessage  # noqa: PLC0415
+
+    from lookcloser import Agent  # noqa: PLC0415
+    from lookcloser.entrypoints.langchain_tools import lookcloser_tools  # noqa: PLC0415
+    from tests.doubles import ScriptedVLM  # noqa: PLC0415
+    from tests.test_reliability_doors import _tool_message  # noqa: PLC0415
+
+    tools = lookcloser_tools(Agent(vlm=ScriptedVLM([]), tools={"localizer": "whole_image"}))
+    call = AIMessage(content="", tool_calls=[{"name": "look_closer", "id": "c1", "type": "tool_call", "args": {
+        "question": "q?", "option": ["a", "b"], "imag": "x", "zzz": 1}}])
+    text = _tool_message(tools, call).content
+    assert text.startswith("look_closer: unknown arguments 'option' (did you mean 'options'?), 'imag' (did you mean "
+                           "'image'?), 'zzz' (known: "), text
+    assert text.count("(known: ") == 1

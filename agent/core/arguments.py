@@ -30,28 +30,39 @@ def did_you_mean(name: str, known: Sequence[str]) -> str:
     return f"; did you mean '{guess}'?" if guess else ""
 
 
-def unknown_names(given: Iterable[Any], known: Sequence[str], *, what: str = "argument") -> str | None:
-    """One line naming the first unknown name of `given` (with the closest known one), or None when all are known."""
-    for name in given:
-        if name in known:
-            continue
+def unknown_names(given: Iterable[Any], known: Sequence[str], *, what: str = "argument",
+                  whats: str | None = None) -> str | None:
+    """One line naming the unknown names of `given` (each with the closest known one; the known ones listed once),
+    or None when all are known. `whats`: `what` in the plural (default: what + "s")."""
+    unknown = [name for name in dict.fromkeys(given) if name not in known]
+    if not unknown:
+        return None
+    if len(unknown) == 1:
+        name = unknown[0]
         return f"unknown {what} {str(name)[:60]!r}{did_you_mean(name, known)} (known: {', '.join(known)})"
-    return None
+    named = []
+    for name in unknown[:5]:
+        guess = closest(name, known)
+        named.append(f"{str(name)[:40]!r}" + (f" (did you mean '{guess}'?)" if guess else ""))
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    return f"unknown {whats or what + 's'} {', '.join(named)}{more} (known: {', '.join(known)})"
 
 
 def one_line(exc: ValidationError, *, what: str = "argument", known: Sequence[str] = ()) -> str:
     """A ValidationError as one line: each wrong argument named with pydantic's short reason and the value's type;
-    an unknown one (extra="forbid") with the closest of `known`."""
-    problems = []
+    the unknown ones (extra="forbid") together, each with the closest of `known`."""
+    problems, unknown = [], []
     for error in exc.errors(include_url=False):
         where = ".".join(str(part) for part in error["loc"]) or what
         if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
-            problems.append(unknown_names([error["loc"][0]], known, what=what) or f"unknown {what} {where!r}")
+            unknown.append(error["loc"][0])
             continue
         message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
         got = "" if error["type"] == "missing" else f" (got {type(value).__name__} {_show(value)})"
         problems.append(f"{what} '{where}': {message}{got}")
+    if unknown:
+        problems.insert(0, unknown_names(unknown, known, what=what) or f"unknown {what} {str(unknown[0])[:60]!r}")
     return "; ".join(dict.fromkeys(problems))  # one per problem, in order
 
 

@@ -208,18 +208,21 @@ def _one_line(exc: ValidationError) -> str:
     unknown key with the closest valid one (`{"tool": ...}`: did you mean 'tools'?)."""
     from lookcloser.core.arguments import unknown_names  # noqa: PLC0415
 
-    problems = []
+    problems, unknown = [], {}
     for error in exc.errors(include_url=False):
         message = error["msg"].removeprefix("Value error, ")
         if not error["loc"]:
             return message
         where = ".".join(map(str, error["loc"]))
-        if error["type"] == "extra_forbidden":
-            known = list(AgentConfig.model_fields) if error["loc"][0] == "config" else list(Context.model_fields)
-            problems.append(unknown_names([error["loc"][-1]], known, what=f"key in '{where.rpartition('.')[0]}'"
-                                          if len(error["loc"]) > 1 else "context key") or f"{where}: {message}")
+        if error["type"] == "extra_forbidden":  # gathered by where they are: the known keys said once
+            unknown.setdefault(".".join(map(str, error["loc"][:-1])), []).append(error["loc"][-1])
             continue
         problems.append(f"{where}: {message}")
+    for parent, names in reversed(unknown.items()):
+        known = list(AgentConfig.model_fields) if parent.split(".")[0] == "config" else list(Context.model_fields)
+        what, whats = (f"key in '{parent}'", f"keys in '{parent}'") if parent else ("context key", "context keys")
+        problems.insert(0, unknown_names(names, known, what=what, whats=whats)
+                        or f"unknown key {str(names[0])[:60]!r}")
     return f"bad context: {'; '.join(problems)}"
 
 

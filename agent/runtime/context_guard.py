@@ -33,7 +33,8 @@ def context_problem(context: Any) -> str | None:
     problem = unknown_names(context, list(Context.model_fields), what="context key")
     config = context.get("config")
     if problem is None and isinstance(config, dict):
-        problem = unknown_names(config, list(AgentConfig.model_fields), what="key in the context's 'config'")
+        problem = unknown_names(config, list(AgentConfig.model_fields), what="key in the context's 'config'",
+                                whats="keys in the context's 'config'")
     return None if problem is None else f"bad context: {problem}"
 
 
