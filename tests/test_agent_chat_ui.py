@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -121,10 +122,14 @@ def _same_picture(sent: Image.Image, photo: Image.Image) -> bool:
 def test_a_user_uploads_a_photo_asks_and_asks_a_follow_up(ui, api, vlm, tmp_path):
     screenshot = Path(os.environ.get("SCREENSHOT") or tmp_path / "agent-chat-ui.png").resolve()
     report = _chat_in_browser(ui, api, screenshot, tmp_path / "report.json")
-    photo_url = "data:image/jpeg;base64," + base64.b64encode(PHOTO.read_bytes()).decode()
     (q1, a1), (q2, a2) = TURNS
 
     first, second = (turn["transcript"] for turn in report["turns"])
+    # the page shows the photo from the server's image route: the server kept it once and put its URL in the thread
+    [[photo_url]] = [first[0]["images"]]
+    assert photo_url.startswith(f"{api}/lookcloser/images/")
+    with urllib.request.urlopen(photo_url, timeout=30) as reply:
+        assert reply.read() == PHOTO.read_bytes() and reply.headers["content-type"] == "image/jpeg"
     assert first == [{"role": "human", "text": q1, "images": [photo_url]}, {"role": "ai", "text": a1, "images": []}]
     assert second == first + [{"role": "human", "text": q2, "images": []}, {"role": "ai", "text": a2, "images": []}]
     assert report["turns"][0]["toasts"] == report["turns"][1]["toasts"] == []  # no error notice popped up

@@ -75,6 +75,8 @@ class Sign(StubServer):
 
     def _answer(self, request):
         prompt = prompt_text(request)
+        if "Turn " in prompt and "Additional visual information" not in prompt:  # a chat's follow-up: SHOW answers
+            return json.dumps({"answer": "Still GATE 42.", "missing": []})
         if "Additional visual information" not in prompt:
             return json.dumps({"answer": None, "missing": [{"name": "the sign", "kind": "text"}]})
         self.tells += 1
@@ -199,6 +201,72 @@ def test_a_misspelt_context_key_is_refused_not_dropped(server, vlm):
     assert len(vlm.requests) == before
 
 
+def fetch(url: str) -> tuple[bytes, dict[str, str]]:
+    import urllib.request  # noqa: PLC0415
+
+    with urllib.request.urlopen(url, timeout=30) as reply:
+        return reply.read(), dict(reply.headers)
+
+
+def big_sign_data_url(size=(2000, 1500)) -> tuple[str, bytes]:
+    """A 3-Mpx noisy photo with the GATE 42 sign in it (~2.3 MB as a data URL), and its JPEG bytes."""
+    photo = Image.effect_noise(size, 40).convert("RGB")
+    sign = Image.new("RGB", (480, 160), "white")
+    ImageDraw.Draw(sign).text((20, 40), "GATE 42", fill="black", font=ImageFont.load_default(size=64))
+    photo.paste(sign.resize((960, 320)), (300, 400))
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), buffer.getvalue()
+
+
+def test_thread_history_carries_the_photo_by_url_not_inline(server):
+    """The photo is kept once, in the database, and the history a client reads refers to it by URL: one question and
+    a 10-turn chat each read back under 2x the photo (one question was ~4x: every checkpoint carried the data URL);
+    the answer is read from the stored photo; its URL answers with the same bytes."""
+    client = server.client
+    url, jpeg = big_sign_data_url()
+    thread = client.threads.create()
+    out = client.runs.wait(thread["thread_id"], "lookcloser", input={"image": url, "question": "What does the sign say?"})
+    assert out["answer"] == "It says GATE 42."
+    size = len(json.dumps(client.threads.get_history(thread["thread_id"], limit=1000)))
+    print(f"history of one question: {size / 1e3:.0f} KB for a {len(url) / 1e3:.0f} KB data URL")
+    assert size < 2 * len(url)
+    stored = client.threads.get_state(thread["thread_id"])["values"]["image"]
+    body, headers = fetch(stored)
+    assert stored.startswith(server.url + "/lookcloser/images/") and body == jpeg
+    assert headers["content-type"] == "image/jpeg"
+    chat = client.threads.create()
+    client.runs.wait(chat["thread_id"], "lookcloser", input={"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What does the sign say?"}, {"type": "image", "mimeType": "image/jpeg",
+                                                              "data": url.split(",", 1)[1]}]}]})
+    for turn in range(2, 11):
+        client.runs.wait(chat["thread_id"], "lookcloser", input={"messages": [
+            {"role": "user", "content": f"Turn {turn}: and now?"}]})
+    messages = client.threads.get_state(chat["thread_id"])["values"]["messages"]
+    assert len(messages) == 20 and messages[1]["content"] == "It says GATE 42." and messages[-1]["content"] == \
+        "Still GATE 42."
+    assert fetch(messages[0]["content"][1]["url"])[0] == jpeg  # Agent Chat UI's block, by URL now
+    size = len(json.dumps(client.threads.get_history(chat["thread_id"], limit=1000)))
+    print(f"history of a 10-turn chat: {size / 1e3:.0f} KB for a {len(url) / 1e3:.0f} KB data URL")
+    assert size < 2 * len(url)
+
+
+def test_a_forged_image_reference_is_refused_in_one_line(server, vlm):
+    before = len(vlm.requests)
+    thread = server.client.threads.create()
+    forged = f"{server.url}/lookcloser/images/{'f' * 32}"
+    with pytest.raises(Exception, match=r"image reference http://\S+/lookcloser/images/f{32} names no image in this "
+                                         r"server's image store \(PostgreSQL at 127\.0\.0\.1:\d+/postgres, table "
+                                         r"lookcloser_images\): send the photo as a data URL"):
+        server.client.runs.wait(thread["thread_id"], "lookcloser", input={"image": forged, "question": "What?"})
+    assert len(vlm.requests) == before
+    import urllib.error  # noqa: PLC0415
+
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        fetch(forged)
+    assert missing.value.code == 404 and missing.value.read() == f"no image {'f' * 32} in this server's image store\n".encode()
+
+
 def test_a_server_killed_mid_run_comes_back_to_the_same_thread(own_services, vlm, tmp_path):
     """kill -9 while TELL waits on the VLM; a new server on the same database finds the thread and the run, and
     the queue runs it again: the thread ends with one answer."""
@@ -236,6 +304,10 @@ def test_a_server_killed_mid_run_comes_back_to_the_same_thread(own_services, vlm
         shows = sum("Additional visual information" not in p for p in again)
         print(f"after the restart: {len(again)} VLM calls, {shows} of them SHOW")
         assert shows == 0 and len(again) == 1  # resumed from the last checkpoint: only the unfinished TELL again
+        # the photo was kept in the database the servers share, not in the first server: the second one serves it
+        stored = messages[0]["content"][1]["image_url"]["url"]
+        assert stored.startswith(first.url + "/lookcloser/images/")
+        assert fetch(second.url + stored[len(first.url):])[0] == base64.b64decode(QUESTION["image"].split(",", 1)[1])
     finally:
         second.stop()
 

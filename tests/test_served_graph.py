@@ -66,6 +66,7 @@ localizer = ["max_steps", "text_options"]
         client = langgraph_sdk.get_sync_client(url=url)
         client.log_path = folder / "server.log"  # for the test that reads what the server printed
         client.blob_dir = folder / "blobs"
+        client.url = url
         yield client
 
 
@@ -137,7 +138,9 @@ def test_a_client_without_context_gets_the_operators_setup(server, vlms):
     server.runs.wait(thread["thread_id"], "lookcloser", input={"messages": [message]})
     values = server.threads.get_state(thread["thread_id"])["values"]
     assert values["messages"][-1]["content"] == "It says GATE 42."
-    assert values["messages"][0]["content"][1]["data"] == message["content"][1]["data"]  # the chat shows the photo
+    shown = values["messages"][0]["content"][1]  # the chat shows the photo: by URL, the bytes it sent
+    assert shown["type"] == "image" and "data" not in shown and shown["mimeType"] == "image/png"
+    assert fetch(shown["url"])[0] == base64.b64decode(message["content"][1]["data"])
     assert values["findings"][0]["tool"] == "whole_image+rapidocr"  # the operator's localizer, not the default vstar
     assert len(operator.requests) - before == 2
 
@@ -230,9 +233,10 @@ def test_the_server_release_is_supported(server):
     assert "end of life" not in printed.lower() and "end-of-life" not in printed.lower()
 
 
-def test_the_served_checkpointer_keeps_each_photo_once_on_disk(server):
-    """The served checkpointer (langgraph.json) writes a photo once to the blob folder, not into every checkpoint."""
-    photo = Image.effect_noise((900, 700), 50).convert("RGB")  # large enough to leave the checkpoint
+def test_a_photo_is_kept_once_on_disk(server):
+    """Two questions on one photo: its bytes once in the image store (uploads under the blob folder), nothing else
+    written for it (the checkpoints hold its URL)."""
+    photo = Image.effect_noise((900, 700), 50).convert("RGB")
     buffer = io.BytesIO()
     photo.save(buffer, "JPEG", quality=90)
     url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -240,8 +244,97 @@ def test_the_served_checkpointer_keeps_each_photo_once_on_disk(server):
     for _ in range(2):
         ask(server, image=url)
     added = [p for p in set(server.blob_dir.rglob("*")) - before if p.is_file()]
-    assert len(added) == 1 and added[0].read_text() == url
+    assert len(added) == 1 and added[0].read_bytes() == buffer.getvalue()
+    assert added[0].is_relative_to(server.blob_dir / "uploads")
     assert "OffThreadMemorySaver" in server.log_path.read_text(errors="replace")  # langgraph.json's checkpointer
+
+
+def fetch(url: str) -> tuple[bytes, dict[str, str]]:
+    """GET `url`: (body, headers); urllib's HTTPError (with .code and the body) when it is not 200."""
+    import urllib.request  # noqa: PLC0415
+
+    with urllib.request.urlopen(url, timeout=30) as reply:
+        return reply.read(), dict(reply.headers)
+
+
+def big_sign_data_url(size=(2000, 1500)) -> tuple[str, bytes]:
+    """A 3-Mpx noisy photo with the GATE 42 sign in it (~2.3 MB as a data URL: noise does not compress), and its
+    JPEG bytes."""
+    photo = Image.effect_noise(size, 40).convert("RGB")
+    sign = Image.new("RGB", (480, 160), "white")
+    ImageDraw.Draw(sign).text((20, 40), "GATE 42", fill="black", font=ImageFont.load_default(size=64))
+    photo.paste(sign.resize((960, 320)), (300, 400))
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), buffer.getvalue()
+
+
+def history_bytes(client, thread_id: str) -> int:
+    """What a client reads for the thread's history (Agent Chat UI reads it when it opens a thread), as JSON."""
+    return len(json.dumps(client.threads.get_history(thread_id, limit=1000)))
+
+
+def follow_ups(request: dict) -> str:
+    """The usual script, except that SHOW answers a follow-up ("Turn N: ...") at once."""
+    prompt = prompt_text(request)
+    if "Turn " in prompt and "Additional visual information" not in prompt:
+        return json.dumps({"answer": "Still GATE 42.", "missing": []})
+    return vlm_script(request)
+
+
+def test_thread_history_carries_the_photo_by_url_not_inline(server, vlms):
+    """One question, and a chat of 30 turns on one photo: the history a client reads is under 2x the photo (it was
+    ~4x for one question: every checkpoint's values carried the data URL); the answer was read from the stored
+    photo; the photo's URL answers with the same bytes."""
+    url, jpeg = big_sign_data_url()
+    thread = server.threads.create()
+    out = server.runs.wait(thread["thread_id"], "lookcloser", input={"image": url, "question": "What does the sign say?"})
+    assert out["answer"] == "It says GATE 42." and "GATE" in out["findings"][0]["text"]
+    size = history_bytes(server, thread["thread_id"])
+    print(f"history of one question: {size / 1e3:.0f} KB for a {len(url) / 1e3:.0f} KB data URL")
+    assert size < 2 * len(url)
+    stored = server.threads.get_state(thread["thread_id"])["values"]["image"]
+    assert stored.startswith(server.url + "/lookcloser/images/")
+    body, headers = fetch(stored)
+    assert body == jpeg and headers["content-type"] == "image/jpeg" and "immutable" in headers["cache-control"]
+
+    operator = vlms["operator"]
+    operator.script = follow_ups
+    try:
+        chat = server.threads.create()
+        first = {"role": "user", "content": [{"type": "text", "text": "What does the sign say?"},
+                                             {"type": "image_url", "image_url": {"url": url}}]}
+        server.runs.wait(chat["thread_id"], "lookcloser", input={"messages": [first]})
+        for turn in range(2, 31):
+            server.runs.wait(chat["thread_id"], "lookcloser", input={"messages": [
+                {"role": "user", "content": f"Turn {turn}: and now?"}]})
+        messages = server.threads.get_state(chat["thread_id"])["values"]["messages"]
+        assert len(messages) == 60 and messages[1]["content"] == "It says GATE 42."
+        assert messages[-1]["content"] == "Still GATE 42."
+        assert fetch(messages[0]["content"][1]["image_url"]["url"])[0] == jpeg
+        size = history_bytes(server, chat["thread_id"])
+        print(f"history of a 30-turn chat: {size / 1e3:.0f} KB for a {len(url) / 1e3:.0f} KB data URL")
+        assert size < 2 * len(url)
+    finally:
+        operator.script = vlm_script
+
+
+def test_a_forged_or_unknown_image_reference_is_refused_in_one_line(server, vlms):
+    before = len(vlms["operator"].requests)
+    unknown = f"{server.url}/lookcloser/images/{'0' * 32}"
+    with pytest.raises(Exception, match=r"ImageError: image reference http://\S+/lookcloser/images/0{32} names no "
+                                         r"image in this server's image store \(the folder "):
+        ask(server, image=unknown)
+    with pytest.raises(Exception, match=r"image reference http://\S+/lookcloser/images/\.\./x is not one this "
+                                         r"server made"):
+        ask(server, image=f"{server.url}/lookcloser/images/../x")
+    assert len(vlms["operator"].requests) == before  # nothing was asked about an image that is not there
+    import urllib.error  # noqa: PLC0415
+
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        fetch(unknown)
+    assert missing.value.code == 404
+    assert missing.value.read().decode() == f"no image {'0' * 32} in this server's image store\n"
 
 
 def test_the_search_streams_its_steps_and_findings_through_the_sdk(server):

@@ -8,7 +8,8 @@ Aegra: docs/serving.md ("Production server").
 What it does: checks the setup before anything starts (the port, the operator's LOOKCLOSER_VLM /
 LOOKCLOSER_CONFIG, DATABASE_URI / REDIS_URI when given, the server binaries when not), starts a local PostgreSQL
 and Redis for the user when no URI is given (their data under `data_dir`, so a restart finds the same threads;
-free ports), writes the server's langgraph.json (the served graph; the runtime's own Postgres checkpointer), runs
+free ports), writes the server's langgraph.json (the served graph and its HTTP guard; the runtime's own Postgres
+checkpointer), keeps the photos clients send in a table of that database (LOOKCLOSER_IMAGE_STORE), runs
 `langhost serve` with N worker processes, and on Ctrl-C / SIGTERM stops the server, then what it started. Every
 failure is one `ServeError` line naming the problem.
 """
@@ -203,10 +204,39 @@ def server_config(data_dir: Path) -> Path:
 
 
 def _check_operator() -> None:
-    """The operator's setup, read now as the server will read it: a bad LOOKCLOSER_CONFIG stops us here."""
+    """The operator's setup, read now as the server will read it: a bad LOOKCLOSER_CONFIG or LOOKCLOSER_PUBLIC_URL
+    stops us here."""
+    from lookcloser.runtime.context_guard import public_url  # noqa: PLC0415
     from lookcloser.runtime.serving import Operator  # noqa: PLC0415
 
     Operator.from_env()
+    try:
+        public_url()
+    except ValueError as exc:
+        raise ServeError(str(exc)) from None
+
+
+def image_store_setting(database_uri: str) -> str:
+    """Where the server keeps the photos clients send (`lookcloser.imaging.uploads`): LOOKCLOSER_IMAGE_STORE when
+    the operator set it, else a table in the server's own database, so every server process and replica shares it;
+    the table is made now, so a database that refuses it stops the server here."""
+    from lookcloser.core.errors import ImageError  # noqa: PLC0415
+    from lookcloser.imaging.uploads import PostgresImages  # noqa: PLC0415
+
+    setting = os.environ.get("LOOKCLOSER_IMAGE_STORE", "").strip() or database_uri
+    try:
+        if setting.startswith(("postgresql://", "postgres://")):
+            PostgresImages(setting).get("0" * 32)  # creates the table
+        else:  # a folder (shared by this machine's server processes); the server runs in --data-dir: made absolute
+            setting = str(Path(setting).resolve())
+            Path(setting).mkdir(parents=True, exist_ok=True)
+    except (ImageError, OSError) as exc:
+        raise ServeError(f"the image store LOOKCLOSER_IMAGE_STORE={_redacted(setting)} cannot be used: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+    except Exception as exc:  # noqa: BLE001  (psycopg's errors: a database that refuses CREATE TABLE)
+        raise ServeError(f"the image store in {_redacted(setting)} cannot be set up: "
+                         f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}") from None
+    return setting
 
 
 def serve(*, host: str = "127.0.0.1", port: int = 2024, data_dir: Path = Path(".lookcloser-serve"), workers: int = 1,
@@ -236,13 +266,14 @@ def serve(*, host: str = "127.0.0.1", port: int = 2024, data_dir: Path = Path(".
         database_uri = database_uri or local.start_postgres()
         redis_uri = redis_uri or local.start_redis()
         config = server_config(data_dir)
+        env = {**os.environ, "LOOKCLOSER_IMAGE_STORE": image_store_setting(database_uri)}
         command = [sys.executable, "-m", "langhost", "serve", "--host", host, "--port", str(port), "-c", str(config),
                    "--database-uri", database_uri, "--redis-uri", redis_uri, "--workers", str(workers),
                    "--no-browser"]
         if jobs_per_worker is not None:
             command += ["--n-jobs-per-worker", str(jobs_per_worker)]
         log = data_dir / "server.log"
-        server = subprocess.Popen(command, cwd=data_dir, stdout=log.open("a"), stderr=subprocess.STDOUT,
+        server = subprocess.Popen(command, cwd=data_dir, env=env, stdout=log.open("a"), stderr=subprocess.STDOUT,
                                   start_new_session=True)
         (data_dir / "server.pid").write_text(f"{server.pid}\n")  # its process group: the server and its workers
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"

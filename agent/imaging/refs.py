@@ -1,7 +1,9 @@
 """Image references: how graph state names an image without holding it.
 
 A reference is a string: an image-store key (`lookcloser-image:<hash>`, what the Python API puts in
-state for the image it was handed), a data URL or raw base64 (what a served graph receives), or a
+state for the image it was handed), a data URL or raw base64 (what a served graph receives), the URL of a
+photo the served graph's guard stored (`<server>/lookcloser/images/<hash>`: read from the store by its hash,
+never fetched; `lookcloser.imaging.uploads`), or a
 file path, read only inside `AgentConfig.image_dir` (or the folders of an `Access`: the MCP server's
 `--image-dir`s). Decoded images are cached in the image store, so the nodes of one question decode a
 photo once.
@@ -24,6 +26,7 @@ from lookcloser.core.errors import ImageError
 from lookcloser.imaging.files import IMAGE_SUFFIXES, check_path
 from lookcloser.imaging.load import check_size, decode_image_string, load_image
 from lookcloser.imaging.store import IMAGE_REF_PREFIX, is_key, store
+from lookcloser.imaging.uploads import reference_key, resolve_upload
 
 __all__ = ["Access", "resolve_image", "to_ref"]
 
@@ -65,15 +68,19 @@ def resolve_image(ref: object, config: AgentConfig, access: Access | None = None
             raise ImageError(f"image {ref[:60]} is not in this process's image store (in-memory images live only "
                              "as long as the process); send the image as a data URL, base64, or a file path")
         return image
-    source: str | Path = ref if _is_inline(ref) else _allowed_path(ref, access)
-    digest = xxhash.xxh3_128_hexdigest(_cache_name(source).encode("utf-8", "surrogatepass"))
+    upload = reference_key(ref)  # a photo the served graph's guard stored (lookcloser.imaging.uploads)
+    source: str | Path = ref if upload is not None or _is_inline(ref) else _allowed_path(ref, access)
+    name = f"upload:{upload}" if upload is not None else _cache_name(source)
+    digest = xxhash.xxh3_128_hexdigest(name.encode("utf-8", "surrogatepass"))
     with _lock:
         key = _decoded.get(digest)
     image = store.get(key) if key else None
     if image is not None:
         check_size(image.size, config.max_pixels, access.what)
         return image
-    if isinstance(source, Path):
+    if upload is not None:
+        image = load_image(resolve_upload(ref), config.max_pixels)
+    elif isinstance(source, Path):
         image = load_image(source, config.max_pixels)
     else:
         image = load_image(decode_image_string(source, what=access.what), config.max_pixels)

@@ -79,5 +79,23 @@ export function isBase64ContentBlock(
   ) {
     return true;
   }
+  // image by URL (lookcloser: its server keeps an uploaded photo once and puts its URL in the thread)
+  if (isImageUrlBlock(block)) {
+    return true;
+  }
   return false;
+}
+
+// An image block that names its image by an http(s) URL instead of carrying base64 data
+export function isImageUrlBlock(
+  block: unknown,
+): block is ContentBlock.Multimodal.Data & { url: string } {
+  if (typeof block !== "object" || block === null) return false;
+  const { type, url, data } = block as { type?: unknown; url?: unknown; data?: unknown };
+  return (
+    type === "image" &&
+    data === undefined &&
+    typeof url === "string" &&
+    /^https?:\/\//i.test(url)
+  );
 }

@@ -2,6 +2,7 @@ import React from "react";
 import { File, X as XIcon } from "lucide-react";
 import { ContentBlock } from "@langchain/core/messages";
 import { cn } from "@/lib/utils";
+import { isImageUrlBlock } from "@/lib/multimodal-utils";
 import Image from "next/image";
 export interface MultimodalPreviewProps {
   block: ContentBlock.Multimodal.Data;
@@ -18,13 +19,16 @@ export const MultimodalPreview: React.FC<MultimodalPreviewProps> = ({
   className,
   size = "md",
 }) => {
-  // Image block
+  // Image block (base64 data, or an http(s) URL: lookcloser's server names a stored photo by URL)
+  const byUrl = isImageUrlBlock(block);
   if (
     block.type === "image" &&
-    typeof block.mimeType === "string" &&
-    block.mimeType.startsWith("image/")
+    (byUrl ||
+      (typeof block.mimeType === "string" && block.mimeType.startsWith("image/")))
   ) {
-    const url = `data:${block.mimeType};base64,${block.data}`;
+    const url = byUrl
+      ? block.url
+      : `data:${block.mimeType};base64,${block.data}`;
     let imgClass: string = "rounded-md object-cover h-16 w-16 text-lg";
     if (size === "sm") imgClass = "rounded-md object-cover h-10 w-10 text-base";
     if (size === "lg") imgClass = "rounded-md object-cover h-24 w-24 text-xl";
@@ -36,6 +40,7 @@ export const MultimodalPreview: React.FC<MultimodalPreviewProps> = ({
           className={imgClass}
           width={size === "sm" ? 16 : size === "md" ? 32 : 48}
           height={size === "sm" ? 16 : size === "md" ? 32 : 48}
+          unoptimized={byUrl}
         />
         {removable && (
           <button
