@@ -5,18 +5,20 @@ per run, 20 runs at once, what one question leaves in the thread's checkpoint hi
 many questions on distinct photos.
 
 Workload: the served graph (langgraph.json) with the operator's VLM a scripted OpenAI-compatible stub
-in this process (tests/openai_stub.py). `--workload show` (default): SHOW answers at once, so the run is
-reading the input, decoding the photo, one VLM request with the photo, and (served) the HTTP, checkpoint
-and stream plumbing around it. `--workload search`: SHOW names a text target, the default V* search
-reads the photo, TELL answers (a question as users ask them). The photo is examples/vending_machine.jpg upscaled to 4032x3024 with mild
+in this process (tests/openai_stub.py). Two questions, timed one at a time: SHOW-only (SHOW answers at once, so
+the run is reading the input, decoding the photo, one VLM request with the photo, and (served) the HTTP,
+checkpoint and stream plumbing around it; `show-ref`: the same with the photo sent once and then named by the URL
+the server gave it) and V* text search (SHOW names a text target, the default V* search
+reads the photo with OCR, TELL answers: a question as users ask them). The rest uses the SHOW-only question. The photo is examples/vending_machine.jpg upscaled to 4032x3024 with mild
 sensor-like noise, JPEG quality 92 (a smooth upscale would compress unrealistically well); each
 `--distinct` photo has its own noise.
 
-    .venv/bin/python benchmarks/serving.py --runs 10 --distinct 200 [--servers dev,production]
+    .venv/bin/python benchmarks/serving.py --runs 10 --distinct 200 [--servers dev,production] [--workloads show]
+        [--image-cache-mb 256] [--vlm-seconds 1.5]
 
-Prints one table: ms/run (mean, median) and the ratio to in-process, the median queue wait (a run's creation to
-its first checkpoint), N runs at once, the checkpoint history bytes of one question, and the server processes' RSS
-before and after the distinct photos (the production server's: the langgraph-api processes, not PostgreSQL/Redis).
+Prints one table: ms/run (median) of each question and its ratio to in-process, the median queue wait (a run's creation to
+its first checkpoint), N runs at once, the thread history bytes a client reads (`threads.get_history`) of one question
+and of a chat, and the server processes' RSS before and after the distinct photos (and every --rss-every photos) (the production server's: the langgraph-api processes, not PostgreSQL/Redis).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the scripted VLM stub lives with the 
 from openai_stub import StubServer  # noqa: E402
 
 QUESTION = "What does the sign say?"
+SEARCH_QUESTION = "What is the website address on the machine?"
 
 
 def photo_data_url(seed: int, size: tuple[int, int] = (4032, 3024)) -> str:
@@ -129,9 +132,9 @@ def _queue_wait_s(client, thread_id: str) -> float | None:
     return (first - datetime.fromisoformat(runs[0]["created_at"])).total_seconds()
 
 
-def measure(client, url: str, question: dict, args, rss: Callable[[], float], times: list[float],
-            waits: list[float]) -> dict:
-    """Concurrency, history, memory of one server (its one-at-a-time times are taken interleaved in main)."""
+def measure(client, url: str, question: dict, args, rss: Callable[[], float], waits: list[float]) -> dict:
+    """Concurrency, history (one question, a chat of --chat-turns turns), memory of one server (its one-at-a-time
+    times are taken interleaved in main)."""
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
     from langgraph_sdk import get_sync_client  # noqa: PLC0415
@@ -147,14 +150,24 @@ def measure(client, url: str, question: dict, args, rss: Callable[[], float], ti
     concurrent_s = time.perf_counter() - started
     thread = client.threads.create()
     client.runs.wait(thread["thread_id"], "lookcloser", input=question)
-    history_bytes = len(json.dumps(client.threads.get_history(thread["thread_id"], limit=100)))
-    rss_before = rss()
+    history_bytes = len(json.dumps(client.threads.get_history(thread["thread_id"], limit=1000)))
+    chat = client.threads.create()
+    first = {"role": "user", "content": [{"type": "text", "text": QUESTION},
+                                         {"type": "image_url", "image_url": {"url": question["image"]}}]}
+    client.runs.wait(chat["thread_id"], "lookcloser", input={"messages": [first]})
+    for turn in range(2, args.chat_turns + 1):  # follow-ups about the same photo, as a chat UI sends them
+        client.runs.wait(chat["thread_id"], "lookcloser",
+                         input={"messages": [{"role": "user", "content": f"Turn {turn}: {QUESTION}"}]})
+    chat_bytes = len(json.dumps(client.threads.get_history(chat["thread_id"], limit=1000)))
+    series = [(0, rss())]
     for seed in range(1, args.distinct + 1):
         thread = client.threads.create()
         client.runs.wait(thread["thread_id"], "lookcloser", input={"image": photo_data_url(seed, tuple(args.size)),
                                                                  "question": QUESTION})
-    return {"times": times, "waits": waits, "answered": answered, "concurrent_s": concurrent_s,
-            "history_kb": history_bytes / 1e3, "rss_before": rss_before, "rss_after": rss()}
+        if seed % args.rss_every == 0 or seed == args.distinct:
+            series.append((seed, rss()))
+    return {"waits": waits, "answered": answered, "concurrent_s": concurrent_s, "history_kb": history_bytes / 1e3,
+            "chat_kb": chat_bytes / 1e3, "rss_before": series[0][1], "rss_after": series[-1][1], "rss": series}
 
 
 def main() -> None:
@@ -162,9 +175,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="questions per mode, interleaved (default 10)")
     parser.add_argument("--distinct", type=int, default=200, help="questions on distinct photos for RSS (default 200)")
     parser.add_argument("--concurrent", type=int, default=20, help="runs sent at once on one photo (default 20)")
-    parser.add_argument("--workload", choices=("show", "search"), default="show",
-                        help="show: SHOW answers at once (plumbing only, the default); search: SHOW names a text target "
-                             "and the default V* search reads the photo before TELL")
+    parser.add_argument("--workloads", default="show,show-ref,search",
+                        help="questions timed one at a time, comma-separated: show (SHOW answers at once: plumbing "
+                             "only; the photo sent as a data URL each time), show-ref (the same, the photo sent once "
+                             "and then named by the URL the server gave it), search (SHOW names a text target, the "
+                             "default V* search reads the photo, TELL)")
+    parser.add_argument("--chat-turns", type=int, default=30, help="turns of the chat whose history is read (30)")
+    parser.add_argument("--rss-every", type=int, default=10, help="read the servers' RSS every N distinct photos")
+    parser.add_argument("--image-cache-mb", type=float, default=None,
+                        help="LOOKCLOSER_IMAGE_CACHE_MB for the servers and in-process (decoded photos kept per "
+                             "process; default: the environment's, else 1024)")
+    parser.add_argument("--vlm-seconds", type=float, default=0.0,
+                        help="the stub VLM waits this long per call (a stand-in for a real VLM's time; default 0)")
     parser.add_argument("--size", type=int, nargs=2, default=(4032, 3024), metavar=("W", "H"),
                         help="photo size (default 4032 3024)")
     parser.add_argument("--servers", default="dev,production",
@@ -174,14 +196,26 @@ def main() -> None:
     from langgraph_sdk import get_sync_client
 
     with StubServer() as stub, tempfile.TemporaryDirectory() as scratch:
-        if args.workload == "show":
-            stub.script = lambda request: json.dumps({"answer": "EXIT", "missing": []})
-        else:  # SHOW names the website as missing text; V* reads the photo; TELL answers from what was read
-            from openai_stub import prompt_text
+        from openai_stub import prompt_text
 
-            stub.script = lambda request: ("EXIT" if "Additional visual information" in prompt_text(request) else
-                                           json.dumps({"answer": None, "missing": [{"name": "the website address",
-                                                                                    "kind": "text"}]}))
+        def script(request: dict) -> str:
+            """SHOW answers the sign question at once; for the website it names missing text, V* reads the
+            photo, TELL answers from what was read."""
+            prompt = prompt_text(request)
+            if args.vlm_seconds:
+                time.sleep(args.vlm_seconds)
+            if "Additional visual information" in prompt:
+                return "EXIT"
+            if SEARCH_QUESTION in prompt:
+                return json.dumps({"answer": None, "missing": [{"name": "the website address", "kind": "text"}]})
+            return json.dumps({"answer": "EXIT", "missing": []})
+
+        stub.script = script
+        workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+        if not workloads or set(workloads) - {"show", "show-ref", "search"}:
+            sys.exit(f"--workloads takes show, show-ref and/or search, got {args.workloads!r}")
+        if args.image_cache_mb is not None:
+            os.environ["LOOKCLOSER_IMAGE_CACHE_MB"] = f"{args.image_cache_mb:g}"
         env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1",
                "LOOKCLOSER_VLM": stub.spec, "LANGGRAPH_DISABLE_FILE_PERSISTENCE": "true",
                "LOOKCLOSER_BLOB_DIR": str(Path(scratch) / "blobs")}
@@ -201,51 +235,84 @@ def main() -> None:
                                 lambda d=data: _tree_rss_mb(int((d / "server.pid").read_text()))))
             photo = photo_data_url(0, tuple(args.size))
             question = {"image": photo, "question": QUESTION}
+            questions = {"show": question, "search": {"image": photo, "question": SEARCH_QUESTION}}
             clients = {name: get_sync_client(url=url) for name, _, url, _ in servers}
-            times: dict[str, list[float]] = {"in-process": [], **{name: [] for name, *_ in servers}}
+            urls = {name: url for name, _, url, _ in servers}
+            modes = ["in-process", *(name for name, *_ in servers)]
+            times: dict[tuple[str, str], list[float]] = {(mode, w): [] for mode in modes for w in workloads}
             waits: dict[str, list[float]] = {name: [] for name, *_ in servers}
+            refs: dict[str, str] = {}  # each server's URL for the photo, from a first run that sent it inline
 
-            def served(name: str) -> None:
+            def served(name: str, asked: dict) -> None:
                 thread = clients[name].threads.create()
-                clients[name].runs.wait(thread["thread_id"], "lookcloser", input=question)
+                out = clients[name].runs.wait(thread["thread_id"], "lookcloser", input=asked)
+                if out.get("answer") != "EXIT":
+                    sys.exit(f"{name} did not answer: {str(out)[:300]}")
                 wait = _queue_wait_s(clients[name], thread["thread_id"])
                 if wait is not None:
                     waits[name].append(wait)
+                if name not in refs:
+                    refs[name] = clients[name].threads.get_state(thread["thread_id"])["values"]["image"]
+                    if not refs[name].startswith(f"{urls[name]}/lookcloser/images/"):
+                        sys.exit(f"{name} kept no URL for the photo: {refs[name][:80]}")
 
-            calls = [("in-process", lambda: graph.invoke(question, context=operator.context))]
-            calls += [(name, lambda n=name: served(n)) for name, *_ in servers]
-            for _, call in calls:  # warm each (imports, first decode)
+            def local(asked: dict) -> None:
+                if graph.invoke(asked, context=operator.context).get("answer") != "EXIT":
+                    sys.exit("the in-process graph did not answer")
+
+            def by_ref(name: str) -> None:  # the photo named by the URL the server gave it
+                served(name, {"image": refs[name], "question": QUESTION})
+
+            calls = [(("in-process", w), lambda a=questions[w]: local(a)) for w in workloads if w != "show-ref"]
+            calls += [((name, w), (lambda n=name: by_ref(n)) if w == "show-ref" else
+                       (lambda n=name, a=questions[w]: served(n, a))) for name, *_ in servers for w in workloads]
+            if "show-ref" in workloads and "show" not in workloads:
+                sys.exit("--workloads show-ref needs show (its first run sends the photo)")
+            for _, call in calls:  # warm each (imports, first decode, OCR models)
                 call()
             for name in waits:
                 waits[name].clear()
             for _ in range(args.runs):
-                for mode, call in calls:
+                for key, call in calls:
                     started = time.perf_counter()
                     call()
-                    times[mode].append(time.perf_counter() - started)
+                    times[key].append(time.perf_counter() - started)
             for name, _, url, rss in servers:
-                results[name] = measure(clients[name], url, question, args, rss, times[name], waits[name])
+                results[name] = measure(clients[name], url, question, args, rss, waits[name])
         finally:
             for _, process, _, _ in servers:
                 process.terminate()
                 process.wait(timeout=60)
 
-    local_ms = [t * 1000 for t in times["in-process"]]
-    print(f"{args.size[0]}x{args.size[1]} photo ({len(photo) / 1e6:.1f} MB as a data URL), workload {args.workload}, "
-          f"{args.runs} runs per mode, interleaved; {args.concurrent} at once; RSS after {args.distinct} distinct "
-          "photos\n")
-    print("| mode | mean ms | median ms | vs in-process | queue wait ms (median) | "
-          f"{args.concurrent} at once | history of one question | RSS MB before → after |")
-    print("|---|---|---|---|---|---|---|---|")
-    print(f"| in-process graph.invoke | {statistics.mean(local_ms):.0f} | {statistics.median(local_ms):.0f} | 1.00x "
-          "| – | – | – | – |")
-    for name, result in results.items():
-        ms = [t * 1000 for t in result["times"]]
-        wait = f"{statistics.median(result['waits']) * 1000:.0f}" if result["waits"] else "–"
-        print(f"| {name} | {statistics.mean(ms):.0f} | {statistics.median(ms):.0f} | "
-              f"{statistics.median(ms) / statistics.median(local_ms):.2f}x | {wait} | "
-              f"{result['answered']}/{args.concurrent} in {result['concurrent_s']:.1f} s | "
-              f"{result['history_kb']:.0f} KB | {result['rss_before']:.0f} → {result['rss_after']:.0f} |")
+    label = {"show": "SHOW-only, data URL", "show-ref": "SHOW-only, by URL", "search": "V* text search"}
+    median_ms = {key: statistics.median(values) * 1000 for key, values in times.items() if values}
+    baseline = {w: median_ms["in-process", "show" if w == "show-ref" else w] for w in workloads}
+    cache = os.environ.get("LOOKCLOSER_IMAGE_CACHE_MB") or "1024 (default)"
+    print(f"{args.size[0]}x{args.size[1]} photo ({len(photo) / 1e6:.1f} MB as a data URL); stub VLM "
+          f"{args.vlm_seconds:g} s per call; {args.runs} runs of each question per mode, interleaved, one at a time "
+          f"(by URL: vs in-process with the data URL); {args.concurrent} SHOW-only at once; history: one question, "
+          f"a {args.chat_turns}-turn chat; RSS after {args.distinct} distinct photos, LOOKCLOSER_IMAGE_CACHE_MB="
+          f"{cache}\n")
+    print("| mode | " + " | ".join(f"{label[w]} median ms | vs in-process" for w in workloads) +
+          f" | queue wait ms (median) | {args.concurrent} at once | history of one question | history of a "
+          f"{args.chat_turns}-turn chat | RSS MB before → after |")
+    print("|---|" + "---|---|" * len(workloads) + "---|---|---|---|---|")
+    for mode in modes:
+        cells = [f"{median_ms[mode, w]:.0f} | {median_ms[mode, w] / baseline[w]:.2f}x" if (mode, w) in median_ms
+                 else "– | –" for w in workloads]
+        result = results.get(mode)
+        if result is None:
+            rest = "– | – | – | – | –"
+        else:
+            wait = f"{statistics.median(result['waits']) * 1000:.0f}" if result["waits"] else "–"
+            rest = (f"{wait} | {result['answered']}/{args.concurrent} in {result['concurrent_s']:.1f} s | "
+                    f"{result['history_kb']:.0f} KB | {result['chat_kb']:.0f} KB | "
+                    f"{result['rss_before']:.0f} → {result['rss_after']:.0f}")
+        name = "in-process graph.invoke" if mode == "in-process" else mode
+        print(f"| {name} | " + " | ".join(cells) + f" | {rest} |")
+    print()
+    for mode, result in results.items():
+        print(f"{mode}: RSS MB after N distinct photos: " + ", ".join(f"{n}: {mb:.0f}" for n, mb in result["rss"]))
 
 
 if __name__ == "__main__":
