@@ -360,3 +360,11 @@ def test_bad_setups_stop_at_start_in_one_line(services, tmp_path):
     env = {"LOOKCLOSER_CONFIG": str(bad), "DATABASE_URI": services.database_uri, "REDIS_URI": services.redis_uri}
     wrong = runner.invoke(app, ["serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "d")], env=env)
     assert wrong.exit_code == 2 and "max_targets" in wrong.output and "\n" not in wrong.output.strip()
+    env = {"LOOKCLOSER_IMAGE_CACHE_MB": "lots", "DATABASE_URI": services.database_uri, "REDIS_URI": services.redis_uri}
+    cache = runner.invoke(app, ["serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "e")], env=env)
+    assert cache.exit_code == 2 and "LOOKCLOSER_IMAGE_CACHE_MB must be a number of megabytes, got 'lots'" in \
+        cache.output and "\n" not in cache.output.strip()
+    env = {"LOOKCLOSER_PUBLIC_URL": "vision.example.com", "DATABASE_URI": services.database_uri,
+           "REDIS_URI": services.redis_uri}
+    public = runner.invoke(app, ["serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "f")], env=env)
+    assert public.exit_code == 2 and "LOOKCLOSER_PUBLIC_URL must be the server's http(s) address" in public.output

@@ -212,8 +212,17 @@ def _check_operator() -> None:
     Operator.from_env()
     try:
         public_url()
+        image_cache_bytes()
     except ValueError as exc:
         raise ServeError(str(exc)) from None
+
+
+def image_cache_bytes() -> int:
+    """The decoded-image cache bound of each server process (LOOKCLOSER_IMAGE_CACHE_MB, default 1024 MB; ValueError
+    naming a bad value): a process's photos decoded beyond it are dropped, least recently used first."""
+    from lookcloser.imaging.store import _max_bytes_from_env  # noqa: PLC0415
+
+    return _max_bytes_from_env()
 
 
 def image_store_setting(database_uri: str) -> str:

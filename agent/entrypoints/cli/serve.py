@@ -33,11 +33,12 @@ def serve_command(
     Ctrl-C stops it and what it started."""
     if data_dir.exists() and not data_dir.is_dir():
         raise InputError(f"--data-dir {data_dir} is a file, not a folder")
-    from lookcloser.entrypoints.production import serve  # noqa: PLC0415
+    from lookcloser.entrypoints.production import image_cache_bytes, serve  # noqa: PLC0415
 
     def ready(url: str, database_uri: str, redis_uri: str) -> None:
         _note(f"serving on {url} (PostgreSQL {database_uri}, Redis {redis_uri}; {workers} worker process"
-              f"{'es' if workers != 1 else ''}; log: {data_dir / 'server.log'}); Ctrl-C stops it")
+              f"{'es' if workers != 1 else ''}, decoded photos kept up to {image_cache_bytes() >> 20} MB each "
+              f"(LOOKCLOSER_IMAGE_CACHE_MB); log: {data_dir / 'server.log'}); Ctrl-C stops it")
 
     status = serve(host=host, port=port, data_dir=data_dir, workers=workers, jobs_per_worker=jobs_per_worker,
                    database_uri=os.environ.get("DATABASE_URI") or None, redis_uri=os.environ.get("REDIS_URI") or None,
