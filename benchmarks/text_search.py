@@ -4,9 +4,11 @@ Protocol: ../shared/data/text_dev/README.md. Every strategy reads all text in ea
 expected string counts as read if some returned text, normalised (casefold, a-z0-9 only),
 contains it or is within edit distance max(1, len/10) of it.
 
-Two splits: `tuned` = ../shared/data/text_dev (the read-all constants were fitted on it) and
-`untuned` = benchmarks/text_holdout.jsonl (photos elsewhere in ../shared/data, labelled by eye; see
-the file's protocol in docs/vstar.md). One run: one worker process per strategy, each loading its
+Three splits: `tuned` = ../shared/data/text_dev (the read-all constants were fitted on it),
+`untuned` = benchmarks/text_holdout.jsonl (other V* Bench photos in ../shared/data, labelled by eye; see
+the file's protocol in docs/vstar.md) and `heldout` = benchmarks/text_heldout_small.jsonl (photos of
+signs, boards and street scenes from the other folders of ../shared/data, most of them 1024-2250 px,
+labelled by eye after the search and its constants were fixed). One run: one worker process per strategy, each loading its
 models once; the coordinator hands every photo to every worker in turn (the order rotates per
 photo), so timing noise from other jobs on the machine hits all strategies alike. Peak memory is
 each worker's own peak RSS (VmHWM; fresh workers per split: onnxruntime allocates outside Python,
@@ -15,10 +17,15 @@ time, all threads) are printed beside them because they barely move when other j
 text detector (its input tensors, after each strategy's own resizing): a fairer cost than calls
 when input sizes differ.
 
-    .venv/bin/python benchmarks/text_search.py            # whole, tiling, vstar on both splits
+    .venv/bin/python benchmarks/text_search.py            # whole, tiling, vstar on the three splits
     .venv/bin/python benchmarks/text_search.py --strategies tiling,vstar,vstar@read_focus=false --splits untuned
     .venv/bin/python benchmarks/text_search.py --strategies vstar,vstar+tesseract,vstar+paddleocr
     .venv/bin/python benchmarks/text_search.py --limit 4 --splits tuned   # a quick check on 4 photos
+    .venv/bin/python benchmarks/text_search.py --strategies whole,tiling,vstar,vstar@mode=search,vstar@mode=tile
+
+The last table (issue 29) is, per split, lookcloser's default (`vstar`: the localizer as `find` runs it,
+the text cost model included) against plain tiling and one whole-image pass, the time ratio from this
+run, and what the cost model chose for each photo (`vstar@mode=...` forces one way: text_plan.py).
 
 A strategy `vstar@NAME=VALUE@...` is the V* search with TextCue / SearchConfig options (value as
 JSON), so variants run side by side. The `vstar+READER` strategies compare OCR readers behind the
@@ -48,6 +55,7 @@ DATA_ROOT = ROOT.parent / "shared" / "data"
 SPLITS = {
     "tuned": (lambda root: root / "text_dev" / "items.jsonl", lambda root: root / "text_dev"),
     "untuned": (lambda root: ROOT / "benchmarks" / "text_holdout.jsonl", lambda root: root),
+    "heldout": (lambda root: ROOT / "benchmarks" / "text_heldout_small.jsonl", lambda root: root),
 }
 STRATEGIES = {
     "whole": "(a) whole-image OCR (RapidOCR)",
@@ -144,6 +152,9 @@ class CountingReader:
 
 CUE_FIELDS = {"det_side", "max_upscale", "min_box_px", "native_max_pixels", "max_input_pixels", "map_max_pixels",
               "quantized", "runtime", "coarse_scale", "reuse_reads"}
+#: How the localizer reads a photo's text (text_options of `find --tool localizer.text_options=...`):
+#: mode auto (the cost model, default) | search | tile | tile_marked; tile, tile_overlap.
+PLAN_FIELDS = {"mode", "tile", "tile_overlap"}
 
 
 def parse_strategy(spec: str) -> tuple[str, dict]:
@@ -231,7 +242,8 @@ class Worker:
             from lookcloser.tools.vstar.text_cue import TextCue
 
             cue = TextCue(**{k: v for k, v in options.items() if k in CUE_FIELDS})
-            config = SearchConfig().with_options(**{k: v for k, v in options.items() if k not in CUE_FIELDS})
+            config = SearchConfig().with_options(**{k: v for k, v in options.items()
+                                                    if k not in CUE_FIELDS | PLAN_FIELDS})
             reader = None
             if name == "vstar+tesseract":
                 from lookcloser.tools.tesseract import TesseractOCR
@@ -241,7 +253,8 @@ class Worker:
                 from lookcloser.tools.paddleocr import PaddleOCRTool
 
                 reader = CountingReader(PaddleOCRTool(), cue)
-            self.localizer = VStarLocalizer(text_cue=cue, config=config, ocr=reader)
+            self.localizer = VStarLocalizer(text_cue=cue, config=config, ocr=reader,
+                                            text_options={k: v for k, v in options.items() if k in PLAN_FIELDS})
             self.counter = cue
         else:
             self.engine = CountingEngine(models=paths, **options)
@@ -266,7 +279,9 @@ class Worker:
 
             findings = self.localizer.locate(image, Target(name="text", kind="text"))
             texts = [f.text for f in findings if f.text]
+            plan = (findings[0].search or {}).get("plan", {}) if findings else {}
         return {"texts": texts, "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0,
+                "plan": plan.get("mode") if self.name.startswith("vstar") else self.name,
                 "det": counter.detector_calls - d0,
                 "det_px": counter.detector_pixels - p0, "rec": counter.recognizer_calls - r0}
 
@@ -342,11 +357,13 @@ def run_split(split: str, items: list[dict], base: Path, remotes: list[Remote], 
             total["seconds"] += reply["seconds"]
             total["cpu"] += reply["cpu"]
             total["peak_rss_mb"] = max(total["peak_rss_mb"], reply["peak_rss_mb"])
+            total.setdefault("plans", {}).setdefault(str(reply.get("plan")), 0)
+            total["plans"][str(reply.get("plan"))] += 1
             row = {"split": split, "strategy": remote.spec, "image": name, "read": read,
                    "expected": [i["text"] for i in expected],
                    "heights": [i["box_xyxy"][3] - i["box_xyxy"][1] for i in expected], "det": reply["det"],
                    "det_mpx": round(reply["det_px"] / 1e6, 2), "rec": reply["rec"],
-                   "seconds": round(reply["seconds"], 2), "cpu": round(reply["cpu"], 2)}
+                   "seconds": round(reply["seconds"], 2), "cpu": round(reply["cpu"], 2), "plan": reply.get("plan")}
             total["per_image"].append(row)
             if verbose:
                 print(json.dumps(row, ensure_ascii=False), file=sys.stderr, flush=True)
@@ -403,10 +420,30 @@ def print_by_height(split: str, results: list[dict]) -> None:
         print(f"| `{r['strategy']}` | " + " | ".join(str(read[n]) for n in names) + " |")
 
 
+def print_goal(results: list[list[dict]]) -> None:
+    """Issue 29's table: per split, lookcloser's default against plain tiling and one whole-image pass
+    (same models and runtime), the time ratio from this run, and what the cost model chose per photo."""
+    print("\nPer split: lookcloser's default (vstar) against plain RapidOCR tiling and one whole-image pass\n")
+    print("| split | strings | whole-image: read, s | plain tiling: read, s | lookcloser: read, s | time / tiling |"
+          " CPU / tiling | recall >= tiling, time <= 1.0x | cost model chose (photos) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for split in results:
+        by = {r["strategy"]: r for r in split}
+        tiling, vstar, whole = by.get("tiling"), by.get("vstar"), by.get("whole")
+        if tiling is None or vstar is None:
+            continue
+        cell = (lambda r: f"{r['read']}/{r['total']}, {r['seconds']:.1f}" if r else "-")
+        ratio, cpu = vstar["seconds"] / tiling["seconds"], vstar["cpu"] / tiling["cpu"]
+        met = "yes" if vstar["read"] >= tiling["read"] and ratio <= 1.0 else "no"
+        chose = ", ".join(f"{k} {v}" for k, v in sorted(vstar.get("plans", {}).items()))
+        print(f"| {split[0]['split']} | {tiling['total']} | {cell(whole)} | {cell(tiling)} | {cell(vstar)} | {ratio:.2f}x |"
+              f" {cpu:.2f}x | {met} | {chose} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT, help="the shared data folder")
-    parser.add_argument("--splits", default="tuned,untuned")
+    parser.add_argument("--splits", default="tuned,untuned,heldout")
     parser.add_argument("--strategies", default="whole,tiling,vstar")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, default=0,
@@ -456,6 +493,7 @@ def main() -> int:
     for split_results in results:
         print_table(split_results[0]["split"], split_results)
         print_by_height(split_results[0]["split"], split_results)
+    print_goal(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     return 0

@@ -119,3 +119,38 @@ def test_dedupe_keeps_a_plain_reading_beside_another_reading_of_the_same_line():
     assert [d.text for d in kept] == ["1.0", "10"]  # both readings stay, the more confident first
     assert [d.text for d in dedupe_lines([plain, closer], 0.5)] == ["1.0"]  # without keep: one line
     assert [d.text for d in dedupe_lines([same, plain_same], 0.5, keep=[False, True])] == ["the ship"]
+
+
+def stacked_sign(size: tuple[int, int] = (2400, 1600)) -> Image.Image:
+    """Three 64-px words set tight ("First / Canadian / Place", as on a real storefront): the detector's
+    box of the middle line overlaps each neighbour's by more than half of the smaller box. Mild noise:
+    PP-OCRv6's detector marks a perfectly flat light area as text."""
+    import numpy as np
+
+    image = Image.new("RGB", size, (40, 60, 110))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=64)
+    for i, word in enumerate(["First", "Canadian", "Place"]):
+        draw.text((1500, 950 + i * 43), word, fill=(240, 240, 240), font=font)
+    pixels = np.asarray(image).astype(np.int16) + np.random.default_rng(1).integers(-4, 5, (size[1], size[0], 1))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def test_search_keeps_lines_one_look_told_apart_on_a_photo_larger_than_a_plain_pass(readers):
+    """A 2400x1600 photo (its first look is the search's own, not a plain pass): the three lines one
+    look reads stay three, though their boxes overlap (the search kept only two before)."""
+    plain, localizer = readers
+    sign = stacked_sign().crop((1300, 800, 2100, 1250))
+    assert [reading(line.text)[1:] for line in plain.read(sign)] == ["irst", "anadian", "lace"]  # a pass reads 3 lines
+    found = {reading(f.text)[1:] for f in localizer.locate(stacked_sign(), Target(name="text", kind="text")) if f.text}
+    assert {"irst", "anadian", "lace"} <= found, found
+
+
+def test_dedupe_never_merges_two_lines_of_one_look():
+    first = Detection(box=Box(x1=496, y1=256, x2=633, y2=325), score=0.99, text="First")
+    middle = Detection(box=Box(x1=488, y1=286, x2=792, y2=383), score=0.98, text="Canadian")
+    closer = Detection(box=Box(x1=490, y1=288, x2=790, y2=380), score=0.999, text="Canadlan")
+    assert [d.text for d in dedupe_lines([first, middle], 0.5)] == ["First"]  # no looks: one line
+    assert [d.text for d in dedupe_lines([first, middle], 0.5, looks=[1, 1])] == ["First", "Canadian"]
+    # a read of the same line by another look is still one line with it
+    assert [d.text for d in dedupe_lines([middle, closer], 0.5, looks=[1, 2])] == ["Canadlan"]

@@ -39,6 +39,7 @@ from lookcloser.tools.vstar.find_one import find_one
 from lookcloser.tools.vstar.read_all import read_all
 from lookcloser.tools.vstar.search import SearchResult
 from lookcloser.tools.vstar.text_match import rank_lines
+from lookcloser.tools.vstar.text_plan import MODES as TEXT_MODES, read_text
 from lookcloser.tools.vstar.zoomeye import ZoomEyeConfig, zoomeye_search
 from lookcloser.core.types import Box, Detection, Finding, Target
 
@@ -95,6 +96,12 @@ class VStarLocalizer:
         self.model = model
         self.device = device
         self.text_options = dict(text_options or {})
+        # how a photo's text is read (text_plan): the cost model's choice, or a forced mode; not TextCue's
+        self.text_mode = str(self.text_options.pop("mode", "auto"))
+        self.text_tile = int(self.text_options.pop("tile", 1024))
+        self.text_tile_overlap = float(self.text_options.pop("tile_overlap", 0.25))
+        if self.text_mode not in TEXT_MODES:
+            raise ValueError(f"text_options.mode must be one of {', '.join(TEXT_MODES)}, got {self.text_mode!r}")
         self._object_cue: CueModel | None = None if isinstance(cue, str) else cue
         self._text_cue = text_cue
         self._context_cue: Any = None
@@ -195,10 +202,20 @@ class VStarLocalizer:
             raise ValueError("the V* localizer needs a non-empty target phrase")
         if target.kind == "text":
             reader = self.reader()
-            result = read_all(image, self.text_cue(), self.config, phrase=target.name)
+            cue = self.text_cue()
+            if hasattr(cue, "look_pixels"):  # the PP-OCR cue: tile, search, or both, by the cost model
+                result, plan = read_text(image, cue, self.config, phrase=target.name, mode=self.text_mode,
+                                         tile=self.text_tile, overlap=self.text_tile_overlap)
+            else:  # another text cue (a test double): the search alone
+                result, plan = read_all(image, cue, self.config, phrase=target.name), None
             if reader is None or shares_cue(reader):
-                return self._text_findings(target, result, reader)
-            return self._read_findings(image, target, result, reader)
+                findings = self._text_findings(target, result, reader)
+            else:
+                findings = self._read_findings(image, target, result, reader)
+            if plan is not None:
+                for finding in findings:
+                    finding.search = dict(finding.search or {}, plan=plan.record())
+            return findings
         if self.search == "zoomeye":
             result = zoomeye_search(image, target.name, self.object_cue(), self.config, self.zoomeye)
         else:
@@ -304,7 +321,8 @@ def create_vstar_localizer(context: Any = None, **options: Any) -> VStarLocalize
     ocr (reader instance; by default the agent's configured `ocr` tool), read_margin, read_line_px,
     read_max_upscale, search ("vstar" | "zoomeye") and zoomeye_options (dict for ZoomEyeConfig),
     text_options (dict for TextCue: det_side, max_upscale, min_box_px, native_max_pixels,
-    max_input_pixels, runtime, threads, ...), and any SearchConfig field (e.g. max_steps=50)."""
+    max_input_pixels, runtime, threads, ...; and how a photo's text is read, `text_plan`: mode "auto" |
+    "search" | "tile" | "tile_marked", tile, tile_overlap), and any SearchConfig field (e.g. max_steps=50)."""
     config_fields = set(SearchConfig.__dataclass_fields__)
     config_options = {k: options.pop(k) for k in list(options) if k in config_fields}
     config = options.pop("config", None) or SearchConfig()
@@ -327,7 +345,9 @@ def vstar_options() -> type[BaseModel]:
 
     hints = typing.get_type_hints(SearchConfig)
     search_fields = {f.name: (hints[f.name], f.default) for f in fields(SearchConfig)}
-    text_model = options_model(TextCue, name="text_options", exclude=("self", "calibration"))
+    text_model = options_model(TextCue, name="text_options", exclude=("self", "calibration"), extra={
+        "mode": (Literal["auto", "search", "tile", "tile_marked"], "auto"),  # text_plan.MODES
+        "tile": (Annotated[int, Field(ge=32)], 1024), "tile_overlap": (Annotated[float, Field(ge=0, lt=1)], 0.25)})
     zoomeye_model = options_model(ZoomEyeConfig, name="zoomeye_options", exclude=("self",))
     return options_model(VStarLocalizer, name="vstar options", exclude=("self", "vlm", "config"),
                          extra={**search_fields, "text_options": (text_model | None, None),

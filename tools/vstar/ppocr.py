@@ -32,7 +32,7 @@ from lookcloser.core.errors import ModelLoadError
 
 __all__ = ["CLASSIFIER_FILE", "DETECTOR_FILE", "RECOGNIZER_FILE", "classifier_path", "db_postprocess",
            "DETECTOR_MEAN", "DETECTOR_STD", "detector_normalisation", "detector_path", "engine_config", "plain_fits",
-           "plain_resize", "plain_scale", "rapidocr_dir", "recognizer", "recognizer_path", "sorted_boxes"]
+           "plain_resize", "plain_scale", "plain_size", "rapidocr_dir", "recognizer", "recognizer_path", "sorted_boxes"]
 
 DETECTOR_FILE = "PP-OCRv6_det_small.onnx"
 RECOGNIZER_FILE = "PP-OCRv6_rec_small.onnx"
@@ -113,6 +113,12 @@ def plain_resize(image):
 
     det = engine_config().Det
     return DetPreProcess(det.limit_side_len, det.limit_type).resize(image)
+
+
+def plain_size(width: int, height: int) -> tuple[int, int]:
+    """The detector input (w, h) `plain_resize` makes of a width x height image (its arithmetic, no pixels)."""
+    ratio = plain_scale(width, height)
+    return (max(32, int(round(int(width * ratio) / 32) * 32)), max(32, int(round(int(height * ratio) / 32) * 32)))
 
 
 def plain_scale(width: int, height: int) -> float:

@@ -20,6 +20,7 @@ text not yet read legibly, and returns every line read (deduplicated, `dedupe_li
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -60,14 +61,17 @@ class ReadAll:
 
     mode = "read_all"
 
-    def __init__(self, cue: CueModel, config: SearchConfig, image_size: tuple[int, int]) -> None:
+    def __init__(self, cue: CueModel, config: SearchConfig, image_size: tuple[int, int],
+                 after_root: Callable[[Look, Expansion], Expansion | None] | None = None) -> None:
         self.cue = cue
+        self.after_root = after_root  # the text cost model (text_plan): may replace the root's children
         self.config = config
         self.width, self.height = image_size
         self.min_size = config.min_patch_size(*image_size)
         self.accept_confidence = cue.calibration.accept_confidence
         self.lines: list[tuple[Detection, bool]] = []  # (line read, cut by the patch border)
         self.plain: set[int] = set()  # indices into `lines` read by a plain look (always kept)
+        self.look_of: list[int] = []  # the look (visit number) each line of `lines` came from
         self.legible: list[Detection] = []  # lines read legibly so far (original px)
         self.looked: list[tuple[Box, float]] = []  # boxes looked at and the cue's scale there
         self.skipped = 0
@@ -101,21 +105,27 @@ class ReadAll:
         scale = float(look.output.extra.get("scale", 1.0))
         plain = bool(look.output.extra.get("plain", False))
         self.looked.append((patch, scale))
+        visit = len(self.looked)
         for det in step.detections:
             cut = _cut(det.box, patch, self.width, self.height)
             if det.text and det.score >= self.accept_confidence:
                 if plain and not cut:
                     self.plain.add(len(self.lines))
                 self.lines.append((det, cut))
+                self.look_of.append(visit)
             if not cut and _legible(det, scale, self.config):
                 self.legible.append(det)
         if step.leaf:
             return None
-        return self._expansion(look.heatmap, scale, patch, look.node.core)
+        expansion = self._expansion(look.heatmap, scale, patch, look.node.core)
+        if look.node.parent is None and self.after_root is not None:
+            return self.after_root(look, expansion)
+        return expansion
 
     def finish(self, stop_reason: StopReason) -> Outcome:
         lines = dedupe_lines([d for d, _ in self.lines], self.config.read_dedupe_overlap,
-                             cut=[c for _, c in self.lines], keep=[i in self.plain for i in range(len(self.lines))])
+                             cut=[c for _, c in self.lines], keep=[i in self.plain for i in range(len(self.lines))],
+                             looks=self.look_of)
         return Outcome(found=bool(lines), best=lines[0] if lines else None, stop_reason=stop_reason, lines=lines,
                        skipped_read=self.skipped)
 
@@ -345,23 +355,30 @@ def _cut(box: Box, patch: Box, width: int, height: int, tolerance: float = 2.0) 
 
 
 def dedupe_lines(lines: list[Detection], overlap: float, cut: list[bool] | None = None,
-                 keep: list[bool] | None = None) -> list[Detection]:
+                 keep: list[bool] | None = None, looks: list[int] | None = None) -> list[Detection]:
     """Keep the best read of each line: boxes whose "same line" overlap (`geometry.line_overlap_batch`)
     is above `overlap` are one line. A whole read beats one cut by a patch border (`cut[i]`), then the
     most confident wins. A `keep[i]` line (a plain look's) is dropped only when a kept read of the same
-    line says the same (`text_match.reading`: up to case and spaces): another reading of it stays beside it. Sorted by (cut, -confidence)."""
+    line says the same (`text_match.reading`: up to case and spaces): another reading of it stays beside it.
+    `looks[i]`: the look (detector pass) line i came from; lines of one look are never one line, since
+    the detector already told them apart (a tall line between two others overlaps both: "First /
+    Canadian / Place" on one sign). Sorted by (cut, -confidence)."""
     flags = list(cut) if cut is not None else [False] * len(lines)
     kept_flags = list(keep) if keep is not None else [False] * len(lines)
-    if len(flags) != len(lines) or len(kept_flags) != len(lines):
-        raise ValueError(f"dedupe_lines: {len(lines)} lines but {len(flags)} cut and {len(kept_flags)} keep flags")
+    sources = list(looks) if looks is not None else list(range(len(lines)))
+    if not len(flags) == len(kept_flags) == len(sources) == len(lines):
+        raise ValueError(f"dedupe_lines: {len(lines)} lines but {len(flags)} cut, {len(kept_flags)} keep and "
+                         f"{len(sources)} look flags")
     kept: list[Detection] = []
+    kept_looks: list[int] = []
     order = sorted(range(len(lines)), key=lambda i: (flags[i], -lines[i].score, lines[i].box.y1, lines[i].box.x1))
     for i in order:
         line = lines[i]
         same = line_overlap_batch(line.box, [k.box for k in kept])[0] > overlap if kept else np.zeros(0, bool)
-        if not same.any():
+        if looks is not None and kept:
+            same &= np.asarray(kept_looks) != sources[i]
+        if not same.any() or (kept_flags[i] and all(reading(kept[j].text or "") != reading(line.text or "")
+                                                    for j in np.flatnonzero(same))):
             kept.append(line)
-        elif kept_flags[i] and all(reading(kept[j].text or "") != reading(line.text or "")
-                                   for j in np.flatnonzero(same)):
-            kept.append(line)
+            kept_looks.append(sources[i])
     return kept

@@ -42,7 +42,8 @@ from lookcloser.core.geometry import box_iou_batch
 from lookcloser.tools.vstar.cue import CueCalibration, CueOutput
 from lookcloser.tools.vstar.ocr_runtime import check_runtime, load_model
 from lookcloser.tools.vstar.ppocr import (db_postprocess, detector_normalisation, detector_path, plain_fits,
-                                          plain_resize, plain_scale, rapidocr_dir, recognizer, recognizer_path, sorted_boxes)
+                                          plain_resize, plain_scale, plain_size,
+                                          rapidocr_dir, recognizer, recognizer_path, sorted_boxes)
 from lookcloser.core.types import Box, Detection
 
 __all__ = ["TEXT_CALIBRATION", "TextCue", "chunk_grid", "crop_quad", "detector_input_size", "detector_path", "max_pool",
@@ -285,6 +286,17 @@ class TextCue:
         output = self._recognizer(TextRecInput(img=crops))
         return [(str(text), float(score)) for text, score in zip(output.txts, output.scores)]
 
+    def look_pixels(self, width: int, height: int, plain: bool = False) -> int:
+        """Detector input pixels one look at a width x height patch costs (chunk margins included): the
+        unit of the text cost model (`text_plan`)."""
+        if plain and plain_fits(width, height):
+            w, h = plain_size(width, height)
+            return w * h
+        w, h = self.input_size(width, height)
+        if not self.max_input_pixels:
+            return w * h
+        return sum((x2 - x1) * (y2 - y1) for (x1, y1, x2, y2), _ in chunk_grid(w, h, self.max_input_pixels))
+
     def plain_fits(self, width: int, height: int) -> bool:
         """Whether a patch of width x height can get a plain look (RapidOCR's own pass, `ppocr.plain_fits`)."""
         return plain_fits(width, height)
@@ -351,6 +363,8 @@ class TextCue:
                           y2=float(q[:, 1].max()) + 1).clip(width, height) for q in quads]
         reuse = _reuse(boxes_read, known or [])
         reads = iter(self.read([crop for crop, prior in zip(crops, reuse) if prior is None]))
+        with self._lock:
+            self.reused_reads += sum(prior is not None for prior in reuse)
         detections = []
         for box, prior in zip(boxes_read, reuse):
             text, score = (prior.text or "", prior.score) if prior is not None else next(reads)
