@@ -6,7 +6,6 @@ packages, started by the test (`make system-deps` installs them); the VLM is the
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import shutil
@@ -19,9 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 
 from tests.openai_stub import StubServer, prompt_text
+from tests.served_photos import big_sign_data_url, fetch, sign_data_url, history_bytes
 
 langgraph_sdk = pytest.importorskip("langgraph_sdk")
 pytest.importorskip("langhost", reason="`make install` installs langhost and langgraph-runtime-pg (--no-deps)")
@@ -145,14 +144,6 @@ def server(services, vlm, tmp_path_factory):
     running.stop()
 
 
-def sign_data_url() -> str:
-    image = Image.new("RGB", (480, 160), "white")
-    ImageDraw.Draw(image).text((20, 40), "GATE 42", fill="black", font=ImageFont.load_default(size=64))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
 QUESTION = {"image": sign_data_url(), "question": "What does the sign say?"}
 CONTEXT = None  # the operator's setup
 
@@ -201,24 +192,6 @@ def test_a_misspelt_context_key_is_refused_not_dropped(server, vlm):
     assert len(vlm.requests) == before
 
 
-def fetch(url: str) -> tuple[bytes, dict[str, str]]:
-    import urllib.request  # noqa: PLC0415
-
-    with urllib.request.urlopen(url, timeout=30) as reply:
-        return reply.read(), dict(reply.headers)
-
-
-def big_sign_data_url(size=(2000, 1500)) -> tuple[str, bytes]:
-    """A 3-Mpx noisy photo with the GATE 42 sign in it (~2.3 MB as a data URL), and its JPEG bytes."""
-    photo = Image.effect_noise(size, 40).convert("RGB")
-    sign = Image.new("RGB", (480, 160), "white")
-    ImageDraw.Draw(sign).text((20, 40), "GATE 42", fill="black", font=ImageFont.load_default(size=64))
-    photo.paste(sign.resize((960, 320)), (300, 400))
-    buffer = io.BytesIO()
-    photo.save(buffer, "JPEG", quality=90)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), buffer.getvalue()
-
-
 def test_thread_history_carries_the_photo_by_url_not_inline(server):
     """The photo is kept once, in the database, and the history a client reads refers to it by URL: one question and
     a 10-turn chat each read back under 2x the photo (one question was ~4x: every checkpoint carried the data URL);
@@ -228,7 +201,7 @@ def test_thread_history_carries_the_photo_by_url_not_inline(server):
     thread = client.threads.create()
     out = client.runs.wait(thread["thread_id"], "lookcloser", input={"image": url, "question": "What does the sign say?"})
     assert out["answer"] == "It says GATE 42."
-    size = len(json.dumps(client.threads.get_history(thread["thread_id"], limit=1000)))
+    size = history_bytes(client, thread["thread_id"])
     print(f"history of one question: {size / 1e3:.0f} KB for a {len(url) / 1e3:.0f} KB data URL")
     assert size < 2 * len(url)
     stored = client.threads.get_state(thread["thread_id"])["values"]["image"]
@@ -246,7 +219,7 @@ def test_thread_history_carries_the_photo_by_url_not_inline(server):
     assert len(messages) == 20 and messages[1]["content"] == "It says GATE 42." and messages[-1]["content"] == \
         "Still GATE 42."
     assert fetch(messages[0]["content"][1]["url"])[0] == jpeg  # Agent Chat UI's block, by URL now
-    size = len(json.dumps(client.threads.get_history(chat["thread_id"], limit=1000)))
+    size = history_bytes(client, chat["thread_id"])
     print(f"history of a 10-turn chat: {size / 1e3:.0f} KB for a {len(url) / 1e3:.0f} KB data URL")
     assert size < 2 * len(url)
 

@@ -10,10 +10,11 @@ import io
 import json
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from langgraph_dev import langgraph_dev
 from openai_stub import StubServer, prompt_text
+from served_photos import big_sign_data_url, fetch, history_bytes, sign_data_url
 
 pytest.importorskip("langgraph_api")
 langgraph_sdk = pytest.importorskip("langgraph_sdk")
@@ -68,14 +69,6 @@ localizer = ["max_steps", "text_options"]
         client.blob_dir = folder / "blobs"
         client.url = url
         yield client
-
-
-def sign_data_url() -> str:
-    image = Image.new("RGB", (480, 160), "white")
-    ImageDraw.Draw(image).text((20, 40), "GATE 42", fill="black", font=ImageFont.load_default(size=64))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def vlm_script(request: dict) -> str:
@@ -247,31 +240,6 @@ def test_a_photo_is_kept_once_on_disk(server):
     assert len(added) == 1 and added[0].read_bytes() == buffer.getvalue()
     assert added[0].is_relative_to(server.blob_dir / "uploads")
     assert "OffThreadMemorySaver" in server.log_path.read_text(errors="replace")  # langgraph.json's checkpointer
-
-
-def fetch(url: str) -> tuple[bytes, dict[str, str]]:
-    """GET `url`: (body, headers); urllib's HTTPError (with .code and the body) when it is not 200."""
-    import urllib.request  # noqa: PLC0415
-
-    with urllib.request.urlopen(url, timeout=30) as reply:
-        return reply.read(), dict(reply.headers)
-
-
-def big_sign_data_url(size=(2000, 1500)) -> tuple[str, bytes]:
-    """A 3-Mpx noisy photo with the GATE 42 sign in it (~2.3 MB as a data URL: noise does not compress), and its
-    JPEG bytes."""
-    photo = Image.effect_noise(size, 40).convert("RGB")
-    sign = Image.new("RGB", (480, 160), "white")
-    ImageDraw.Draw(sign).text((20, 40), "GATE 42", fill="black", font=ImageFont.load_default(size=64))
-    photo.paste(sign.resize((960, 320)), (300, 400))
-    buffer = io.BytesIO()
-    photo.save(buffer, "JPEG", quality=90)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), buffer.getvalue()
-
-
-def history_bytes(client, thread_id: str) -> int:
-    """What a client reads for the thread's history (Agent Chat UI reads it when it opens a thread), as JSON."""
-    return len(json.dumps(client.threads.get_history(thread_id, limit=1000)))
 
 
 def follow_ups(request: dict) -> str:
