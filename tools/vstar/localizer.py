@@ -39,7 +39,7 @@ from lookcloser.tools.vstar.find_one import find_one
 from lookcloser.tools.vstar.read_all import read_all
 from lookcloser.tools.vstar.search import SearchResult
 from lookcloser.tools.vstar.text_match import rank_lines
-from lookcloser.tools.vstar.text_plan import MODES as TEXT_MODES, read_text
+from lookcloser.tools.vstar.text_plan import MODES as TEXT_MODES, TextMode, read_text
 from lookcloser.tools.vstar.zoomeye import ZoomEyeConfig, zoomeye_search
 from lookcloser.core.types import Box, Detection, Finding, Target
 
@@ -346,7 +346,7 @@ def vstar_options() -> type[BaseModel]:
     hints = typing.get_type_hints(SearchConfig)
     search_fields = {f.name: (hints[f.name], f.default) for f in fields(SearchConfig)}
     text_model = options_model(TextCue, name="text_options", exclude=("self", "calibration"), extra={
-        "mode": (Literal["auto", "search", "tile", "tile_marked"], "auto"),  # text_plan.MODES
+        "mode": (TextMode, "auto"),
         "tile": (Annotated[int, Field(ge=32)], 1024), "tile_overlap": (Annotated[float, Field(ge=0, lt=1)], 0.25)})
     zoomeye_model = options_model(ZoomEyeConfig, name="zoomeye_options", exclude=("self",))
     return options_model(VStarLocalizer, name="vstar options", exclude=("self", "vlm", "config"),

@@ -26,10 +26,11 @@ Every decision and its numbers are recorded (`TextPlan.record`, in `Finding.sear
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from PIL import Image
 
+from lookcloser.core.geometry import boxes_intersect
 from lookcloser.core.types import Box
 from lookcloser.tools.vstar.config import SearchConfig
 from lookcloser.tools.vstar.ppocr import plain_scale
@@ -37,10 +38,10 @@ from lookcloser.tools.vstar.read_all import ReadAll, dedupe_lines
 from lookcloser.tools.vstar.search import Expansion, Look, SearchResult, search
 from lookcloser.tools.vstar.tiles import read_tiles, tile_grid
 
-__all__ = ["DEPTH_FACTOR", "MODES", "TextPlan", "choose_after_root", "read_text", "view_cost"]
+__all__ = ["DEPTH_FACTOR", "MODES", "TextMode", "TextPlan", "choose_after_root", "read_text", "view_cost"]
 
 TextMode = Literal["auto", "search", "tile", "tile_marked"]
-MODES: tuple[str, ...] = ("auto", "search", "tile", "tile_marked")
+MODES: tuple[str, ...] = get_args(TextMode)
 #: Close looks lead to more: the rest of the search costs this much more than the views the root queued
 #: (measured on the 11 tuned photos with a native root: rest / first-level views 0.89-1.27, mean 1.03;
 #: on 8 untuned ones 0.87-2.42, mean 1.29; a view too large for a native look: `view_cost`).
@@ -77,7 +78,7 @@ def read_text(image: Image.Image, cue, config: SearchConfig, phrase: str = "text
         raise ValueError(f"text mode must be one of {', '.join(MODES)}, got {mode!r}")
     width, height = image.size
     grid = tile_grid(width, height, tile, overlap)
-    tiling = sum(cue.look_pixels(int(t.width), int(t.height), plain=True) for t in grid) / 1e6
+    tiling = _tiles_mpx(cue, grid)
     plan = TextPlan(mode=mode, asked=mode, tiling_mpx=tiling, tiles=len(grid))
     if mode == "search":
         strategy = ReadAll(cue, config, image.size)
@@ -91,9 +92,9 @@ def read_text(image: Image.Image, cue, config: SearchConfig, phrase: str = "text
     def after_root(look: Look, expansion: Expansion) -> Expansion | None:
         views = [view for _, view, _ in expansion.children]
         rest = DEPTH_FACTOR * sum(view_cost(cue, v) for v in views) / 1e6
-        marked = [t for t in grid if any(_overlaps(t, v) for v in views)]
+        marked = [t for t in grid if any(boxes_intersect(t, v) for v in views)]
         plan.rest_mpx, plan.marked, plan.marked_tiles = rest, marked, len(marked)
-        plan.marked_mpx = sum(cue.look_pixels(int(t.width), int(t.height), plain=True) for t in marked) / 1e6
+        plan.marked_mpx = _tiles_mpx(cue, marked)
         plan.root_scale = float(look.output.extra.get("scale", 1.0))
         plan.tile_scale = min(plain_scale(int(t.width), int(t.height)) for t in grid)
         plan.text_fraction = float((expansion.guide > config.read_text_threshold).mean()) if expansion.guide.size else 0.0
@@ -155,5 +156,6 @@ def _tiled(image: Image.Image, phrase: str, cue, config: SearchConfig, grid: lis
                         seconds=time.perf_counter() - start, lines=kept)
 
 
-def _overlaps(a: Box, b: Box) -> bool:
-    return a.x1 < b.x2 and b.x1 < a.x2 and a.y1 < b.y2 and b.y1 < a.y2
+def _tiles_mpx(cue, tiles: list[Box]) -> float:
+    """Detector input Mpx of one plain look at each tile."""
+    return sum(cue.look_pixels(int(t.width), int(t.height), plain=True) for t in tiles) / 1e6

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from PIL import Image
 
+from lookcloser.core.geometry import boxes_intersect
 from lookcloser.core.types import Box, Detection
 from lookcloser.tools.vstar.read_all import _cut
 
@@ -53,7 +54,7 @@ def read_tiles(image: Image.Image, cue, tiles: list[Box], known: list[Detection]
         corners = tuple(int(v) for v in (tile.x1, tile.y1, tile.x2, tile.y2))
         patch = image if corners == (0, 0, width, height) else image.crop(corners)
         inside = [Detection(box=d.box.shift(-tile.x1, -tile.y1), score=d.score, text=d.text)
-                  for d in done if d.box.x1 < tile.x2 and d.box.x2 > tile.x1 and d.box.y1 < tile.y2 and d.box.y2 > tile.y1]
+                  for d in done if boxes_intersect(d.box, tile)]
         output = cue(patch, "text", known=inside, plain=True)
         for det in output.detections:
             line = Detection(box=det.box.shift(tile.x1, tile.y1).clip(width, height), score=det.score, text=det.text)
