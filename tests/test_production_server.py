@@ -25,7 +25,7 @@ from tests.served_photos import big_sign_data_url, fetch, sign_data_url, history
 langgraph_sdk = pytest.importorskip("langgraph_sdk")
 pytest.importorskip("langhost", reason="`make install` installs langhost and langgraph-runtime-pg (--no-deps)")
 
-from lookcloser.entrypoints.production import LocalServices, free_port  # noqa: E402
+from lookcloser.entrypoints.production import LocalServices, free_port, server_env  # noqa: E402
 
 START = 120  # seconds a server gets to answer
 
@@ -159,6 +159,25 @@ def test_a_question_and_a_chat_thread_are_answered(server):
     client.runs.wait(chat["thread_id"], "lookcloser", input={"messages": [message]}, context=CONTEXT)
     messages = client.threads.get_state(chat["thread_id"])["values"]["messages"]
     assert [m["type"] for m in messages] == ["human", "ai"] and messages[-1]["content"] == "It says GATE 42."
+
+
+def test_the_server_runs_with_two_malloc_arenas_unless_the_operator_says_otherwise(server):
+    """glibc's default arenas let the server's RSS grow with every distinct photo (docs/serving.md); the server's
+    processes (langhost and its workers, one process group) run with MALLOC_ARENA_MAX=2, and an operator's own
+    setting is kept."""
+    group = int((server.data_dir / "server.pid").read_text())
+    members = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _process_group(p) == group]
+    assert members, "the server's process group is gone"
+    for process in members:
+        assert b"MALLOC_ARENA_MAX=2" in (process / "environ").read_bytes().split(b"\0"), process
+    assert server_env({"MALLOC_ARENA_MAX": "4"}, "postgresql://x")["MALLOC_ARENA_MAX"] == "4"
+
+
+def _process_group(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def test_progress_events_and_tokens_stream(server):

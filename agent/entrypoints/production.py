@@ -31,10 +31,14 @@ from typing import Callable
 
 from lookcloser.core.errors import LookCloserError
 
-__all__ = ["LocalServices", "ServeError", "check_port", "free_port", "serve", "server_config"]
+__all__ = ["LocalServices", "ServeError", "check_port", "free_port", "serve", "server_config", "server_env"]
 
 #: How long PostgreSQL, Redis and the server get to answer at start.
 START_SECONDS = 60.0
+#: glibc malloc arenas for the server's processes. With glibc's default (8 per core) the server's RSS grew with
+#: every distinct 12-Mpx photo (441 -> 1315 MB over 100 photos, still growing); with 2 it stayed at 798-826 MB
+#: from the 10th photo to the 100th (benchmarks/serving.py, docs/serving.md). An operator's own setting wins.
+MALLOC_ARENAS = "2"
 
 
 class ServeError(LookCloserError):
@@ -248,6 +252,14 @@ def image_store_setting(database_uri: str) -> str:
     return setting
 
 
+def server_env(environ: dict[str, str] | os._Environ, image_store: str) -> dict[str, str]:
+    """The server's environment: the operator's, the image store's setting, and MALLOC_ARENA_MAX (`MALLOC_ARENAS`)
+    unless the operator set it."""
+    env = {**environ, "LOOKCLOSER_IMAGE_STORE": image_store}
+    env.setdefault("MALLOC_ARENA_MAX", MALLOC_ARENAS)
+    return env
+
+
 def serve(*, host: str = "127.0.0.1", port: int = 2024, data_dir: Path = Path(".lookcloser-serve"), workers: int = 1,
           database_uri: str | None = None, redis_uri: str | None = None, jobs_per_worker: int | None = None,
           on_ready: Callable[[str, str, str], None] | None = None) -> int:
@@ -275,7 +287,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 2024, data_dir: Path = Path(".
         database_uri = database_uri or local.start_postgres()
         redis_uri = redis_uri or local.start_redis()
         config = server_config(data_dir)
-        env = {**os.environ, "LOOKCLOSER_IMAGE_STORE": image_store_setting(database_uri)}
+        env = server_env(os.environ, image_store_setting(database_uri))
         command = [sys.executable, "-m", "langhost", "serve", "--host", host, "--port", str(port), "-c", str(config),
                    "--database-uri", database_uri, "--redis-uri", redis_uri, "--workers", str(workers),
                    "--no-browser"]

@@ -174,15 +174,16 @@ class ContextGuard:
         if scope["type"] != "http" or scope.get("method") != "POST" or not path.endswith((*_RUN_PATHS, _STATE_PATH)):
             await self.app(scope, receive, send)
             return
-        messages, body = [], b""
+        messages, chunks = [], []  # joined once: `body +=` copies a 16-MB photo's body once per 64-KB chunk
         while True:
             message = await receive()
             messages.append(message)
             if message["type"] != "http.request":
                 break
-            body += message.get("body", b"")
+            chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
+        body = b"".join(chunks)
         try:
             data = orjson.loads(body) if body else None
         except orjson.JSONDecodeError:
