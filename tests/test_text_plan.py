@@ -74,6 +74,42 @@ def test_cost_model_searches_a_photo_with_little_text_and_a_one_tile_photo_in_on
     assert any(reading(line.text or "") == reading("PLATFORM 9 EXIT") for line in result.lines)
 
 
+def small_print_card() -> Image.Image:
+    """A 1000x700 card (one tile): a 28-px heading over twelve lines of 7-px small print, mild sensor noise. The
+    root's plain pass reads most of the small print; its map shows the rest as text too small to read."""
+    image = Image.new("RGB", (1000, 700), (235, 235, 228))
+    draw = ImageDraw.Draw(image)
+    draw.text((40, 40), "PLATFORM 9 EXIT", fill="black", font=ImageFont.load_default(size=28))
+    for row, y in enumerate(range(300, 660, 30)):
+        draw.text((40, y), f"small print line {row:02d} gate", fill="black", font=ImageFont.load_default(size=7))
+    pixels = np.asarray(image).astype(np.int16) + np.random.default_rng(0).integers(-4, 5, (700, 1000, 1))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def test_a_one_tile_photo_is_read_in_its_plain_pass_and_looked_at_closer_only_by_hand():
+    """Plain tiling of a one-tile photo is one plain pass, so any closer look costs more than tiling: the cost model
+    stops after the root (mode "root") and reads every line one plain RapidOCR pass reads; mode "search" still looks
+    closer and reads small print the plain pass cannot."""
+    image = small_print_card()
+    auto, searching = TextCue(), TextCue()
+    result, plan = read_text(image, auto, SearchConfig())
+    assert plan.mode == "root" and plan.tiles == 1 and auto.detector_calls == 1
+    assert plan.rest_mpx > 0  # the root's map showed text left to read: the search would have gone on
+    assert result.steps  # the root look, as progress shows it
+    plain = {reading(line.text) for line in RapidOCRTool().read(image) if line.text}
+    assert plain <= {reading(line.text) for line in result.lines if line.text}
+    closer, closer_plan = read_text(image, searching, SearchConfig(), mode="search")
+    assert searching.detector_calls > 1
+    small = lambda r: {reading(line.text) for line in r.lines if line.text and line.text.startswith("small print line")}  # noqa: E731
+    assert len(small(closer)) > len(small(result))
+
+
+def test_the_choice_after_the_root_look_of_a_one_tile_photo():
+    one = dict(mode="auto", asked="auto", tiling_mpx=0.78, tiles=1, root_mpx=0.78, root_scale=1.05, tile_scale=1.05)
+    assert choose_after_root(TextPlan(**one, rest_mpx=0.4, marked_mpx=0.78)) == "root"  # more than tiling's one pass
+    assert choose_after_root(TextPlan(**one, rest_mpx=0.0, marked_mpx=0.0)) == "search"  # nothing left: done anyway
+
+
 def notice_wall(x_end: int = 500) -> Image.Image:
     """A 2250x1500 light wall with two columns of 11-px notices at its left (x < `x_end`), with mild
     sensor noise: PP-OCRv6's detector marks a perfectly flat light area as text, which no photo has."""
@@ -145,7 +181,7 @@ def test_every_mode_is_reachable_by_the_localizers_text_options(mode):
     localizer = VStarLocalizer(text_options={"mode": mode})
     findings = localizer.locate(sparse_photo().crop((1000, 500, 2250, 1500)), TEXT)
     plan = findings[0].search["plan"]
-    assert plan["asked"] == mode and plan["mode"] in ("search", "tile", "tile_marked")
+    assert plan["asked"] == mode and plan["mode"] in ("search", "tile", "tile_marked", "root")
     if mode != "auto":
         assert plan["mode"] == mode
     assert any(reading(f.text or "") == reading("PLATFORM 9 EXIT") for f in findings)

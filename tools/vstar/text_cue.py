@@ -17,7 +17,8 @@ if that is larger (the search's coarse-look mode, docs/vstar.md).
 
 A detector input larger than `max_input_pixels` is run in overlapping chunks whose maps are
 stitched (each chunk's border is context only), so a native look at a 4-MP patch costs the
-memory of a 1-MP one. With `reuse_reads`, a line a strategy already read legibly (`known`) is not read again.
+memory of a 1-MP one. With `reuse_reads` (default), a line a strategy already read surely (`known`, read at >=
+`REUSE_SCORE`) is not read again.
 
 A *plain look* (`plain=True`, what read-all asks for at its root) is RapidOCR's own whole-image pass on a
 patch that pass sees at native scale or larger (`ppocr.plain_fits`): RapidOCR's resize (shorter side up
@@ -46,13 +47,16 @@ from lookcloser.tools.vstar.ppocr import (db_postprocess, detector_normalisation
                                           rapidocr_dir, recognizer, recognizer_path, sorted_boxes)
 from lookcloser.core.types import Box, Detection
 
-__all__ = ["TEXT_CALIBRATION", "TextCue", "chunk_grid", "crop_quad", "detector_input_size", "detector_path", "max_pool",
+__all__ = ["REUSE_SCORE", "TEXT_CALIBRATION", "TextCue", "chunk_grid", "crop_quad", "detector_input_size", "detector_path", "max_pool",
            "rapidocr_dir", "recognizer_path"]
 
 #: Context (detector-input px) each stitched chunk sees beyond the part of the map it supplies.
 CHUNK_MARGIN = 32
-#: A detected box with at least this IoU against a line already read legibly reuses that read.
+#: A detected box with at least this IoU against a line already read surely reuses that read.
 REUSE_IOU = 0.7
+#: A known line is reused only when it was read at least this confidently; a less sure read is read again (in
+#: another look or tile the second read is sometimes the right one: at 0.85 the tuned split lost one string).
+REUSE_SCORE = 0.95
 
 #: Text cue calibration. The map is a probability: a "strong" map has a pixel above 0.5 at any
 #: level. A line read at >= 0.9 ends a find-one search; >= 0.5 (RapidOCR's own text_score) is kept.
@@ -182,10 +186,10 @@ class TextCue:
     map_max_pixels: the heatmap handed to the search is max-pooled down to at most this many cells
         (boxes come from the full map first): the search keeps several float copies of each map,
         which for a 12-MP native look cost more memory than the detector itself. 0 = never pool.
-    reuse_reads: accept `known` lines (read-all passes the lines it read legibly), so a line seen
-        again in a closer look is not recognised twice. Off by default: it saved 18% of the
-        recognizer calls on the tuned split but read one string fewer there (15 vs 16 of 17; 64 of
-        120 either way untuned), and a default must keep recall on both splits.
+    reuse_reads: accept `known` lines (read-all and tiling pass the lines they read), so a line read
+        at >= REUSE_SCORE and seen again in a closer look or an overlapping tile is not recognised
+        twice. On by default: it read as many strings on every split as without it (tuned 16/17,
+        untuned 70/120, heldout 38/48) with 13-24% fewer recognizer calls (docs/vstar.md).
     quantized: use the int8 detector built from the wheel's ONNX (`det_int8`), cached on disk.
     runtime: "onnxruntime" (default) or "openvino" (same maps and reads, ~1.5x faster here, ~2x
         the peak memory; `ocr_runtime`).
@@ -199,7 +203,7 @@ class TextCue:
     def __init__(self, det_side: int = 960, max_upscale: float = 2.0, min_box_px: float = 8.0,
                  native_max_pixels: float = 2048 * 2048, max_input_pixels: float = 1024 * 1024,
                  quantized: bool = False, map_max_pixels: float = 1024 * 1024, threads: int | None = None,
-                 runtime: str = "onnxruntime", coarse_scale: float = 0.0, reuse_reads: bool = False,
+                 runtime: str = "onnxruntime", coarse_scale: float = 0.0, reuse_reads: bool = True,
                  calibration: CueCalibration = TEXT_CALIBRATION) -> None:
         if det_side < 32:
             raise ValueError(f"det_side must be >= 32 px, got {det_side}")
@@ -303,8 +307,9 @@ class TextCue:
 
     def __call__(self, patch: Image.Image, phrase: str, known: list[Detection] | None = None,
                  plain: bool = False) -> CueOutput:
-        """Map, boxes and reads for one patch. `known`: lines already read legibly (patch pixels);
-        a detected box matching one (IoU >= REUSE_IOU) takes its read instead of a recognizer call.
+        """Map, boxes and reads for one patch. `known`: lines already read (patch pixels); a detected
+        box matching one read at >= REUSE_SCORE (IoU >= REUSE_IOU) takes its read instead of a
+        recognizer call (with `reuse_reads`; without it `known` is ignored).
         `plain`: a plain look (module docstring) where the patch fits one, else the cue's own look."""
         rgb = np.asarray(patch if patch.mode == "RGB" else patch.convert("RGB"))  # no copy of an RGB patch
         height, width = rgb.shape[:2]
@@ -329,7 +334,7 @@ class TextCue:
             crops.append(np.ascontiguousarray(crop_quad(rgb, quad)[:, :, ::-1]))  # the recognizer wants BGR
         boxes_read = [Box(x1=float(q[:, 0].min()), y1=float(q[:, 1].min()), x2=float(q[:, 0].max()) + 1,
                           y2=float(q[:, 1].max()) + 1).clip(width, height) for q in quads]
-        reuse = _reuse(boxes_read, known or [])
+        reuse = _reuse(boxes_read, (known or []) if self.reuses_reads else [])
         reads = iter(self.read([crop for crop, prior in zip(crops, reuse) if prior is None]))
         if any(prior is not None for prior in reuse):
             with self._lock:
@@ -361,7 +366,7 @@ class TextCue:
         crops = [np.ascontiguousarray(get_rotate_crop_image(bgr, quad.copy())) for quad in quads]
         boxes_read = [Box(x1=float(q[:, 0].min()), y1=float(q[:, 1].min()), x2=float(q[:, 0].max()) + 1,
                           y2=float(q[:, 1].max()) + 1).clip(width, height) for q in quads]
-        reuse = _reuse(boxes_read, known or [])
+        reuse = _reuse(boxes_read, (known or []) if self.reuses_reads else [])
         reads = iter(self.read([crop for crop, prior in zip(crops, reuse) if prior is None]))
         with self._lock:
             self.reused_reads += sum(prior is not None for prior in reuse)
@@ -387,7 +392,8 @@ def max_pool(prob: np.ndarray, max_cells: float) -> np.ndarray:
 
 
 def _reuse(boxes: list[Box], known: list[Detection]) -> list[Detection | None]:
-    """For each box, the known line it matches (IoU >= REUSE_IOU, the best one), else None."""
+    """For each box, the surely read known line it matches (IoU >= REUSE_IOU, the best one), else None."""
+    known = [k for k in known if k.text and k.score >= REUSE_SCORE]
     if not boxes or not known:
         return [None] * len(boxes)
     iou = box_iou_batch([b.to_list() for b in boxes], [k.box.to_list() for k in known])

@@ -8,8 +8,11 @@ look, the root (a plain look at a photo up to 2000 px, a native one up to `nativ
 coarse one):
 
 * before any look: if the root look alone would cost more than tiling, **tile**. (For a photo of one
-  tile the root *is* that tile's plain pass, so the search starts: the same cost, and it looks closer
-  only where its map shows text too small to read.)
+  tile the root *is* that tile's plain pass, so the search starts: the same cost.)
+* after the root look of a photo of one tile: plain tiling is that one pass, so any closer look costs
+  more than tiling and would read what tiling cannot: stop (**root**, recorded as mode "root"; on
+  the held-out split closer looks read nothing more on any of its 10 one-tile photos). `mode="search"`
+  still looks closer on such a photo.
 * after the root look, "how much of the map is text" decides: the rest of the search is estimated
   from the views the read-all policy queued for the unread text the root's map shows (each at the
   scale it would be seen, `view_cost`), times `DEPTH_FACTOR` for the looks those lead to. If root +
@@ -50,7 +53,8 @@ DEPTH_FACTOR = 1.1
 
 @dataclass
 class TextPlan:
-    """What the cost model decided for one photo, with its numbers (Mpx)."""
+    """What the cost model decided for one photo, with its numbers (Mpx). `mode`: "search", "tile",
+    "tile_marked", or "root" (the root look was the whole read: a photo of one tile)."""
 
     mode: str
     asked: str
@@ -99,7 +103,7 @@ def read_text(image: Image.Image, cue, config: SearchConfig, phrase: str = "text
         plan.tile_scale = min(plain_scale(int(t.width), int(t.height)) for t in grid)
         plan.text_fraction = float((expansion.guide > config.read_text_threshold).mean()) if expansion.guide.size else 0.0
         plan.mode = "tile_marked" if mode == "tile_marked" else choose_after_root(plan)
-        return None if plan.mode == "tile_marked" else expansion
+        return None if plan.mode in ("tile_marked", "root") else expansion
 
     strategy = ReadAll(cue, config, image.size, after_root=after_root)
     result = search(image, phrase, cue, config, strategy=strategy)
@@ -122,10 +126,13 @@ def read_text(image: Image.Image, cue, config: SearchConfig, phrase: str = "text
 
 
 def choose_after_root(plan: TextPlan) -> str:
-    """The cost model's choice once the root look is spent: "search" on while root + the rest of the
-    search stays within tiling's cost, while going on costs less than tiling the marked tiles, or when
-    the root saw the photo at least as closely as the tiles would; else "tile_marked"."""
+    """The cost model's choice once the root look is spent: "root" (stop) for a photo of one tile when
+    going on would cost more than tiling; "search" on while root + the rest of the search stays within
+    tiling's cost, while going on costs less than tiling the marked tiles, or when the root saw the photo
+    at least as closely as the tiles would; else "tile_marked"."""
     rest, marked = plan.rest_mpx or 0.0, plan.marked_mpx or 0.0
+    if plan.tiles == 1 and (plan.root_mpx or 0.0) + rest > plan.tiling_mpx:
+        return "root"
     if (plan.root_mpx or 0.0) + rest <= plan.tiling_mpx or rest <= marked:
         return "search"
     if plan.root_scale is not None and plan.tile_scale is not None and plan.root_scale >= 0.95 * plan.tile_scale:

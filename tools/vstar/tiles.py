@@ -4,7 +4,8 @@
 shifted back inside the photo). `read_tiles` gives each tile one plain look (`TextCue(plain=True)`:
 RapidOCR's own pass on it: a 1024-px tile is seen as is, one detector call), so it reads what plain
 tiling reads, except that a line a tile shares with an earlier one (the overlap) is not recognised
-again: a box matching a whole line already read (IoU >= the cue's reuse IoU) takes that read.
+again: a box matching a whole line already read surely (IoU >= the cue's REUSE_IOU, read at >= its
+REUSE_SCORE) takes that read.
 
 Measured here (2 shared cores, onnxruntime, PP-OCRv6 small, 1024-px tiles) before choosing: four
 tiles as one batch took 1.4-1.8x the time of four single calls, two batches of two 1.15x, and two
@@ -19,7 +20,7 @@ from lookcloser.core.geometry import boxes_intersect
 from lookcloser.core.types import Box, Detection
 from lookcloser.tools.vstar.read_all import _cut
 
-__all__ = ["REUSE_SCORE", "read_tiles", "tile_grid"]
+__all__ = ["read_tiles", "tile_grid"]
 
 
 def tile_grid(width: int, height: int, tile: int = 1024, overlap: float = 0.25) -> list[Box]:
@@ -38,15 +39,11 @@ def tile_grid(width: int, height: int, tile: int = 1024, overlap: float = 0.25) 
             for y in starts(height) for x in starts(width)]
 
 
-#: A line an earlier tile read at least this confidently is not recognised again in the overlap; a
-#: less sure read is read again (plain tiling reads it twice, and the second read is sometimes the right one).
-REUSE_SCORE = 0.95
-
-
 def read_tiles(image: Image.Image, cue, tiles: list[Box], known: list[Detection] | None = None
                ) -> list[tuple[Detection, bool, int]]:
     """Every line read in `tiles` (image px) as (line, cut by an inner tile border, index of its tile). `known`: lines
-    read before (image px, whole); a box matching one, or a whole line an earlier tile read at >= REUSE_SCORE, is not read again."""
+    read before (image px, whole) and the whole lines earlier tiles read are handed to the cue, which reuses the sure
+    ones (`TextCue` reuse_reads)."""
     width, height = image.size
     done = list(known or [])
     lines: list[tuple[Detection, bool, int]] = []
@@ -60,7 +57,7 @@ def read_tiles(image: Image.Image, cue, tiles: list[Box], known: list[Detection]
             line = Detection(box=det.box.shift(tile.x1, tile.y1).clip(width, height), score=det.score, text=det.text)
             cut = _cut(line.box, tile, width, height)
             lines.append((line, cut, index))
-            if not cut and line.text and line.score >= REUSE_SCORE:
+            if not cut and line.text:
                 done.append(line)
     return lines
 
