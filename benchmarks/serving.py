@@ -9,7 +9,9 @@ in this process (tests/openai_stub.py). Two questions, timed one at a time: SHOW
 the run is reading the input, decoding the photo, one VLM request with the photo, and (served) the HTTP,
 checkpoint and stream plumbing around it; `show-ref`: the same with the photo sent once and then named by the URL
 the server gave it) and V* text search (SHOW names a text target, the default V* search
-reads the photo with OCR, TELL answers: a question as users ask them). The rest uses the SHOW-only question. The photo is examples/vending_machine.jpg upscaled to 4032x3024 with mild
+reads the photo with OCR, TELL answers: a question as users ask them). A served question's time is what a client
+waits for its answer: a thread created and its run waited on (`threads.create`, `runs.wait`; the queue wait is read
+after, outside it). The rest uses the SHOW-only question. The photo is examples/vending_machine.jpg upscaled to 4032x3024 with mild
 sensor-like noise, JPEG quality 92 (a smooth upscale would compress unrealistically well); each
 `--distinct` photo has its own noise (its own window of one noise field).
 
@@ -256,9 +258,13 @@ def main() -> None:
             waits: dict[str, list[float]] = {name: [] for name, *_ in servers}
             refs: dict[str, str] = {}  # each server's URL for the photo, from a first run that sent it inline
 
-            def served(name: str, asked: dict) -> None:
+            def served(name: str, asked: dict) -> float:
+                """One question as a client asks it (a thread, a run waited on): its seconds. The queue wait is
+                read afterwards, outside the time."""
+                started = time.perf_counter()
                 thread = clients[name].threads.create()
                 out = clients[name].runs.wait(thread["thread_id"], "lookcloser", input=asked)
+                seconds = time.perf_counter() - started
                 if out.get("answer") != "EXIT":
                     sys.exit(f"{name} did not answer: {str(out)[:300]}")
                 wait = _queue_wait_s(clients[name], thread["thread_id"])
@@ -268,13 +274,18 @@ def main() -> None:
                     refs[name] = clients[name].threads.get_state(thread["thread_id"])["values"]["image"]
                     if not refs[name].startswith(f"{urls[name]}/lookcloser/images/"):
                         sys.exit(f"{name} kept no URL for the photo: {refs[name][:80]}")
+                return seconds
 
-            def local(asked: dict) -> None:
-                if graph.invoke(asked, context=operator.context).get("answer") != "EXIT":
+            def local(asked: dict) -> float:
+                started = time.perf_counter()
+                out = graph.invoke(asked, context=operator.context)
+                seconds = time.perf_counter() - started
+                if out.get("answer") != "EXIT":
                     sys.exit("the in-process graph did not answer")
+                return seconds
 
-            def by_ref(name: str) -> None:  # the photo named by the URL the server gave it
-                served(name, {"image": refs[name], "question": QUESTION})
+            def by_ref(name: str) -> float:  # the photo named by the URL the server gave it
+                return served(name, {"image": refs[name], "question": QUESTION})
 
             calls = [(("in-process", w), lambda a=questions[w]: local(a)) for w in workloads if w != "show-ref"]
             calls += [((name, w), (lambda n=name: by_ref(n)) if w == "show-ref" else
@@ -287,9 +298,7 @@ def main() -> None:
                 waits[name].clear()
             for _ in range(args.runs):
                 for key, call in calls:
-                    started = time.perf_counter()
-                    call()
-                    times[key].append(time.perf_counter() - started)
+                    times[key].append(call())
             for name, _, url, rss in servers:
                 results[name] = measure(clients[name], url, question, args, rss, waits[name])
         finally:

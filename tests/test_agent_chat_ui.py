@@ -1,10 +1,12 @@
 """Agent Chat UI (clients/agent-chat-ui: LangChain's Next.js chat front end for LangGraph servers) against
-`langgraph dev` serving langgraph.json's graph with the operator's default VLM (a scripted OpenAI-compatible
-stub), in headless Chromium, as a user would: connect through the setup form, upload a photo, ask, read the
-answer; ask a follow-up about the same photo, read its answer.
+`langgraph dev` and against the production server (`lookcloser serve`: PostgreSQL + Redis), each serving
+langgraph.json's graph with the operator's default VLM (a scripted OpenAI-compatible stub), in headless Chromium,
+as a user would: connect through the setup form, upload a photo, ask, read the answer; ask a follow-up about the
+same photo, read its answer.
 
-Needs node, the system Chromium and the UI's production build (`make chat-ui`); skipped without them,
-except under CI=true, where `make test` installs them and their absence fails the test.
+Needs node, the system Chromium and the UI's production build (`make chat-ui`), and for the production server
+langhost, postgres and redis-server (`make install system-deps`); skipped without them, except under CI=true,
+where `make test` installs them and their absence fails the test.
 SCREENSHOT=docs/images/agent-chat-ui.png saves the final page there (the picture in docs/clients.md).
 """
 
@@ -15,8 +17,13 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
+import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,12 +69,45 @@ def vlm():
         yield stub
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory, vlm):
-    """The graph served with nothing but the operator's default VLM set (no LOOKCLOSER_CONFIG)."""
+@contextmanager
+def lookcloser_serve(env: dict[str, str]):
+    """`lookcloser serve` with PostgreSQL and Redis of its own (their data in a folder the postgres user can enter)."""
+    from lookcloser.entrypoints.production import _binary  # noqa: PLC0415
+
+    for name in ("postgres", "redis-server"):
+        _require(_binary(name) is not None, f"{name} is not installed (make system-deps)")
+    _require(shutil.which("langhost", path=str(Path(sys.executable).parent)) is not None,
+             "langhost is not installed (make install)")
+    root = Path(tempfile.mkdtemp(prefix="chat-ui-serve-"))
+    root.chmod(0o755)
+    port, log = free_port(), root / "serve.out"
+    process = subprocess.Popen([sys.executable, "-m", "lookcloser.entrypoints.cli", "serve", "--port", str(port),
+                                "--data-dir", str(root / "data")],
+                               env={**os.environ, **env, "LANGGRAPH_NO_VERSION_CHECK": "true",
+                                    "LANGSMITH_TRACING": "false"},
+                               stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "serving on" not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"lookcloser serve did not start: {log.read_text(errors='replace')[-1500:]}")
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=["langgraph-dev", "lookcloser-serve"])
+def api(request, tmp_path_factory, vlm):
+    """The graph served with nothing but the operator's default VLM set (no LOOKCLOSER_CONFIG), by `langgraph dev`
+    or by the production server."""
     folder = tmp_path_factory.mktemp("chat_ui_server")
     env = {"LOOKCLOSER_VLM": vlm.spec, "LOOKCLOSER_CONFIG": "", "LOOKCLOSER_BLOB_DIR": str(folder / "blobs")}
-    with langgraph_dev(env, folder / "server.log") as url:
+    server = langgraph_dev(env, folder / "server.log") if request.param == "langgraph-dev" else lookcloser_serve(env)
+    with server as url:
         yield url
 
 
