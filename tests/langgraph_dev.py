@@ -1,5 +1,5 @@
-"""`langgraph dev` serving langgraph.json's graph on a free local port, for the tests that drive it as a client
-would (the SDK, Agent Chat UI in a browser)."""
+"""`langgraph dev` serving langgraph.json's graph on a free local port, and `lookcloser serve` (the production
+server), for the tests that drive them as a client would (the SDK, Agent Chat UI in a browser)."""
 
 from __future__ import annotations
 
@@ -69,3 +69,19 @@ def langgraph_dev(env: dict[str, str], log_path: Path) -> Iterator[str]:
             yield url
         finally:
             stop(process)
+
+
+def start_lookcloser_serve(port: int, env: dict[str, str], data_dir: Path, log_path: Path, workers: int = 1,
+                           seconds: float = 120) -> subprocess.Popen:
+    """Start `lookcloser serve` on `port` with `env` as its whole environment (its own PostgreSQL and Redis under
+    `data_dir` unless `env` names DATABASE_URI / REDIS_URI) and wait until it says it serves; a RuntimeError with the
+    end of `log_path` if it exits or time runs out. It runs in a process group of its own."""
+    process = subprocess.Popen([sys.executable, "-m", "lookcloser.entrypoints.cli", "serve", "--port", str(port),
+                                "--data-dir", str(data_dir), "--workers", str(workers)],
+                               env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + seconds
+    while "serving on" not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"lookcloser serve did not start: {log_path.read_text(errors='replace')[-1500:]}")
+        time.sleep(0.3)
+    return process

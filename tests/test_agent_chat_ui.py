@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from langgraph_dev import ROOT, free_port, langgraph_dev, stop, wait_until_up
+from langgraph_dev import ROOT, free_port, langgraph_dev, start_lookcloser_serve, stop, wait_until_up
 from openai_stub import StubServer, prompt_text
 
 pytest.importorskip("langgraph_api")
@@ -80,23 +79,17 @@ def lookcloser_serve(env: dict[str, str]):
              "langhost is not installed (make install)")
     root = Path(tempfile.mkdtemp(prefix="chat-ui-serve-"))
     root.chmod(0o755)
-    port, log = free_port(), root / "serve.out"
-    process = subprocess.Popen([sys.executable, "-m", "lookcloser.entrypoints.cli", "serve", "--port", str(port),
-                                "--data-dir", str(root / "data")],
-                               env={**os.environ, **env, "LANGGRAPH_NO_VERSION_CHECK": "true",
-                                    "LANGSMITH_TRACING": "false"},
-                               stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    port = free_port()
     try:
-        deadline = time.monotonic() + 120
-        while "serving on" not in log.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"lookcloser serve did not start: {log.read_text(errors='replace')[-1500:]}")
-            time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
+        process = start_lookcloser_serve(port, {**os.environ, **env, "LANGGRAPH_NO_VERSION_CHECK": "true",
+                                                "LANGSMITH_TRACING": "false"}, root / "data", root / "serve.out")
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(60)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -10,8 +10,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,6 +19,7 @@ import pytest
 
 from tests.openai_stub import StubServer, prompt_text
 from tests.served_photos import big_sign_data_url, fetch, sign_data_url, history_bytes
+from tests.langgraph_dev import start_lookcloser_serve
 
 langgraph_sdk = pytest.importorskip("langgraph_sdk")
 pytest.importorskip("langhost", reason="`make install` installs langhost and langgraph-runtime-pg (--no-deps)")
@@ -104,16 +103,8 @@ class Server:
                "REDIS_URI": services.redis_uri, "LANGGRAPH_NO_VERSION_CHECK": "true", "LANGSMITH_TRACING": "false",
                "LG_BG_JOB_HEARTBEAT": "2"}  # a dead worker's run is taken up after ~2 heartbeats, not minutes
         self.data_dir = data_dir / str(self.port)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "lookcloser.entrypoints.cli", "serve", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), "--workers", str(workers)],
-            env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = start_lookcloser_serve(self.port, env, self.data_dir, self.log, workers=workers, seconds=START)
         self.client = langgraph_sdk.get_sync_client(url=self.url)
-        deadline = time.monotonic() + START
-        while "serving on" not in self.log.read_text(errors="replace"):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"lookcloser serve did not start: {self.log.read_text(errors='replace')[-1500:]}")
-            time.sleep(0.3)
 
     def server_log(self) -> str:
         return (self.data_dir / "server.log").read_text(errors="replace")
