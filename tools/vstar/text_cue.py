@@ -332,18 +332,25 @@ class TextCue:
                 continue  # too small to read at this zoom: left in the map as unread text
             quads.append(quad)
             crops.append(np.ascontiguousarray(crop_quad(rgb, quad)[:, :, ::-1]))  # the recognizer wants BGR
-        boxes_read = [Box(x1=float(q[:, 0].min()), y1=float(q[:, 1].min()), x2=float(q[:, 0].max()) + 1,
-                          y2=float(q[:, 1].max()) + 1).clip(width, height) for q in quads]
-        reuse = _reuse(boxes_read, (known or []) if self.reuses_reads else [])
+        detections = self._read_quads(quads, crops, known, (width, height))
+        return self._output(prob, detections, scale, (in_w, in_h), len(boxes))
+
+    def _read_quads(self, quads: list[np.ndarray], crops: list[np.ndarray], known: list[Detection] | None,
+                    size: tuple[int, int]) -> list[Detection]:
+        """One line per quad (its box clipped to the patch's `size`): a sure known line's read where one
+        matches (with `reuse_reads`), else the recognizer's read of its crop (all of those in one call)."""
+        boxes = [Box(x1=float(q[:, 0].min()), y1=float(q[:, 1].min()), x2=float(q[:, 0].max()) + 1,
+                     y2=float(q[:, 1].max()) + 1).clip(*size) for q in quads]
+        reuse = _reuse(boxes, (known or []) if self.reuses_reads else [])
         reads = iter(self.read([crop for crop, prior in zip(crops, reuse) if prior is None]))
         if any(prior is not None for prior in reuse):
             with self._lock:
                 self.reused_reads += sum(prior is not None for prior in reuse)
         detections = []
-        for box, prior in zip(boxes_read, reuse):
+        for box, prior in zip(boxes, reuse):
             text, score = (prior.text or "", prior.score) if prior is not None else next(reads)
             detections.append(Detection(box=box, score=score, text=text.strip() or None))
-        return self._output(prob, detections, scale, (in_w, in_h), len(boxes))
+        return detections
 
     def _output(self, prob: np.ndarray, detections: list[Detection], scale: float, size: tuple[int, int],
                 boxes: int, plain: bool = False) -> CueOutput:
@@ -364,16 +371,7 @@ class TextCue:
         bgr = rgb[:, :, ::-1]
         quads = [np.asarray(raw, dtype=np.float32) for raw in boxes]
         crops = [np.ascontiguousarray(get_rotate_crop_image(bgr, quad.copy())) for quad in quads]
-        boxes_read = [Box(x1=float(q[:, 0].min()), y1=float(q[:, 1].min()), x2=float(q[:, 0].max()) + 1,
-                          y2=float(q[:, 1].max()) + 1).clip(width, height) for q in quads]
-        reuse = _reuse(boxes_read, (known or []) if self.reuses_reads else [])
-        reads = iter(self.read([crop for crop, prior in zip(crops, reuse) if prior is None]))
-        with self._lock:
-            self.reused_reads += sum(prior is not None for prior in reuse)
-        detections = []
-        for box, prior in zip(boxes_read, reuse):
-            text, score = (prior.text or "", prior.score) if prior is not None else next(reads)
-            detections.append(Detection(box=box, score=score, text=text.strip() or None))
+        detections = self._read_quads(quads, crops, known, (width, height))
         return self._output(prob, detections, scale, size, len(quads), plain=True)
 
 
