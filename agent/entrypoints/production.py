@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from glob import glob
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from lookcloser.core.errors import LookCloserError
 
@@ -252,7 +252,7 @@ def image_store_setting(database_uri: str) -> str:
     return setting
 
 
-def server_env(environ: dict[str, str] | os._Environ, image_store: str) -> dict[str, str]:
+def server_env(environ: Mapping[str, str], image_store: str) -> dict[str, str]:
     """The server's environment: the operator's, the image store's setting, and MALLOC_ARENA_MAX (`MALLOC_ARENAS`)
     unless the operator set it."""
     env = {**environ, "LOOKCLOSER_IMAGE_STORE": image_store}
